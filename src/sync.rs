@@ -1,0 +1,156 @@
+//! The one place that decides where atomics, locks and cells come from.
+//!
+//! Under `cfg(loom)` everything is loom's, so the models in `loom-tests/`
+//! explore every interleaving of the real code. Otherwise atomics come from
+//! `core`, the lock is `std::sync::Mutex` (with `std`) or a small spin lock
+//! (without it), and cells are plain `UnsafeCell`s behind loom's closure API.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize};
+
+pub(crate) use core::sync::atomic::Ordering;
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `core::cell::UnsafeCell` with loom's `with`/`with_mut` API.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+pub(crate) use lock::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+mod lock {
+    /// loom's mutex; poisoning cannot happen in a model that does not panic.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
+
+#[cfg(all(not(loom), feature = "std"))]
+mod lock {
+    /// `std::sync::Mutex` without poisoning: every critical section in this
+    /// crate leaves the protected data consistent before anything can panic,
+    /// so a poisoned lock is still safe to use.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::sync::Mutex::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
+
+#[cfg(all(not(loom), not(feature = "std")))]
+mod lock {
+    use core::cell::UnsafeCell;
+    use core::ops::{Deref, DerefMut};
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    /// A test-and-test-and-set spin lock for `no_std` builds. Critical
+    /// sections in this crate are a few pointer updates long.
+    pub(crate) struct Mutex<T> {
+        locked: AtomicBool,
+        value: UnsafeCell<T>,
+    }
+
+    // SAFETY: the lock hands out at most one `&mut T` at a time, so sharing the
+    // mutex between threads is sound whenever `T` may be sent between them.
+    unsafe impl<T: Send> Sync for Mutex<T> {}
+    // SAFETY: moving the mutex moves the `T` it owns.
+    unsafe impl<T: Send> Send for Mutex<T> {}
+
+    impl<T> core::fmt::Debug for Mutex<T> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("Mutex { .. }")
+        }
+    }
+
+    pub(crate) struct MutexGuard<'a, T>(&'a Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self {
+                locked: AtomicBool::new(false),
+                value: UnsafeCell::new(value),
+            }
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            loop {
+                // Acquire: synchronizes with the Release store in `drop` of the
+                // previous guard, so its writes to `value` are visible.
+                if self
+                    .locked
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return MutexGuard(self);
+                }
+                while self.locked.load(Ordering::Relaxed) {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            // SAFETY: the guard exists only while `locked` is held by us.
+            unsafe { &*self.0.value.get() }
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            // SAFETY: the guard exists only while `locked` is held by us, and
+            // `&mut self` makes this the only reference through it.
+            unsafe { &mut *self.0.value.get() }
+        }
+    }
+
+    impl<T> Drop for MutexGuard<'_, T> {
+        fn drop(&mut self) {
+            // Release: publishes our writes to the next `lock`'s Acquire.
+            self.0.locked.store(false, Ordering::Release);
+        }
+    }
+}
