@@ -4,7 +4,18 @@
 
 extern crate alloc;
 
+#[cfg(all(feature = "std", not(loom)))]
+mod block;
+mod bounded;
 mod error;
+mod semaphore;
 mod sync;
 
+pub use bounded::BoundedSemaphore;
 pub use error::{AcquireError, OverRelease, TryAcquireError};
+pub use semaphore::{OwnedPermit, Permit, Semaphore};
+
+/// Every named future the crate returns, for callers that store them.
+pub mod futures {
+    pub use crate::semaphore::{Acquire, AcquireOwned, Run};
+}
