@@ -68,9 +68,13 @@ fn contended_wait_grant_and_cancel_allocate_nothing() {
             std::task::Poll::Pending => panic!("first waiter was not granted"),
         };
         drop(permit); // hand-off to `second`
-        // `second` is dropped granted-but-unpolled: the permit goes back.
+                      // `second` is dropped granted-but-unpolled: the permit goes back.
     }
-    assert_eq!(allocs() - before, 0, "heap allocations during contended waits");
+    assert_eq!(
+        allocs() - before,
+        0,
+        "heap allocations during contended waits"
+    );
     assert_eq!(sem.available_permits(), 1);
 
     let bounded = BoundedSemaphore::new(1);

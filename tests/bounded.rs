@@ -43,11 +43,22 @@ fn release_returns_only_detached_permits() {
         "nothing detached: cannot release"
     );
     let held = bs.try_acquire().unwrap();
-    assert_eq!(bs.release(1), Err(err(1, 0)), "held permits return on drop only");
+    assert_eq!(
+        bs.release(1),
+        Err(err(1, 0)),
+        "held permits return on drop only"
+    );
     bs.try_acquire_many(2).unwrap().forget();
-    assert_eq!((bs.detached(), bs.in_use(), bs.available_permits()), (2, 3, 0));
+    assert_eq!(
+        (bs.detached(), bs.in_use(), bs.available_permits()),
+        (2, 3, 0)
+    );
     assert_eq!(bs.release(3), Err(err(3, 2)));
-    assert_eq!(bs.available_permits(), 0, "a failed release changes nothing");
+    assert_eq!(
+        bs.available_permits(),
+        0,
+        "a failed release changes nothing"
+    );
     assert_eq!(bs.release(2), Ok(()));
     assert_eq!(bs.detached(), 0);
     drop(held);
