@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite (every scenario, every implementation, one
-# invocation), prints the ratio table and writes it into BENCHMARKS.md.
+# invocation per round), prints the ratio table and writes it into
+# BENCHMARKS.md.
 #
-#   ./bench.sh                 full run (about 10 minutes on 2 cores)
+#   ./bench.sh                 full run: 3 rounds, about 10-12 minutes on 2 cores
 #   ./bench.sh 3_contended     only the groups matching a criterion filter;
 #                              earlier results of other groups are kept
 #
-# BENCH_MEASUREMENT_TIME / BENCH_WARM_UP_TIME (seconds) trade time for noise.
+# The machine is noisy (2 shared cores), so the suite runs in rounds, each
+# saved as a criterion baseline (r1, r2, ...); the table reports the median of
+# the per-round medians and their spread. Tune with BENCH_ROUNDS,
+# BENCH_MEASUREMENT_TIME and BENCH_WARM_UP_TIME (seconds).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-measure="${BENCH_MEASUREMENT_TIME:-8}"
+rounds="${BENCH_ROUNDS:-3}"
+measure="${BENCH_MEASUREMENT_TIME:-3}"
 warmup="${BENCH_WARM_UP_TIME:-1}"
 
 if [ "$#" -eq 0 ]; then
@@ -18,7 +23,12 @@ if [ "$#" -eq 0 ]; then
     rm -rf target/criterion
 fi
 
-cargo bench --bench semaphore -- --warm-up-time "$warmup" --measurement-time "$measure" "$@"
+cargo bench --bench semaphore --no-run
+for r in $(seq 1 "$rounds"); do
+    echo "==> round $r of $rounds"
+    cargo bench --bench semaphore -- --warm-up-time "$warmup" \
+        --measurement-time "$measure" --save-baseline "r$r" "$@"
+done
 cargo bench --bench memory | tee target/memory.md
 python3 benches/report.py --memory target/memory.md --write BENCHMARKS.md \
-    --settings "measurement ${measure} s, warm-up ${warmup} s"
+    --settings "$rounds rounds, measurement ${measure} s, warm-up ${warmup} s per benchmark and round"

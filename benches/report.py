@@ -60,8 +60,19 @@ TARGETS = [
 PEERS = ["tokio", "async-lock", "futures-intrusive", "governor", "leaky-bucket", "criterion"]
 
 
+def median(xs):
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 def load_results():
-    """{group: {implementation: (median_ns, elements or None)}}"""
+    """{group: {implementation: (median_ns, elements or None, per-round medians)}}
+
+    `./bench.sh` runs the suite in rounds saved as criterion baselines r1,
+    r2, ...; each benchmark's figure is the median of its per-round
+    medians. Without rounds, criterion's latest run (`new`) is used.
+    """
     results = {}
     if not os.path.isdir(CRITERION):
         return results
@@ -70,20 +81,35 @@ def load_results():
         if not os.path.isdir(gdir):
             continue
         for impl in sorted(os.listdir(gdir)):
-            new = os.path.join(gdir, impl, "new")
-            try:
-                with open(os.path.join(new, "benchmark.json")) as f:
-                    bench = json.load(f)
-                with open(os.path.join(new, "estimates.json")) as f:
-                    est = json.load(f)
-            except FileNotFoundError:
+            idir = os.path.join(gdir, impl)
+            if not os.path.isdir(idir):
+                continue
+            runs = sorted(d for d in os.listdir(idir) if re.fullmatch(r"r\d+", d)) or ["new"]
+            bench, medians = None, []
+            for run in runs:
+                try:
+                    with open(os.path.join(idir, run, "benchmark.json")) as f:
+                        bench = json.load(f)
+                    with open(os.path.join(idir, run, "estimates.json")) as f:
+                        medians.append(json.load(f)["median"]["point_estimate"])
+                except FileNotFoundError:
+                    continue
+            if bench is None:
                 continue
             thr = bench.get("throughput") or {}
             results.setdefault(bench["group_id"], {})[bench["function_id"]] = (
-                est["median"]["point_estimate"],
+                median(medians),
                 thr.get("Elements"),
+                medians,
             )
     return results
+
+
+def fmt_spread(ns, rounds):
+    """Spread of the per-round medians around the reported one, in percent."""
+    if len(rounds) < 2:
+        return ""
+    return f"{(min(rounds) / ns - 1) * 100:+.0f}..{(max(rounds) / ns - 1) * 100:+.0f}%"
 
 
 def fmt_time(ns):
@@ -108,41 +134,53 @@ def ratio_table(results):
         "(below 1: limiters is faster; for throughput rows 0.5 means twice "
         "the acquisitions per second).\n"
     )
-    out.append("| scenario | implementation | median | throughput | limiters / this |")
-    out.append("| --- | --- | ---: | ---: | ---: |")
+    out.append("| scenario | implementation | median | rounds spread | throughput | limiters / this |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
     known = set()
     for group, title, ours in SCENARIOS:
         known.add(group)
         rows = results.get(group)
         if not rows:
-            out.append(f"| {title} | TODO: not on main yet | | | |")
+            out.append(f"| {title} | TODO: not on main yet | | | | |")
             continue
         base = rows.get(ours, (None, None))[0]
         order = [ours] + sorted(k for k in rows if k != ours)
         for i, impl in enumerate(order):
             if impl not in rows:
                 continue
-            ns, el = rows[impl]
+            ns, el, rounds = rows[impl]
             ratio = f"{base / ns:.2f}" if base and impl != ours else ""
             name = title if i == 0 else ""
-            out.append(f"| {name} | {impl} | {fmt_time(ns)} | {fmt_thr(ns, el)} | {ratio} |")
+            out.append(
+                f"| {name} | {impl} | {fmt_time(ns)} | {fmt_spread(ns, rounds)} "
+                f"| {fmt_thr(ns, el)} | {ratio} |"
+            )
     for group in sorted(set(results) - known):
-        for impl, (ns, el) in sorted(results[group].items()):
-            out.append(f"| {group} | {impl} | {fmt_time(ns)} | {fmt_thr(ns, el)} | |")
+        for impl, (ns, el, rounds) in sorted(results[group].items()):
+            out.append(
+                f"| {group} | {impl} | {fmt_time(ns)} | {fmt_spread(ns, rounds)} "
+                f"| {fmt_thr(ns, el)} | |"
+            )
     return out
 
 
 def target_table(results):
     out = ["", "### Targets (issue 5)\n"]
-    out.append("| target | limiters / peer | limit | met |")
-    out.append("| --- | ---: | ---: | --- |")
+    out.append("| target | limiters / peer (median) | limit | met | per round |")
+    out.append("| --- | ---: | ---: | --- | --- |")
     for group, peer, limit, wording in TARGETS:
         rows = results.get(group, {})
         if "limiters" not in rows or peer not in rows:
-            out.append(f"| {wording} | TODO | {limit:.2f} | not measured yet |")
+            out.append(f"| {wording} | TODO | {limit:.2f} | not measured yet | |")
             continue
         r = rows["limiters"][0] / rows[peer][0]
-        out.append(f"| {wording} | {r:.2f} | {limit:.2f} | {'yes' if r <= limit else '**no**'} |")
+        ours, theirs = rows["limiters"][2], rows[peer][2]
+        per_round = ""
+        if len(ours) == len(theirs) and len(ours) > 1:
+            per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs))
+        out.append(
+            f"| {wording} | {r:.2f} | {limit:.2f} | {'yes' if r <= limit else '**no**'} | {per_round} |"
+        )
     return out
 
 
@@ -177,6 +215,7 @@ def main():
     ap.add_argument("--memory", help="file with the tables printed by benches/memory.rs")
     ap.add_argument("--write", help="BENCHMARKS.md to update")
     ap.add_argument("--settings", default="", help="criterion settings used, for the record")
+    ap.add_argument("--notes", help="file with extra Markdown appended to the generated part")
     args = ap.parse_args()
 
     results = load_results()
@@ -192,6 +231,8 @@ def main():
     if args.memory and os.path.exists(args.memory):
         lines += ["", "### 8. Memory (`size_of` in bytes; allocations per contended wait)", ""]
         lines += open(args.memory).read().rstrip().splitlines()
+    if args.notes and os.path.exists(args.notes):
+        lines += [""] + open(args.notes).read().rstrip().splitlines()
     lines += ["", END]
     text = "\n".join(lines) + "\n"
     print(text)
