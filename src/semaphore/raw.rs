@@ -486,7 +486,11 @@ impl Waiter {
         }
     }
 
-    fn poll_first(&self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll_first(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
         let num = self.num.get();
         if let Err(e) = sem.check_capacity(num) {
             self.stage.set(Stage::Done);
@@ -557,7 +561,11 @@ impl Waiter {
         }
     }
 
-    fn poll_queued(&self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll_queued(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
         // Acquire: synchronizes with the Release store of whoever unlinked
         // the node, so after this we own it again.
         match self.remaining.load(Ordering::Acquire) {
