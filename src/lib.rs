@@ -4,7 +4,25 @@
 
 extern crate alloc;
 
+mod clock;
 mod error;
+mod rate;
 mod sync;
+mod wait_list;
 
+pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
+#[cfg(feature = "async-io")]
+pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
+pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+pub use rate::{
+    BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
+};
+
+/// The futures returned by the crate's primitives, named so they can be
+/// stored in structs.
+pub mod futures {
+    pub use crate::rate::{
+        BucketAcquire, BucketAcquireMany, BucketRun, RateAcquire, RateAcquireMany, RateRun,
+    };
+}
