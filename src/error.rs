@@ -137,7 +137,8 @@ impl From<AcquireError> for TryAcquireError {
 ///
 /// let bs = BoundedSemaphore::new(2);
 /// bs.try_acquire().unwrap().forget();
-/// assert_eq!(bs.release(2), Err(OverRelease { released: 2, detached: 1 }));
+/// let err: OverRelease = bs.release(2).unwrap_err();
+/// assert_eq!((err.released, err.detached), (2, 1));
 /// assert_eq!(bs.release(1), Ok(()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

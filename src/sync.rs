@@ -77,6 +77,7 @@ impl<T> UnsafeCell<T> {
     }
 
     #[inline]
+    #[allow(dead_code)] // loom's API; not every build reads a cell
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
     }
@@ -204,3 +205,15 @@ mod lock {
         }
     }
 }
+
+/// Declares a function that is `const` except under `cfg(loom)`, where
+/// loom's atomics and locks have no `const` constructors.
+macro_rules! const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$attr])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn;

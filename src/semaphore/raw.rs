@@ -1,0 +1,687 @@
+//! # Implementation details
+//!
+//! The semaphore is one atomic word plus a FIFO list of waiters behind a
+//! small lock.
+//!
+//! The word holds the available permits shifted left by two, a `QUEUED` bit
+//! (the wait list is not empty) and a `CLOSED` bit. One invariant carries the
+//! whole design: **while `QUEUED` is set, no permit is available**. Whatever
+//! a release brings goes straight to the waiters at the head of the queue
+//! (direct hand-off), and only what is left once the queue is empty becomes
+//! available again. From that follow the fast paths and the fairness:
+//!
+//! * `try_acquire` and the first poll of `acquire` are one compare-and-swap
+//!   on the word, which fails whenever anyone is queued: no barging.
+//! * A release while `QUEUED` is clear is one compare-and-swap, no lock.
+//! * A release while `QUEUED` is set takes the lock and hands the permits to
+//!   the head waiter(s). The head keeps what it was handed even when it is
+//!   not yet enough (head-of-line: a queued `acquire_many(5)` collects
+//!   permits until it has 5, and nobody behind it overtakes it). A waiter
+//!   whose request is complete is unlinked and woken; nobody else is.
+//!
+//! Each waiter is a node stored inside its `Acquire` future (pinned, so its
+//! address is stable), linked into an intrusive doubly linked list: waiting
+//! allocates nothing. The node's `remaining` counter is written under the lock
+//! and read lock-free by the future: `0` means granted and unlinked,
+//! `CLOSED_NODE` means the semaphore was closed and the node unlinked. Any
+//! other value means the node is linked, and the lock must be taken to
+//! touch it.
+//!
+//! Dropping a future undoes exactly what it holds: a queued node is unlinked
+//! and the permits it had collected are released (handed to the next
+//! waiters); a granted node that was never turned into a permit releases all
+//! of them.
+
+use core::cell::Cell;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::ptr::NonNull;
+use core::task::{Context, Poll, Waker};
+
+use crate::error::{AcquireError, TryAcquireError};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
+
+const CLOSED: usize = 0b01;
+const QUEUED: usize = 0b10;
+const SHIFT: usize = 2;
+
+/// The largest number of permits a semaphore can hold.
+pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+
+/// `remaining` of a node that was unlinked by `close`.
+const CLOSED_NODE: usize = usize::MAX;
+
+/// How many wakers a release or close collects before it drops the lock to
+/// wake them (wakers never run under the lock).
+const WAKE_BATCH: usize = 32;
+
+/// The untyped core shared by `Semaphore` and `BoundedSemaphore`.
+pub(crate) struct RawSemaphore {
+    state: AtomicUsize,
+    waiters: Mutex<WaitList>,
+    /// Permits detached with `forget` and not yet given back with
+    /// `BoundedSemaphore::release`. Counted only when `bounded`.
+    detached: AtomicUsize,
+    /// Largest request that can ever be served.
+    capacity: usize,
+    bounded: bool,
+}
+
+struct WaitList {
+    head: Option<NonNull<Waiter>>,
+    tail: Option<NonNull<Waiter>>,
+    len: usize,
+}
+
+// SAFETY: the list only holds pointers to `Waiter` nodes, and every access to a
+// node's links, waker and `num` happens with the list's lock held; the nodes
+// themselves are `Send + Sync` data (an atomic, a `Waker`, plain integers).
+unsafe impl Send for WaitList {}
+
+/// One queued acquirer. Lives inside an acquire future, pinned.
+pub(crate) struct Waiter {
+    /// Permits still missing. Written only under the lock; read lock-free.
+    remaining: AtomicUsize,
+    /// Permits asked for in total. Read under the lock by `close`.
+    num: Cell<usize>,
+    /// Where the waiter is in its life. Only the owning future touches it.
+    stage: Cell<Stage>,
+    /// Guarded by the list's lock.
+    waker: UnsafeCell<Option<Waker>>,
+    /// Guarded by the list's lock.
+    links: UnsafeCell<Links>,
+    _pin: PhantomPinned,
+}
+
+// SAFETY: `num` and `stage` are `Cell`s, but `stage` is only touched through
+// `&mut`/`Pin<&mut>` access by the owning future, and `num` is written by the
+// owner before the node is linked (under the lock) and read by others only
+// under the lock. Everything else is atomic or guarded by the lock.
+unsafe impl Sync for Waiter {}
+// SAFETY: see above; moving a node between threads moves plain data. While a
+// node is linked it is pinned and cannot move at all.
+unsafe impl Send for Waiter {}
+
+#[derive(Clone, Copy, Default)]
+struct Links {
+    prev: Option<NonNull<Waiter>>,
+    next: Option<NonNull<Waiter>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    /// Not polled yet: holds nothing, is in no list.
+    Idle,
+    /// Linked into the wait list (or just unlinked by a grant or close that
+    /// `remaining` reports).
+    Queued,
+    /// Finished: the permits were passed on to a `Permit`, or an error was
+    /// returned. Holds nothing.
+    Done,
+}
+
+impl RawSemaphore {
+    crate::sync::const_fn! {
+        pub(crate) fn new(permits: usize, capacity: usize, bounded: bool) -> Self {
+            Self {
+                state: AtomicUsize::new(permits << SHIFT),
+                waiters: Mutex::new(WaitList::new()),
+                detached: AtomicUsize::new(0),
+                capacity,
+                bounded,
+            }
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn available_permits(&self) -> usize {
+        self.state.load(Ordering::Acquire) >> SHIFT
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.lock().len
+    }
+
+    pub(crate) fn detached(&self) -> usize {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    fn check_capacity(&self, n: usize) -> Result<(), AcquireError> {
+        if n > self.capacity {
+            Err(AcquireError::ExceedsCapacity {
+                requested: n,
+                capacity: self.capacity,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes `n` permits if nobody is queued and enough are available.
+    pub(crate) fn try_acquire(&self, n: usize) -> Result<(), TryAcquireError> {
+        self.check_capacity(n)?;
+        if n == 0 {
+            // Nothing to take from anyone, so no queue to respect.
+            return if self.is_closed() {
+                Err(TryAcquireError::Closed)
+            } else {
+                Ok(())
+            };
+        }
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & CLOSED != 0 {
+                return Err(TryAcquireError::Closed);
+            }
+            if state & QUEUED != 0 || state >> SHIFT < n {
+                return Err(TryAcquireError::NoPermits);
+            }
+            // Acquire on success: synchronizes with the Release of whoever
+            // returned these permits, like a lock acquisition would.
+            match self.state.compare_exchange_weak(
+                state,
+                state - (n << SHIFT),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Adds `n` permits, handing them to queued waiters first.
+    ///
+    /// Panics (before changing anything) if the available count would pass
+    /// `MAX_PERMITS`.
+    #[track_caller]
+    pub(crate) fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut state = self.state.load(Ordering::Relaxed);
+        while state & QUEUED == 0 {
+            let available = state >> SHIFT;
+            assert_room(available, n);
+            // Release: publishes the holder's writes to the next acquirer's
+            // Acquire CAS. No waiter exists, so no lock is needed.
+            match self.state.compare_exchange_weak(
+                state,
+                state + (n << SHIFT),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+        let list = self.waiters.lock();
+        self.hand_off(list, n);
+    }
+
+    /// Gives `n` permits to the head of the queue, in order, with the lock
+    /// held; what is left once the queue is empty becomes available. Wakes
+    /// exactly the waiters whose request is complete, outside the lock.
+    #[track_caller]
+    fn hand_off<'a>(&'a self, mut list: MutexGuard<'a, WaitList>, mut n: usize) {
+        let mut wakers = WakeList::new();
+        loop {
+            while n > 0 && !wakers.is_full() {
+                let Some(head) = list.head else { break };
+                // SAFETY: `head` is linked, and linked nodes stay valid and
+                // pinned until they are unlinked under this lock.
+                let node = unsafe { head.as_ref() };
+                // Relaxed: `remaining` is only written under this lock.
+                let need = node.remaining.load(Ordering::Relaxed);
+                if n < need {
+                    // Release: the owner reads it lock-free (only to see that
+                    // it is not granted yet; no data rides on it).
+                    node.remaining.store(need - n, Ordering::Release);
+                    n = 0;
+                    break;
+                }
+                n -= need;
+                // SAFETY: `head` is linked and we hold the lock.
+                unsafe { list.remove(head) };
+                wakers.push(node.take_waker());
+                // Release: once the owner sees 0 (Acquire) the node is out of
+                // the list and this thread touches it no more.
+                node.remaining.store(0, Ordering::Release);
+            }
+            if list.head.is_none() {
+                self.add_available(n);
+                break;
+            }
+            if n == 0 || !wakers.is_full() {
+                break;
+            }
+            // More waiters to serve than one batch holds: wake this batch
+            // outside the lock, then continue. `QUEUED` stays set meanwhile,
+            // so nobody can take the permits still in hand.
+            drop(list);
+            wakers.wake_all();
+            list = self.waiters.lock();
+        }
+        drop(list);
+        wakers.wake_all();
+    }
+
+    /// Adds `n` available permits and clears `QUEUED`; the caller holds the
+    /// lock and has just emptied (or found empty) the queue.
+    #[track_caller]
+    fn add_available(&self, n: usize) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            assert_room(state >> SHIFT, n);
+            // Release: as in `release`. The word can still change under us
+            // (lock-free acquires and releases), hence the loop.
+            match self.state.compare_exchange_weak(
+                state,
+                (state & !QUEUED) + (n << SHIFT),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Removes up to `n` available permits and returns how many.
+    pub(crate) fn forget_permits(&self, n: usize) -> usize {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let taken = n.min(state >> SHIFT);
+            if taken == 0 {
+                return 0;
+            }
+            // Relaxed: nothing is published or consumed with these permits.
+            match self.state.compare_exchange_weak(
+                state,
+                state - (taken << SHIFT),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return taken,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Records `n` permits as detached (bounded semaphores only).
+    pub(crate) fn detach(&self, n: usize) {
+        if self.bounded && n > 0 {
+            self.detached.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes `n` from the detached count if it holds that many; returns the
+    /// count seen on failure.
+    pub(crate) fn reattach(&self, n: usize) -> Result<(), usize> {
+        let mut detached = self.detached.load(Ordering::Acquire);
+        loop {
+            if n > detached {
+                return Err(detached);
+            }
+            match self.detached.compare_exchange_weak(
+                detached,
+                detached - n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => detached = actual,
+            }
+        }
+    }
+
+    /// Closes the semaphore: every queued waiter gets `Closed`, and the
+    /// permits they had collected become available again.
+    pub(crate) fn close(&self) {
+        let mut list = self.waiters.lock();
+        // Under the lock, so no acquirer can enqueue after this point: the
+        // enqueue path checks `CLOSED` under the same lock.
+        self.state.fetch_or(CLOSED, Ordering::Release);
+        let mut wakers = WakeList::new();
+        let mut returned = 0;
+        while let Some(head) = list.head {
+            // SAFETY: `head` is linked; linked nodes are valid and pinned.
+            let node = unsafe { head.as_ref() };
+            // Relaxed: written only under this lock.
+            let remaining = node.remaining.load(Ordering::Relaxed);
+            returned += node.num.get() - remaining;
+            // SAFETY: `head` is linked and we hold the lock.
+            unsafe { list.remove(head) };
+            wakers.push(node.take_waker());
+            // Release: after this the owner may free the node.
+            node.remaining.store(CLOSED_NODE, Ordering::Release);
+            if wakers.is_full() {
+                drop(list);
+                wakers.wake_all();
+                list = self.waiters.lock();
+            }
+        }
+        // Permits collected by waiters are not lost: conservation holds.
+        self.add_available(returned);
+        drop(list);
+        wakers.wake_all();
+    }
+}
+
+impl core::fmt::Debug for RawSemaphore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("available_permits", &self.available_permits())
+            .field("waiters", &self.waiters())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[track_caller]
+fn assert_room(available: usize, n: usize) {
+    assert!(
+        n <= MAX_PERMITS - available,
+        "adding {n} permits to {available} available would exceed Semaphore::MAX_PERMITS ({MAX_PERMITS})"
+    );
+}
+
+impl WaitList {
+    const fn new() -> Self {
+        Self {
+            head: None,
+            tail: None,
+            len: 0,
+        }
+    }
+
+    /// # Safety
+    /// `node` is pinned, not linked, and stays valid until it is removed;
+    /// the caller holds the lock.
+    unsafe fn push_back(&mut self, node: NonNull<Waiter>) {
+        // SAFETY: caller guarantees `node` is valid and we hold the lock, so
+        // nobody else touches its links.
+        unsafe {
+            node.as_ref().links.with_mut(|links| {
+                *links = Links {
+                    prev: self.tail,
+                    next: None,
+                }
+            });
+            match self.tail {
+                Some(tail) => tail.as_ref().links.with_mut(|l| (*l).next = Some(node)),
+                None => self.head = Some(node),
+            }
+        }
+        self.tail = Some(node);
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `node` is linked in this list; the caller holds the lock.
+    unsafe fn remove(&mut self, node: NonNull<Waiter>) {
+        // SAFETY: `node` and its neighbours are linked, hence valid; the lock
+        // is held, so their links are ours to change.
+        unsafe {
+            let links = node.as_ref().links.with_mut(|l| core::mem::take(&mut *l));
+            match links.prev {
+                Some(prev) => prev.as_ref().links.with_mut(|l| (*l).next = links.next),
+                None => self.head = links.next,
+            }
+            match links.next {
+                Some(next) => next.as_ref().links.with_mut(|l| (*l).prev = links.prev),
+                None => self.tail = links.prev,
+            }
+        }
+        self.len -= 1;
+    }
+}
+
+impl Waiter {
+    pub(crate) fn new(num: usize) -> Self {
+        Self {
+            remaining: AtomicUsize::new(0),
+            num: Cell::new(num),
+            stage: Cell::new(Stage::Idle),
+            waker: UnsafeCell::new(None),
+            links: UnsafeCell::new(Links {
+                prev: None,
+                next: None,
+            }),
+            _pin: PhantomPinned,
+        }
+    }
+
+    pub(crate) fn num(&self) -> usize {
+        self.num.get()
+    }
+
+    /// Takes the stored waker. Caller holds the lock.
+    fn take_waker(&self) -> Option<Waker> {
+        // SAFETY: the waker is only touched with the lock held.
+        self.waker.with_mut(|w| unsafe { (*w).take() })
+    }
+
+    /// Drives the acquisition of `num` permits. Returns `Ready(Ok(()))` once
+    /// the node holds all of them; the caller then owns them (and must turn
+    /// them into a permit, since the node is `Done`).
+    pub(crate) fn poll_acquire(
+        self: Pin<&mut Self>,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        // Only this future touches `stage`, and the node does not move.
+        let node: &Waiter = &self;
+        match node.stage.get() {
+            Stage::Idle => node.poll_first(sem, cx),
+            Stage::Queued => node.poll_queued(sem, cx),
+            Stage::Done => panic!("acquire future polled after completion"),
+        }
+    }
+
+    fn poll_first(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        let num = self.num.get();
+        if let Err(e) = sem.check_capacity(num) {
+            self.stage.set(Stage::Done);
+            return Poll::Ready(Err(e));
+        }
+        // Fast path: one CAS, no lock. (Also serves `num == 0` at once.)
+        match sem.try_acquire(num) {
+            Ok(()) => {
+                self.stage.set(Stage::Done);
+                return Poll::Ready(Ok(()));
+            }
+            Err(TryAcquireError::Closed) => {
+                self.stage.set(Stage::Done);
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            Err(_) => {}
+        }
+        let mut list = sem.waiters.lock();
+        let mut state = sem.state.load(Ordering::Relaxed);
+        loop {
+            if state & CLOSED != 0 {
+                self.stage.set(Stage::Done);
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            let available = state >> SHIFT;
+            let queued = state & QUEUED != 0;
+            if !queued && available >= num {
+                // Acquire on success: as in `try_acquire`.
+                match sem.state.compare_exchange_weak(
+                    state,
+                    state - (num << SHIFT),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        self.stage.set(Stage::Done);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(actual) => state = actual,
+                }
+                continue;
+            }
+            // Join the queue, taking whatever is available (only possible
+            // when the queue is empty: then we are its head). Acquire:
+            // the taken permits may carry a previous holder's writes.
+            let taken = if queued { 0 } else { available };
+            match sem.state.compare_exchange_weak(
+                state,
+                (state - (taken << SHIFT)) | QUEUED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    // Relaxed: the lock publishes it to releasers.
+                    self.remaining.store(num - taken, Ordering::Relaxed);
+                    // SAFETY: we hold the lock, and the node is unlinked.
+                    self.waker
+                        .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
+                    self.stage.set(Stage::Queued);
+                    // SAFETY: the node is pinned (we were reached through
+                    // `Pin<&mut Self>`), not linked, and its owner unlinks it
+                    // under the lock before it is dropped.
+                    unsafe { list.push_back(NonNull::from(self)) };
+                    return Poll::Pending;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    fn poll_queued(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        // Acquire: synchronizes with the Release store of whoever unlinked
+        // the node, so after this we own it again.
+        match self.remaining.load(Ordering::Acquire) {
+            0 => {
+                self.stage.set(Stage::Done);
+                return Poll::Ready(Ok(()));
+            }
+            CLOSED_NODE => {
+                self.stage.set(Stage::Done);
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            _ => {}
+        }
+        let _list = sem.waiters.lock();
+        // Relaxed: the lock orders us after every write made under it.
+        match self.remaining.load(Ordering::Relaxed) {
+            0 => {
+                self.stage.set(Stage::Done);
+                Poll::Ready(Ok(()))
+            }
+            CLOSED_NODE => {
+                self.stage.set(Stage::Done);
+                Poll::Ready(Err(AcquireError::Closed))
+            }
+            _ => {
+                // SAFETY: still linked, and we hold the lock.
+                self.waker.with_mut(|w| unsafe {
+                    match &mut *w {
+                        Some(old) if old.will_wake(cx.waker()) => {}
+                        slot => *slot = Some(cx.waker().clone()),
+                    }
+                });
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Undoes whatever the node holds; called when its future is dropped.
+    pub(crate) fn cancel(self: Pin<&mut Self>, sem: &RawSemaphore) {
+        let node: &Waiter = &self;
+        if node.stage.get() != Stage::Queued {
+            return;
+        }
+        node.stage.set(Stage::Done);
+        // Acquire: as in `poll_queued`.
+        match node.remaining.load(Ordering::Acquire) {
+            // Granted but never handed out as a permit: give it all back.
+            0 => return sem.release(node.num.get()),
+            CLOSED_NODE => return,
+            _ => {}
+        }
+        let mut list = sem.waiters.lock();
+        // Relaxed: the lock orders us after every write made under it.
+        let remaining = node.remaining.load(Ordering::Relaxed);
+        match remaining {
+            0 => {
+                drop(list);
+                sem.release(node.num.get());
+            }
+            CLOSED_NODE => {}
+            _ => {
+                // SAFETY: still linked (only grant and close unlink, and both
+                // change `remaining`), and we hold the lock.
+                unsafe { list.remove(NonNull::from(node)) };
+                let collected = node.num.get() - remaining;
+                if list.head.is_none() {
+                    // We were the last waiter: clear QUEUED, return what we
+                    // had collected (maybe nothing).
+                    sem.add_available(collected);
+                } else if collected > 0 {
+                    // Only the head collects permits; pass them on.
+                    sem.hand_off(list, collected);
+                }
+            }
+        }
+    }
+}
+
+/// Wakers collected under the lock, woken after it is dropped.
+struct WakeList {
+    wakers: [Option<Waker>; WAKE_BATCH],
+    len: usize,
+}
+
+impl WakeList {
+    fn new() -> Self {
+        Self {
+            wakers: Default::default(),
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == WAKE_BATCH
+    }
+
+    fn push(&mut self, waker: Option<Waker>) {
+        debug_assert!(!self.is_full());
+        if let Some(w) = waker {
+            self.wakers[self.len] = Some(w);
+            self.len += 1;
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for slot in &mut self.wakers[..self.len] {
+            if let Some(w) = slot.take() {
+                w.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for WakeList {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
