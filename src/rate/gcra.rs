@@ -601,10 +601,11 @@ impl<C: Clock> RateLimiter<C> {
             }
             let k = self.ticks_of(word);
             let tat = state_tat(word, &k);
-            if tat != waiter.tat {
+            // A saturated `tat` (584 years out) lost count: refund nothing.
+            if tat != waiter.tat || tat >= k.max_tat() {
                 return;
             }
-            let new = pack_state(tat - k.cells_ticks(waiter.n), &k, waiter.gen);
+            let new = pack_state(tat.saturating_sub(k.cells_ticks(waiter.n)), &k, waiter.gen);
             // AcqRel: as in `check_n`; a check that loses this race retries
             // and sees the refunded credit.
             match self
@@ -637,8 +638,18 @@ impl<C: Clock> RateLimiter<C> {
         // Release: published before any state word of generation `next`
         // exists; pairs with the Acquire load in `ticks_of`.
         self.quotas[(next % 2) as usize].store(new_quota.pack(), Ordering::Release);
+        // The head of the queue: the earliest waiter still waiting. Waiters'
+        // `tat`s are fixed while we hold the lock.
+        let mut head = None::<u128>;
+        shared.waiters.retain(|entry| {
+            let w = &entry.value;
+            if w.status == Status::Waiting && w.ready_ns > now {
+                head = Some(head.map_or(w.tat, |h| h.min(w.tat)));
+            }
+            true
+        });
         let retime = loop {
-            let retime = Retime::new(state_tat(word, &old), now, old, new, pause);
+            let retime = Retime::new(state_tat(word, &old), now, old, new, pause, head);
             let new_word = pack_state(retime.tat, &new, next);
             // AcqRel: Acquire sees every admission made so far (we re-time
             // on top of them); Release publishes the new generation.
@@ -707,7 +718,14 @@ struct Retime {
 }
 
 impl Retime {
-    fn new(old_tat: u128, now: u64, old: Ticks, new: Ticks, pause_ns: u64) -> Retime {
+    fn new(
+        old_tat: u128,
+        now: u64,
+        old: Ticks,
+        new: Ticks,
+        pause_ns: u64,
+        head: Option<u128>,
+    ) -> Retime {
         let old_now = old.at(now);
         // Credit used beyond `now` keeps its size in cells (the backlog is
         // rescaled from `now`); an idle limiter just keeps its `tat`,
@@ -725,19 +743,19 @@ impl Retime {
         let mut shift = 0;
         let mut tat = scaled_tat;
         if pause_ns > now {
-            // Slots at or before `granted` were admitted by `now`.
-            let granted = new.at(now) + new.tau;
-            if tat > granted {
-                // A queue: shift it so its head is admitted at the end of the
-                // pause, keeping every gap.
-                let behind_head = (tat - granted - 1) / new.t;
-                let head = tat - behind_head * new.t;
-                shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
-                tat = tat.saturating_add(shift);
-            } else {
-                // No queue: nothing before the pause, then the steady rate.
-                tat = tat.max(new.at(pause_ns) + new.tau - new.t);
+            // Delay the waiters (keeping every gap) just enough that the
+            // first one still waiting is admitted at the end of the pause...
+            if let Some(head) = head {
+                let behind = old_tat.saturating_sub(head) / old.t;
+                let head = scaled_tat.saturating_sub(behind.saturating_mul(new.t));
+                if head > new.at(now) + new.tau {
+                    shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
+                    tat = tat.saturating_add(shift);
+                }
             }
+            // ...and admit no newcomer before it: then the steady rate, with
+            // no burst credit.
+            tat = tat.max(new.at(pause_ns) + new.tau - new.t);
         }
         Retime {
             old,
