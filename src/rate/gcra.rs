@@ -118,6 +118,21 @@ impl Step {
         }
     }
 
+    /// A reservation: like [`Step::new`] made at the (whole ns) instant it
+    /// is admitted. If that instant rounds up past `max(tat, now)`, the
+    /// cells are placed from it, as a check made then would place them, so
+    /// every admitted slot starts no earlier than its admission (which is
+    /// what the window bound rests on).
+    pub(crate) fn reserve(tat: u128, now: u64, n: u32, k: &Ticks) -> Step {
+        let step = Step::new(tat, now, n, k);
+        let ready = k.at(step.earliest_ns(k));
+        let start = tat.max(k.at(now)).max(ready);
+        Step {
+            tat: start + k.cells_ticks(n),
+            earliest: step.earliest,
+        }
+    }
+
     /// Admitted now, and representable.
     pub(crate) fn conforms(&self, now: u64, k: &Ticks) -> bool {
         self.earliest <= k.at(now) && self.tat <= k.max_tat()
@@ -539,7 +554,7 @@ impl<C: Clock> RateLimiter<C> {
                     burst: k.burst,
                 });
             }
-            let step = Step::new(state_tat(word, &k), now, n, &k);
+            let step = Step::reserve(state_tat(word, &k), now, n, &k);
             let gen = state_gen(word);
             let new = pack_state(step.tat, &k, gen);
             // AcqRel: as in `check_n`.
@@ -571,11 +586,15 @@ impl<C: Clock> RateLimiter<C> {
     /// Whether a linked waiter is done: `Some(Ok)` admitted, `Some(Err)` its
     /// request no longer fits the burst (its cells were given back where
     /// possible), `None` still waiting for `waiter.ready_ns`.
-    pub(crate) fn settle(&self, waiter: &Waiter) -> Option<Result<(), InsufficientCapacity>> {
+    pub(crate) fn settle(
+        &self,
+        shared: &Shared,
+        waiter: &Waiter,
+    ) -> Option<Result<(), InsufficientCapacity>> {
         match waiter.status {
             Status::Granted => Some(Ok(())),
             Status::TooLarge { burst } => {
-                self.refund(waiter);
+                self.refund(shared, waiter);
                 Some(Err(InsufficientCapacity {
                     requested: waiter.n,
                     burst,
@@ -590,8 +609,10 @@ impl<C: Clock> RateLimiter<C> {
     /// timed after them (it is still the last: `tat` is its `tat`) and its
     /// time has not come. Called under the shared lock, so `waiter.gen` is
     /// the current generation.
-    pub(crate) fn refund(&self, waiter: &Waiter) {
-        if waiter.status == Status::Granted || waiter.ready_ns <= self.now_ns() {
+    /// A pause in force is kept: `tat` never drops below its floor.
+    pub(crate) fn refund(&self, shared: &Shared, waiter: &Waiter) {
+        let now = self.now_ns();
+        if waiter.status == Status::Granted || waiter.ready_ns <= now {
             return;
         }
         let mut word = self.state.load(Ordering::Acquire);
@@ -605,7 +626,11 @@ impl<C: Clock> RateLimiter<C> {
             if tat != waiter.tat || tat >= k.max_tat() {
                 return;
             }
-            let new = pack_state(tat.saturating_sub(k.cells_ticks(waiter.n)), &k, waiter.gen);
+            let mut refunded = tat.saturating_sub(k.cells_ticks(waiter.n));
+            if shared.paused_until_ns > now {
+                refunded = refunded.max(k.at(shared.paused_until_ns) + k.tau - k.t);
+            }
+            let new = pack_state(refunded, &k, waiter.gen);
             // AcqRel: as in `check_n`; a check that loses this race retries
             // and sees the refunded credit.
             match self
@@ -661,14 +686,34 @@ impl<C: Clock> RateLimiter<C> {
                 Err(actual) => word = actual,
             }
         };
+        // In queue order (the list is in reservation order, which is `tat`
+        // order): re-time each waiter, pushing it and everyone behind it to
+        // a whole-ns slot start where rounding requires it.
         let mut any = false;
+        let mut extra = 0u128;
         shared.waiters.retain(|entry| {
             let waiter = &mut entry.value;
-            retime.waiter(waiter, now, next);
+            extra += retime.waiter(waiter, now, next, extra);
             waiter.notify = true;
             any = true;
             true
         });
+        if extra > 0 {
+            let mut word = self.state.load(Ordering::Acquire);
+            loop {
+                let tat = state_tat(word, &new).saturating_add(extra);
+                // AcqRel: as above.
+                match self.state.compare_exchange(
+                    word,
+                    pack_state(tat, &new, next),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => word = actual,
+                }
+            }
+        }
         drop(shared);
         if any {
             self.wake_notified();
@@ -767,14 +812,16 @@ impl Retime {
         }
     }
 
-    fn waiter(&self, waiter: &mut Waiter, now: u64, gen: u32) {
+    /// Re-times one waiter; `extra` is what the waiters ahead of it were
+    /// pushed back by. Returns how much more this one was pushed back.
+    fn waiter(&self, waiter: &mut Waiter, now: u64, gen: u32, extra: u128) -> u128 {
         waiter.gen = gen;
         if waiter.status != Status::Waiting {
-            return;
+            return 0;
         }
         if waiter.ready_ns <= now {
             waiter.status = Status::Granted;
-            return;
+            return 0;
         }
         // While it waits, no gap opens behind it: it is a whole number of
         // cells from the end of the queue.
@@ -782,12 +829,13 @@ impl Retime {
         let scaled = self
             .scaled_tat
             .saturating_sub(behind.saturating_mul(self.new.t));
+        let end = self.tat.saturating_sub(behind.saturating_mul(self.new.t));
         if waiter.n > self.new.burst {
             waiter.status = Status::TooLarge {
                 burst: self.new.burst,
             };
-            waiter.tat = self.tat.saturating_sub(behind.saturating_mul(self.new.t));
-            return;
+            waiter.tat = end.saturating_add(extra);
+            return 0;
         }
         let granted = self.new.at(now) + self.new.tau;
         if scaled <= granted {
@@ -795,14 +843,23 @@ impl Retime {
             waiter.status = Status::Granted;
             waiter.tat = scaled;
             waiter.ready_ns = now;
-            return;
+            return 0;
         }
-        waiter.tat = scaled.saturating_add(self.shift).min(self.new.max_tat());
-        waiter.ready_ns = if waiter.tat >= self.new.max_tat() {
-            u64::MAX
-        } else {
-            self.new.ns_ceil(waiter.tat - self.new.tau)
-        };
+        let tat = scaled
+            .saturating_add(self.shift)
+            .saturating_add(extra)
+            .min(self.new.max_tat());
+        if tat >= self.new.max_tat() {
+            waiter.tat = tat;
+            waiter.ready_ns = u64::MAX;
+            return 0;
+        }
+        let ready_ns = self.new.ns_ceil(tat - self.new.tau);
+        let start = tat - self.new.cells_ticks(waiter.n);
+        let push = self.new.at(ready_ns).saturating_sub(start);
+        waiter.tat = tat.saturating_add(push).min(self.new.max_tat());
+        waiter.ready_ns = ready_ns;
+        push
     }
 }
 

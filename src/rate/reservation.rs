@@ -291,7 +291,7 @@ impl<C: Clock> Reservation<'_, C> {
                 shared.waiters.unlink(&node);
                 shared.waiters.entry(&node).value
             };
-            self.limiter.refund(&waiter);
+            self.limiter.refund(&shared, &waiter);
         }
     }
 }
@@ -353,7 +353,7 @@ pin_project_lite::pin_project! {
                     shared.waiters.entry(node).value
                 };
                 if waiter.status == Status::Waiting {
-                    this.limiter.refund(&waiter);
+                    this.limiter.refund(&shared, &waiter);
                 }
             }
         }
@@ -418,14 +418,16 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                     let node: &Node<Waiter> = &this.node;
                     let mut shared = limiter.lock();
                     // SAFETY: nodes are only accessed under the limiter's lock.
-                    let entry = unsafe { shared.waiters.entry(node) };
-                    if let Some(result) = limiter.settle(&entry.value) {
+                    let waiter = unsafe { shared.waiters.entry(node) }.value;
+                    if let Some(result) = limiter.settle(&shared, &waiter) {
                         // SAFETY: linked into this list, alive.
                         unsafe { shared.waiters.unlink(node) };
                         *this.phase = Phase::Done;
                         return Poll::Ready(result);
                     }
-                    let ready_ns = entry.value.ready_ns;
+                    let ready_ns = waiter.ready_ns;
+                    // SAFETY: as above.
+                    let entry = unsafe { shared.waiters.entry(node) };
                     match &mut entry.waker {
                         Some(waker) if waker.will_wake(cx.waker()) => {}
                         slot => *slot = Some(cx.waker().clone()),
