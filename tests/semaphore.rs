@@ -367,6 +367,24 @@ fn add_permits_overflow_panics_before_changing_anything() {
 }
 
 #[test]
+fn add_permits_overflow_with_waiters_changes_nothing() {
+    let sem = Semaphore::new(0);
+    let mut waiter = Probe::new(sem.acquire_many(2));
+    assert!(!waiter.poll());
+    let err = catch_unwind(AssertUnwindSafe(|| sem.add_permits(usize::MAX))).unwrap_err();
+    assert!(err
+        .downcast_ref::<String>()
+        .unwrap()
+        .contains("MAX_PERMITS"));
+    assert_eq!(
+        (waiter.wakes(), sem.waiters(), sem.available_permits()),
+        (0, 1, 0)
+    );
+    sem.add_permits(2);
+    assert!(waiter.poll());
+}
+
+#[test]
 #[should_panic(expected = "at most Semaphore::MAX_PERMITS")]
 fn new_rejects_too_many_permits() {
     let _ = Semaphore::new(Semaphore::MAX_PERMITS + 1);

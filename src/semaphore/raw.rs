@@ -222,6 +222,9 @@ impl RawSemaphore {
                 Err(actual) => state = actual,
             }
         }
+        // Queued, so nothing is available: the whole `n` must fit. Checked
+        // before the hand-off changes anything.
+        assert_room(0, n);
         let list = self.waiters.lock();
         self.hand_off(list, n);
     }

@@ -1,0 +1,96 @@
+//! A waiting rate-limiter acquire allocates nothing: its queue node lives in
+//! the future and `ManualClock`'s sleep is intrusive too. Counted with a
+//! global allocator that counts this thread's allocations only.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use limiters::{ManualClock, Quota, RateLimiter, TokenBucketBuilder};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> usize {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn waiting_acquires_allocate_nothing() {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(10), clock.clone());
+    let bucket = TokenBucketBuilder::new()
+        .max(1)
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let waker = Waker::from(Arc::new(common::CountingWaker::default()));
+    let mut cx = Context::from_waker(&waker);
+
+    // The counter does count: a box is one allocation.
+    let before = allocs();
+    drop(std::hint::black_box(Box::new(1u64)));
+    assert_eq!(allocs() - before, 1);
+
+    let before = allocs();
+    let mut waits = 0;
+    for _ in 0..100 {
+        rl.check().unwrap_or(());
+        let mut first = pin!(rl.acquire());
+        let mut second = pin!(rl.acquire_many(1));
+        let mut third = pin!(rl.acquire());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert!(third.as_mut().poll(&mut cx).is_pending());
+        rl.set_quota(Quota::per_second(20)); // re-times the waiters
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        clock.advance(Duration::from_millis(50));
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        // `third` is dropped while waiting: refunded, unlinked.
+        rl.set_quota(Quota::per_second(10));
+
+        let _ = bucket.check();
+        let mut token = pin!(bucket.acquire());
+        assert!(token.as_mut().poll(&mut cx).is_pending());
+        clock.advance(Duration::from_secs(1));
+        assert!(token.as_mut().poll(&mut cx).is_ready());
+        clock.advance(Duration::from_secs(1));
+        waits += 4;
+    }
+    assert_eq!(
+        allocs() - before,
+        0,
+        "heap allocations during {waits} waiting acquires"
+    );
+}
