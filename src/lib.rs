@@ -62,6 +62,7 @@ mod block;
 mod bounded;
 mod clock;
 mod error;
+mod limiter;
 mod rate;
 mod semaphore;
 mod sync;
@@ -73,6 +74,7 @@ pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
 pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+pub use limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
 };
@@ -80,6 +82,7 @@ pub use semaphore::{OwnedPermit, Permit, Semaphore};
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {
+    pub use crate::limiter::{LimiterAcquire, LimiterRun};
     pub use crate::rate::{
         BucketAcquire, BucketAcquireMany, BucketRun, RateAcquire, RateAcquireMany, RateRun,
     };
