@@ -2,6 +2,7 @@
 //! (hyper-util's client) and a runtime-agnostic one (one connection per
 //! request over any `futures-io` stream, here smol's `TcpStream`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -54,17 +55,29 @@ pub fn tokio_client() -> TokioClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// `GET url` with the tokio client, reading the whole body.
-pub async fn tokio_get(client: &TokioClient, url: &str) -> Result<Answer, BoxError> {
-    let response = client.get(url.parse::<Uri>()?).await?;
-    read_answer(response).await
+/// `GET url` with the tokio client, reading the whole body. The future owns
+/// what it needs (`'static`), so it can be spawned or stored.
+pub fn tokio_get(
+    client: &TokioClient,
+    url: &str,
+) -> impl Future<Output = Result<Answer, BoxError>> + Send + 'static {
+    let client = client.clone();
+    let uri = url.parse::<Uri>();
+    async move {
+        let response = client.get(uri?).await?;
+        read_answer(response).await
+    }
 }
 
 /// `GET url` on any runtime: connects with smol's `TcpStream`, speaks
 /// HTTP/1.1 with hyper's connection API, and drives the connection inside
-/// this future (nothing is spawned).
-pub async fn smol_get(url: &str) -> Result<Answer, BoxError> {
-    let uri: Uri = url.parse()?;
+/// this future (nothing is spawned). The future is `'static`.
+pub fn smol_get(url: &str) -> impl Future<Output = Result<Answer, BoxError>> + Send + 'static {
+    let uri = url.parse::<Uri>();
+    async move { smol_get_uri(uri?).await }
+}
+
+async fn smol_get_uri(uri: Uri) -> Result<Answer, BoxError> {
     let authority = uri.authority().ok_or("url has no host")?.clone();
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
 

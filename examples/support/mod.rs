@@ -6,4 +6,5 @@
 #![allow(dead_code)] // each example uses a different part
 
 pub mod client;
+pub mod rate_limited_client;
 pub mod server;
