@@ -62,6 +62,8 @@ mod block;
 mod bounded;
 mod clock;
 mod error;
+#[cfg(feature = "std")]
+mod keyed;
 mod limiter;
 mod rate;
 mod semaphore;
@@ -74,6 +76,8 @@ pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
 pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+#[cfg(feature = "std")]
+pub use keyed::{KeyedLimiter, KeyedRateLimiter};
 pub use limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
@@ -82,6 +86,8 @@ pub use semaphore::{OwnedPermit, Permit, Semaphore};
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {
+    #[cfg(feature = "std")]
+    pub use crate::keyed::{KeyedRateAcquire, KeyedRateAcquireMany, KeyedRun};
     pub use crate::limiter::{LimiterAcquire, LimiterRun};
     pub use crate::rate::{
         BucketAcquire, BucketAcquireMany, BucketRun, RateAcquire, RateAcquireMany, RateRun,

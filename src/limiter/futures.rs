@@ -49,11 +49,11 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use limiters::{futures::LimiterAcquire, Limiter};
+    /// use limiters::{futures::LimiterAcquire, Limiter, SystemClock};
     ///
     /// # futures_lite::future::block_on(async {
     /// let limiter = Limiter::builder().concurrency(2).build().unwrap();
-    /// let fut: LimiterAcquire = limiter.acquire();
+    /// let fut: LimiterAcquire<SystemClock> = limiter.acquire();
     /// let permit = fut.await.unwrap();
     /// # drop(permit);
     /// # });

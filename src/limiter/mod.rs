@@ -11,6 +11,7 @@ use core::future::Future;
 use core::time::Duration;
 
 pub use self::futures::{LimiterAcquire, LimiterRun};
+pub(crate) use self::state::nanos;
 use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
@@ -404,7 +405,7 @@ impl<C: Clock> Limiter<C> {
     ///
     /// # Errors
     ///
-    /// [`AcquireError::Closed`] if the limiter is closed before admission
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed before admission
     /// (`fut` is then never polled).
     ///
     /// # Examples
@@ -432,7 +433,7 @@ impl<C: Clock> Limiter<C> {
     ///
     /// # Errors
     ///
-    /// [`AcquireError::Closed`] if the limiter is closed before admission.
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed before admission.
     ///
     /// # Examples
     ///
@@ -462,9 +463,9 @@ impl<C: Clock> Limiter<C> {
     ///
     /// # Errors
     ///
-    /// * [`AcquireError::ExceedsCapacity`] at once if `weight` exceeds the
+    /// * [`AcquireError::ExceedsCapacity`](crate::AcquireError::ExceedsCapacity) at once if `weight` exceeds the
     ///   concurrency or a rate's burst (it could never be admitted);
-    /// * [`AcquireError::Closed`] if the limiter is closed first.
+    /// * [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed first.
     ///
     /// # Examples
     ///
@@ -554,7 +555,7 @@ impl<C: Clock> Limiter<C> {
     }
 
     /// Closes the limiter: every queued and later request fails with
-    /// [`AcquireError::Closed`]. Permits already handed out stay valid and
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed). Permits already handed out stay valid and
     /// are given back normally.
     ///
     /// # Examples
@@ -668,6 +669,27 @@ impl<C: Clock> Limiter<C> {
     /// ```
     pub fn clock(&self) -> &C {
         &self.inner.clock
+    }
+}
+
+impl<C: Clock> Limiter<C> {
+    /// Nobody holds or waits on it and its limits are as if fresh: dropping
+    /// it and building a new one later changes nothing. Exact while the
+    /// caller prevents new clones (the keyed map's shard lock does).
+    pub(crate) fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1 && self.inner.is_fresh()
+    }
+}
+
+impl<C: Clock> Clone for LimiterBuilder<C> {
+    fn clone(&self) -> Self {
+        Self {
+            clock: self.clock.clone(),
+            concurrency: self.concurrency,
+            quotas: self.quotas.clone(),
+            min_hold: self.min_hold,
+            weight: self.weight,
+        }
     }
 }
 

@@ -178,6 +178,20 @@ impl<C: Clock> Inner<C> {
         self.rates.lock().pause_until(until);
     }
 
+    /// Whether the limits are as if freshly built: no ghost holds a slot, no
+    /// pause is in force, every quota has full credit. (Holders and waiters
+    /// are counted by the caller, through the `Arc`.)
+    pub(crate) fn is_fresh(&self) -> bool {
+        let now = self.now_ns();
+        if let Some(slots) = &self.slots {
+            if slots.has_hold() && slots.held_by_ghosts(now) > 0 {
+                return false;
+            }
+        }
+        let rates = self.rates.lock();
+        rates.paused_until_ns <= now && rates.tats.iter().all(|(k, tat)| *tat <= k.at(now))
+    }
+
     pub(crate) fn paused_until_ns(&self) -> u64 {
         self.rates.lock().paused_until_ns
     }
