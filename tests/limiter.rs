@@ -493,3 +493,24 @@ fn public_types_are_send_and_sync() {
     unpin::<Limiter>();
     unpin::<LimiterPermit>();
 }
+
+#[test]
+fn a_release_lets_the_hold_queue_head_start_before_a_ghost_expires() {
+    // Found by the proptest. 2 slots, hold 10 ms: A runs from 0 ms; B runs
+    // from 10 ms and ends at once (a ghost until 20 ms); C waits. When A ends
+    // at 15 ms (past its own hold), C must start then, not at 20 ms.
+    let (l, clock) = limiter(Some(2), &[], ms(10));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    clock.advance(ms(10));
+    let mut b = acquire(&l);
+    assert!(b.poll());
+    drop(b.take().unwrap()); // ghost until 20 ms
+    let mut c = acquire(&l);
+    assert!(!c.poll());
+    clock.advance(ms(5)); // 15 ms: A (admitted at 0) is past its hold
+    drop(a.take().unwrap());
+    assert_eq!(c.wakes(), 1);
+    assert!(c.poll());
+    assert_eq!(c.take().unwrap().admitted_at().as_nanos(), 15_000_000);
+}

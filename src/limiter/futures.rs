@@ -8,7 +8,7 @@ use core::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::state::{Claim, Inner};
+use super::state::Inner;
 use super::LimiterPermit;
 use crate::clock::Clock;
 use crate::error::AcquireError;
@@ -20,7 +20,7 @@ enum Stage {
     Start,
     /// Queued for a concurrency slot.
     Slot,
-    /// Holds a slot; sleeping until the ghosts it claimed expire.
+    /// Holds a slot; in the hold queue until ghosts expire.
     Hold,
     /// Holds a slot (if any); queued for the rate gate.
     Gate,
@@ -66,6 +66,8 @@ pin_project! {
         #[pin]
         slot_wait: Option<AcquireOwned>,
         #[pin]
+        hold_wait: Option<AcquireOwned>,
+        #[pin]
         gate_wait: Option<AcquireOwned>,
         #[pin]
         sleep: Option<C::Sleep>,
@@ -73,12 +75,13 @@ pin_project! {
         sleep_at: u64,
         // Counted in the slots' `running` (only with a minimum hold).
         running: bool,
-        claim: Option<Claim>,
         // When it became the head of the rate queue (ns).
         head_since: u64,
         // Dropped after `PinnedDrop` has fixed the hold accounting, so a
         // ghost is always pushed before the slot goes back.
         slot: Option<OwnedPermit>,
+        // The head of the hold queue.
+        hold: Option<OwnedPermit>,
         gate: Option<OwnedPermit>,
     }
 
@@ -87,9 +90,10 @@ pin_project! {
             let this = this.project();
             if let Some(slots) = &this.inner.slots {
                 let w = *this.weight as usize;
-                if let Some(claim) = this.claim.take() {
-                    slots.claim_cancelled(w, claim, this.inner.now_ns());
-                } else if *this.running {
+                if this.hold.is_some() {
+                    slots.clear_head();
+                }
+                if *this.running {
                     slots.release(w, None, 0);
                 }
             }
@@ -111,9 +115,10 @@ impl<C: Clock> LimiterAcquire<C> {
             sleep: None,
             sleep_at: 0,
             running: false,
-            claim: None,
             head_since: 0,
             slot: None,
+            hold_wait: None,
+            hold: None,
             gate: None,
         }
     }
@@ -154,28 +159,50 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                         }
                     }
                     let slots = inner.slots.as_ref().expect("slots");
-                    *this.stage = Stage::Gate;
-                    if slots.has_hold() {
-                        match slots.start_or_claim(w as usize, inner.now_ns()) {
-                            Ok(()) => *this.running = true,
-                            Err(claim) => {
-                                this.sleep.set(Some(
-                                    inner.clock.sleep_until(inner.instant_at(claim.deadline)),
-                                ));
-                                *this.claim = Some(claim);
-                                *this.stage = Stage::Hold;
+                    *this.stage = if slots.has_hold() {
+                        Stage::Hold
+                    } else {
+                        Stage::Gate
+                    };
+                }
+                Stage::Hold => {
+                    let slots = inner.slots.as_ref().expect("slots");
+                    if this.hold.is_none() {
+                        if this.hold_wait.is_none() {
+                            this.hold_wait.set(Some(slots.hold_gate.acquire_owned()));
+                        }
+                        let wait = this.hold_wait.as_mut().as_pin_mut().expect("hold wait");
+                        let granted = ready!(wait.poll(cx));
+                        this.hold_wait.set(None);
+                        match granted {
+                            Ok(head) => *this.hold = Some(head),
+                            Err(e) => {
+                                *this.stage = Stage::Done;
+                                return Poll::Ready(Err(e));
                             }
                         }
                     }
-                }
-                Stage::Hold => {
-                    let sleep = this.sleep.as_mut().as_pin_mut().expect("hold sleep");
-                    ready!(sleep.poll(cx));
-                    this.sleep.set(None);
-                    *this.claim = None;
-                    inner.slots.as_ref().expect("slots").claim_done(w as usize);
-                    *this.running = true;
-                    *this.stage = Stage::Gate;
+                    match slots.try_start(w as usize, inner.now_ns(), cx.waker()) {
+                        Ok(()) => {
+                            *this.running = true;
+                            // Let the next request become the head.
+                            *this.hold = None;
+                            this.sleep.set(None);
+                            *this.stage = Stage::Gate;
+                        }
+                        // Only a release (which wakes us) can make room.
+                        Err(u64::MAX) => return Poll::Pending,
+                        Err(at) => {
+                            if this.sleep.is_none() || *this.sleep_at != at {
+                                this.sleep
+                                    .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
+                                *this.sleep_at = at;
+                            }
+                            let sleep = this.sleep.as_mut().as_pin_mut().expect("hold sleep");
+                            ready!(sleep.poll(cx));
+                            this.sleep.set(None);
+                        }
+                    }
                 }
                 Stage::Gate => {
                     if this.gate_wait.is_none() {

@@ -76,11 +76,13 @@ macro_rules! limiter_types {
         /// in use for at least `d` from admission, even if the work finished
         /// (or was dropped, or panicked) sooner: `concurrency(n)` plus
         /// `min_hold(d)` admits at most `n` requests in any window of length
-        /// `d`. The permit goes back to the semaphore at once, but leaves a
-        /// record "busy until `t`" behind; the waiter that receives the slot
-        /// sleeps on the clock until `t`. Nothing is spawned, `run` returns
-        /// its output as soon as the future completes, and no timer is left
-        /// behind when nobody waits.
+        /// `d`. A slot released early goes back to the semaphore at once but
+        /// leaves a record "busy until `t`" behind; requests that receive a
+        /// slot queue (FIFO) behind those records, and only the head of that
+        /// queue sleeps on the clock, until exactly the instant enough of
+        /// them expire (or a release frees a slot sooner). Nothing is
+        /// spawned, `run` returns its output as soon as the future
+        /// completes, and no timer is left behind when nobody waits.
         ///
         /// # Examples
         ///

@@ -6,22 +6,18 @@
 //!
 //! **Slots** are permits of a FIFO [`Semaphore`]. A slot whose work ended
 //! before its `min_hold` is given back to the semaphore at once, but leaves
-//! a *ghost* behind: an entry `(deadline, weight)` in a heap, counting as
-//! still in use until `deadline`. Whoever next gets that permit from the
-//! semaphore sees that the slots in use (`running + claimed + ghosts`) leave
-//! no room for it, *claims* enough ghost weight (the earliest deadlines
-//! first) and sleeps on the clock until the last claimed deadline. So the
-//! hold is enforced without spawning anything and without a timer owned by
-//! nobody: the waiter that needs the slot is the one that waits for it, and
-//! it is woken exactly once. The invariant, kept under one small lock:
-//!
-//! `running + claimed + ghost_weight <= capacity`
-//!
-//! where `running` counts slots of requests past the hold stage (waiting for
-//! the rate or admitted), `claimed` the weight of requests sleeping on a
-//! claim, and `ghost_weight` the unexpired ghosts. A ghost pushed at release
-//! is pushed *before* the permit goes back to the semaphore, so whoever gets
-//! the permit sees it.
+//! a *ghost* behind: an entry `deadline -> weight` counting as still in use
+//! until `deadline`. A request that got its permits from the semaphore then
+//! passes the *hold queue* (a one-permit FIFO semaphore): its head starts if
+//! `running + ghost_weight + weight <= capacity`, and otherwise sleeps on the
+//! clock until enough ghosts expire, or until a release wakes it (a release
+//! can free a slot, or swap a running slot for a ghost that expires sooner).
+//! So the hold is enforced without spawning anything and without a timer
+//! owned by nobody: only the request that needs the slot waits for it, and
+//! only the head of the queue sleeps. The invariant, kept under one small
+//! lock, is `running + ghost_weight <= capacity`, where `running` counts the
+//! requests past the hold stage (waiting for the rate, or admitted). A
+//! ghost is recorded *before* its permit goes back to the semaphore.
 //!
 //! **The rate gate** is a one-permit FIFO semaphore: only its holder, the
 //! head of the rate queue, looks at the rates, so nothing is reserved ahead
@@ -34,10 +30,9 @@
 //! bound `burst + floor(W * cells / period)` holds for each quota
 //! separately. Admission instants are never before the previous admission.
 
-use alloc::collections::BinaryHeap;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::task::Waker;
 use core::time::Duration;
 
@@ -92,6 +87,7 @@ impl<C: Clock> Inner<C> {
                 sem: Arc::new(Semaphore::new(capacity)),
                 capacity,
                 min_hold_ns: nanos(min_hold),
+                hold_gate: Arc::new(Semaphore::new(1)),
                 holds: Mutex::new(Holds::default()),
             }),
             gate: Arc::new(Semaphore::new(1)),
@@ -167,6 +163,8 @@ impl<C: Clock> Inner<C> {
         self.gate.close();
         if let Some(slots) = &self.slots {
             slots.sem.close();
+            slots.hold_gate.close();
+            slots.wake_head();
         }
         let head = self.rates.lock().head.take();
         if let Some(waker) = head {
@@ -242,45 +240,35 @@ impl Rates {
 pub(crate) struct Slots {
     pub(crate) sem: Arc<Semaphore>,
     pub(crate) capacity: usize,
-    /// 0: no minimum hold (then `holds` is never touched).
+    /// 0: no minimum hold (then `holds` and `hold_gate` are never touched).
     pub(crate) min_hold_ns: u64,
+    /// The FIFO queue of requests that hold semaphore permits but wait for
+    /// ghosts to expire; its one permit marks the head.
+    pub(crate) hold_gate: Arc<Semaphore>,
     holds: Mutex<Holds>,
 }
 
 /// Slots in use beyond what the semaphore sees: see the module docs.
 #[derive(Default)]
 struct Holds {
+    /// Weight of requests past the hold stage and not yet released.
     running: usize,
-    claimed: usize,
     ghost_weight: usize,
-    /// `(deadline_ns, weight)`, earliest first.
-    ghosts: BinaryHeap<Reverse<(u64, usize)>>,
+    /// `deadline_ns -> weight` of the ghosts, earliest first.
+    ghosts: BTreeMap<u64, usize>,
+    /// The head of the hold queue, woken by every release.
+    head: Option<Waker>,
 }
 
 impl Holds {
     fn purge(&mut self, now: u64) {
-        while let Some(&Reverse((deadline, w))) = self.ghosts.peek() {
-            if deadline > now {
+        while let Some(entry) = self.ghosts.first_entry() {
+            if *entry.key() > now {
                 break;
             }
-            self.ghosts.pop();
-            self.ghost_weight -= w;
+            self.ghost_weight -= entry.remove();
         }
     }
-
-    fn push_ghost(&mut self, deadline: u64, w: usize, now: u64) {
-        if deadline > now && w > 0 {
-            self.ghosts.push(Reverse((deadline, w)));
-            self.ghost_weight += w;
-        }
-    }
-}
-
-/// Ghost weight a waiter took over, and until when.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Claim {
-    pub(crate) deadline: u64,
-    need: usize,
 }
 
 impl Slots {
@@ -288,62 +276,60 @@ impl Slots {
         self.min_hold_ns > 0
     }
 
-    /// A request got `w` permits from the semaphore: `Ok` if it may go on
-    /// now (it is counted as running), or the claim to sleep on.
-    pub(crate) fn start_or_claim(&self, w: usize, now: u64) -> Result<(), Claim> {
+    /// The head of the hold queue, with `w` semaphore permits, asks to
+    /// start: `Ok` if it may (it is counted as running), otherwise the
+    /// instant at which enough ghosts will have expired (`u64::MAX`: only a
+    /// release can make room). `waker` is woken by the next release.
+    pub(crate) fn try_start(&self, w: usize, now: u64, waker: &Waker) -> Result<(), u64> {
         let mut h = self.holds.lock();
         h.purge(now);
-        let in_use = h.running + h.claimed + h.ghost_weight + w;
+        let in_use = h.running + h.ghost_weight + w;
         if in_use <= self.capacity {
             h.running += w;
+            h.head = None;
             return Ok(());
         }
-        // The semaphore guarantees `running + claimed + w <= capacity`, so
-        // the ghosts hold at least `need`.
-        let need = in_use - self.capacity;
-        let mut left = need;
-        let mut deadline = now;
-        while left > 0 {
-            let Reverse((d, gw)) = h.ghosts.pop().expect("ghost weight covers the claim");
-            h.ghost_weight -= gw;
-            deadline = d;
-            if gw > left {
-                h.ghosts.push(Reverse((d, gw - left)));
-                h.ghost_weight += gw - left;
-                left = 0;
-            } else {
-                left -= gw;
+        let mut need = in_use - self.capacity;
+        let mut at = u64::MAX;
+        for (&deadline, &gw) in &h.ghosts {
+            if gw >= need {
+                at = deadline;
+                break;
             }
+            need -= gw;
         }
-        h.claimed += w;
-        Err(Claim { deadline, need })
+        match &mut h.head {
+            Some(head) if head.will_wake(waker) => {}
+            head => *head = Some(waker.clone()),
+        }
+        Err(at)
     }
 
-    /// The claim's deadline passed: the request runs.
-    pub(crate) fn claim_done(&self, w: usize) {
-        let mut h = self.holds.lock();
-        h.claimed -= w;
-        h.running += w;
-    }
-
-    /// A request sleeping on `claim` was dropped: the ghost weight it took
-    /// goes back (as one ghost at the claim's deadline, which is the latest
-    /// of the pieces it took: never shorter than the real holds). Called
-    /// before its permits go back to the semaphore.
-    pub(crate) fn claim_cancelled(&self, w: usize, claim: Claim, now: u64) {
-        let mut h = self.holds.lock();
-        h.claimed -= w;
-        h.push_ghost(claim.deadline, claim.need, now);
+    /// The head of the hold queue left without starting.
+    pub(crate) fn clear_head(&self) {
+        self.holds.lock().head = None;
     }
 
     /// A running request gives its `w` slots back. If it was admitted at
     /// `admitted` and its hold has not elapsed, the slots stay in use as a
-    /// ghost until then. Called before its permits go back to the semaphore.
+    /// ghost until then. Called before its permits go back to the semaphore
+    /// (so whoever gets them sees the ghost); wakes the head of the hold
+    /// queue, which may now start (or sleep less).
     pub(crate) fn release(&self, w: usize, admitted: Option<u64>, now: u64) {
-        let mut h = self.holds.lock();
-        h.running -= w;
-        if let Some(at) = admitted {
-            h.push_ghost(at.saturating_add(self.min_hold_ns), w, now);
+        let head = {
+            let mut h = self.holds.lock();
+            h.running -= w;
+            if let Some(at) = admitted {
+                let deadline = at.saturating_add(self.min_hold_ns);
+                if deadline > now && w > 0 {
+                    *h.ghosts.entry(deadline).or_default() += w;
+                    h.ghost_weight += w;
+                }
+            }
+            h.head.take()
+        };
+        if let Some(head) = head {
+            head.wake();
         }
     }
 
@@ -352,5 +338,13 @@ impl Slots {
         let mut h = self.holds.lock();
         h.purge(now);
         h.ghost_weight
+    }
+
+    /// Wakes the head of the hold queue (for `close`).
+    pub(crate) fn wake_head(&self) {
+        let head = self.holds.lock().head.take();
+        if let Some(head) = head {
+            head.wake();
+        }
     }
 }
