@@ -11,6 +11,7 @@ use core::future::Future;
 use core::time::Duration;
 
 pub use self::futures::{LimiterAcquire, LimiterRun};
+#[cfg(feature = "std")]
 pub(crate) use self::state::nanos;
 use self::state::Inner;
 use crate::clock::Clock;
@@ -674,6 +675,7 @@ impl<C: Clock> Limiter<C> {
     }
 }
 
+#[cfg(feature = "std")]
 impl<C: Clock> Limiter<C> {
     /// Nobody holds or waits on it and its limits are as if fresh: dropping
     /// it and building a new one later changes nothing. Exact while the

@@ -179,6 +179,7 @@ impl<C: Clock> Inner<C> {
     /// Whether the limits are as if freshly built: no ghost holds a slot, no
     /// pause is in force, every quota has full credit. (Holders and waiters
     /// are counted by the caller, through the `Arc`.)
+    #[cfg(feature = "std")]
     pub(crate) fn is_fresh(&self) -> bool {
         let now = self.now_ns();
         if let Some(slots) = &self.slots {
