@@ -16,11 +16,11 @@ const MAX_CONCURRENT: usize = 5;
 const MAX_PER_SECOND: usize = 20;
 const REQUESTS: usize = 40;
 
-/// Requests work 20 to 60 ms, so 5 in flight could do ~125 per second: the
-/// rate is the binding limit, the concurrency limit is reached in bursts.
+/// Requests work 200 to 400 ms, so 5 in flight do about 17 per second, as
+/// many as the client's rate: both limits bind, in turns.
 fn burst_server() -> TestServer {
     TestServer::start(ServerConfig {
-        work: |n| Duration::from_millis(20 + (n * 13) % 41),
+        work: |n| Duration::from_millis(200 + (n * 13) % 201),
         ..ServerConfig::new(MAX_CONCURRENT, MAX_PER_SECOND)
     })
 }
