@@ -1,0 +1,386 @@
+//! [`KeyedLimiter`]: a [`Limiter`] per key, plus an optional global one.
+
+use core::fmt;
+use core::future::Future;
+use core::hash::Hash;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+use core::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use super::Shards;
+use crate::clock::Clock;
+#[cfg(feature = "async-io")]
+use crate::clock::SystemClock;
+use crate::error::AcquireError;
+use crate::limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
+use crate::limiter::{LimiterAcquire, LimiterRun};
+
+macro_rules! keyed_limiter {
+    ($($default:ty)?) => {
+        /// A [`Limiter`] per key (e.g. per host), built from one template,
+        /// plus an optional global `Limiter` that every request also passes:
+        /// "at most 2 requests in flight and 5 per second *per host*, 20 in
+        /// flight overall".
+        ///
+        /// # Order of stages
+        ///
+        /// A request first passes its key's limiter, then the global one, so
+        /// a request for a busy key never holds a global slot while it waits
+        /// for its key (it cannot block other keys). Within each limiter the
+        /// stages are those of [`Limiter`].
+        ///
+        /// # Memory
+        ///
+        /// A key's limiter is created on first use and evicted automatically
+        /// once idle: nobody holds or waits on it, no minimum hold or pause
+        /// is in force, and every rate has full credit (so a new limiter
+        /// would behave exactly the same). Eviction is amortized over
+        /// insertions; memory stays proportional to the keys recently busy,
+        /// however many distinct keys pass through. [`len`](Self::len)
+        /// shows how many are stored.
+        ///
+        /// With [`with_max_keys(n)`](Self::with_max_keys), at most about `n`
+        /// keys are stored. When that many are busy, a request for a new key
+        /// goes through one shared *overflow* limiter (built from the same
+        /// template) instead of its own: limits are never exceeded, they are
+        /// only shared among the overflowing keys until others go idle.
+        ///
+        /// # Cancel safety
+        ///
+        /// As [`Limiter::run`]: dropping a [`run`](Self::run) future at any
+        /// point gives back everything it holds in both limiters.
+        ///
+        /// # Examples
+        ///
+        /// A crawler: per host 2 in flight and 10 per second, 8 in flight
+        /// overall:
+        ///
+        /// ```
+        /// use limiters::{KeyedLimiter, Limiter, Quota};
+        ///
+        /// async fn fetch(url: &str) -> usize { url.len() } // your HTTP GET
+        ///
+        /// # futures_lite::future::block_on(async {
+        /// let per_host = Limiter::builder().concurrency(2).rate(Quota::per_second(10));
+        /// let crawler = KeyedLimiter::new(per_host)?
+        ///     .with_global(Limiter::builder().concurrency(8).build()?);
+        /// let urls = ["a.example/1", "a.example/2", "b.example/1"];
+        /// let fetches = urls.iter().map(|url| {
+        ///     let host = url.split('/').next().unwrap().to_string();
+        ///     let crawler = &crawler;
+        ///     async move { crawler.run(&host, fetch(url)).await }
+        /// });
+        /// let sizes = futures::future::join_all(fetches).await;
+        /// assert!(sizes.iter().all(Result::is_ok));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// # }).unwrap();
+        /// ```
+        pub struct KeyedLimiter<K, C: Clock $(= $default)?> {
+            template: LimiterBuilder<C>,
+            global: Option<Limiter<C>>,
+            max_keys: Option<usize>,
+            overflow: Limiter<C>,
+            keys: Shards<K, Limiter<C>>,
+        }
+    };
+}
+
+#[cfg(feature = "async-io")]
+keyed_limiter!(SystemClock);
+#[cfg(not(feature = "async-io"))]
+keyed_limiter!();
+
+impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
+    /// Every key gets a limiter built from `template`.
+    ///
+    /// # Errors
+    ///
+    /// The template's [`BuildError`], if it is not a valid limiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{BuildError, KeyedLimiter, Limiter};
+    ///
+    /// let per_host = KeyedLimiter::<String>::new(Limiter::builder().concurrency(4))?;
+    /// assert!(per_host.is_empty());
+    /// assert_eq!(KeyedLimiter::<String>::new(Limiter::builder()).unwrap_err(), BuildError::NoLimits);
+    /// # Ok::<(), BuildError>(())
+    /// ```
+    pub fn new(template: LimiterBuilder<C>) -> Result<Self, BuildError> {
+        let overflow = template.clone().build()?;
+        Ok(Self {
+            template,
+            global: None,
+            max_keys: None,
+            overflow,
+            keys: Shards::new(),
+        })
+    }
+
+    /// Every request also passes `global` (after its key's limiter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter, Quota};
+    ///
+    /// let keyed = KeyedLimiter::<u32>::new(Limiter::builder().concurrency(1))
+    ///     .unwrap()
+    ///     .with_global(Limiter::builder().rate(Quota::per_second(100)).build().unwrap());
+    /// assert!(keyed.global().is_some());
+    /// ```
+    pub fn with_global(mut self, global: Limiter<C>) -> Self {
+        self.global = Some(global);
+        self
+    }
+
+    /// Stores at most about `max` keys; see "Memory" in the type's docs for
+    /// what happens when that many are busy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// let keyed = KeyedLimiter::<u64>::new(Limiter::builder().concurrency(1))
+    ///     .unwrap()
+    ///     .with_max_keys(10_000);
+    /// # drop(keyed);
+    /// ```
+    pub fn with_max_keys(mut self, max: usize) -> Self {
+        self.max_keys = Some(max);
+        self
+    }
+
+    /// The key's limiter, created if needed (or the overflow limiter).
+    fn limiter_for(&self, key: &K) -> Limiter<C> {
+        self.keys
+            .with_entry(
+                key,
+                self.max_keys,
+                Limiter::is_idle,
+                || {
+                    self.template
+                        .clone()
+                        .build()
+                        .expect("the template was validated in KeyedLimiter::new")
+                },
+                |limiter| limiter.clone(),
+            )
+            .unwrap_or_else(|| self.overflow.clone())
+    }
+
+    /// Runs `fut` once `key`'s limiter and then the global limiter (if any)
+    /// admit it; gives both back as soon as it completes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`Limiter::run`].
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::Closed`] if the global limiter is closed (or the
+    /// key's limiter, with [`close_key`](Self::close_key)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_user = KeyedLimiter::new(Limiter::builder().concurrency(1))?;
+    /// assert_eq!(per_user.run(&"alice", async { 1 }).await?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn run<F: Future>(&self, key: &K, fut: F) -> KeyedRun<C, F> {
+        let global = GlobalStage {
+            future: fut,
+            acquire: self.global.as_ref().map(Limiter::acquire),
+            permit: None,
+        };
+        KeyedRun {
+            run: self.limiter_for(key).run(global),
+        }
+    }
+
+    /// Pauses `key`'s limiter for `d` (a `Retry-After` from one host); other
+    /// keys go on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{KeyedLimiter, Limiter, ManualClock};
+    ///
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(2).clock(ManualClock::new()))?;
+    /// per_host.pause_for(&"slow.example", Duration::from_secs(30));
+    /// assert_eq!(per_host.len(), 1); // kept while paused
+    /// # Ok::<(), limiters::BuildError>(())
+    /// ```
+    pub fn pause_for(&self, key: &K, d: Duration) {
+        self.limiter_for(key).pause_for(d);
+    }
+
+    /// Closes `key`'s limiter: its queued and later requests fail with
+    /// [`AcquireError::Closed`] until the key is evicted (once idle).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{AcquireError, KeyedLimiter, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(2))?;
+    /// per_host.close_key(&"banned.example");
+    /// assert_eq!(per_host.run(&"banned.example", async {}).await, Err(AcquireError::Closed));
+    /// # Ok::<(), limiters::BuildError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn close_key(&self, key: &K) {
+        self.limiter_for(key).close();
+    }
+
+    /// Keys stored now: busy ones, plus idle ones not yet evicted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1))?;
+    /// keyed.run(&1, async {}).await?;
+    /// assert_eq!(keyed.len(), 1); // idle, evicted at the next sweep
+    /// keyed.evict_idle();
+    /// assert_eq!(keyed.len(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// assert!(KeyedLimiter::<u8>::new(Limiter::builder().concurrency(1)).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every idle key now (this also happens on its own as keys are
+    /// added).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// let keyed = KeyedLimiter::<u8>::new(Limiter::builder().concurrency(1)).unwrap();
+    /// keyed.evict_idle();
+    /// ```
+    pub fn evict_idle(&self) {
+        self.keys.sweep(Limiter::is_idle);
+    }
+
+    /// The global limiter, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// assert!(KeyedLimiter::<u8>::new(Limiter::builder().concurrency(1)).unwrap().global().is_none());
+    /// ```
+    pub fn global(&self) -> Option<&Limiter<C>> {
+        self.global.as_ref()
+    }
+}
+
+impl<K, C: Clock> fmt::Debug for KeyedLimiter<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("template", &self.template)
+            .field("global", &self.global)
+            .field("max_keys", &self.max_keys)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Inside a key's `LimiterRun`: passes the global limiter, then runs the
+    /// future.
+    struct GlobalStage<C: Clock, F> {
+        // Declared first: dropped before the global permit is released.
+        #[pin]
+        future: F,
+        #[pin]
+        acquire: Option<LimiterAcquire<C>>,
+        permit: Option<LimiterPermit<C>>,
+    }
+}
+
+impl<C: Clock, F: Future> Future for GlobalStage<C, F> {
+    type Output = Result<F::Output, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(acquire) = this.acquire.as_mut().as_pin_mut() {
+            *this.permit = Some(ready!(acquire.poll(cx))?);
+            this.acquire.set(None);
+        }
+        let out = ready!(this.future.poll(cx));
+        *this.permit = None;
+        Poll::Ready(Ok(out))
+    }
+}
+
+pin_project! {
+    /// The future returned by [`KeyedLimiter::run`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it gives back everything it holds in the key's and the
+    /// global limiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::KeyedRun, KeyedLimiter, Limiter, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1)).unwrap();
+    /// let fut: KeyedRun<SystemClock, _> = keyed.run(&"k", async { 3 });
+    /// assert_eq!(fut.await, Ok(3));
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct KeyedRun<C: Clock, F> {
+        #[pin]
+        run: LimiterRun<C, GlobalStage<C, F>>,
+    }
+}
+
+impl<C: Clock, F: Future> Future for KeyedRun<C, F> {
+    type Output = Result<F::Output, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(ready!(self.project().run.poll(cx)).and_then(|inner| inner))
+    }
+}
+
+impl<C: Clock, F> fmt::Debug for KeyedRun<C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedRun { .. }")
+    }
+}

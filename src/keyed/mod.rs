@@ -1,0 +1,126 @@
+//! Per-key limiters: [`KeyedLimiter`] (a [`Limiter`](crate::Limiter) per
+//! key, e.g. per host) and [`KeyedRateLimiter`] (a GCRA per key, e.g. per
+//! client IP), with automatic eviction of idle keys.
+//!
+//! # Implementation details
+//!
+//! Both keep their keys in a sharded map: `shards` hash maps, each behind
+//! its own lock, chosen by the key's hash. An operation on one key locks one
+//! shard for a few map operations, so keys in other shards never wait for
+//! it.
+//!
+//! Eviction is amortized and needs no background task: when inserting a new
+//! key finds its shard at its *sweep mark*, the shard first drops every idle
+//! entry (one whose state is the same as a fresh one's: nobody holds or
+//! waits on it and its rate credit is full), then sets the mark to twice
+//! what is left (at least [`MIN_SWEEP`]). Each sweep costs at most as many
+//! steps as insertions since the last one, and a shard holds at most about
+//! twice its busy keys plus [`MIN_SWEEP`].
+
+mod limiter;
+mod rate;
+
+use core::hash::{BuildHasher, Hash};
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+
+pub use self::limiter::{KeyedLimiter, KeyedRun};
+pub use self::rate::{KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateLimiter};
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+
+/// A shard is swept no earlier than at this many keys.
+pub(crate) const MIN_SWEEP: usize = 64;
+
+pub(crate) struct Shards<K, V> {
+    hasher: RandomState,
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    /// Keys stored over all shards (a statistic: updated with `Relaxed`
+    /// under each shard's lock, it orders nothing).
+    len: AtomicUsize,
+}
+
+struct Shard<K, V> {
+    map: HashMap<K, V>,
+    sweep_at: usize,
+}
+
+impl<K, V> Shards<K, V> {
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Shards<K, V> {
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let count = (cores * 4).clamp(8, 256).next_power_of_two();
+        Self {
+            hasher: RandomState::new(),
+            shards: (0..count)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        sweep_at: MIN_SWEEP,
+                    })
+                })
+                .collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
+        let hash = self.hasher.hash_one(key);
+        // High bits: the map inside uses the low ones.
+        let index = (hash >> 32) as usize & (self.shards.len() - 1);
+        &self.shards[index]
+    }
+
+    /// Runs `f` on `key`'s entry, inserting `create()` first if absent.
+    /// Before inserting, the shard is swept of entries for which `idle`
+    /// holds if it reached its mark, or if the map holds `max` keys or more.
+    /// Returns `None` (without calling `f`) if it still holds `max` keys.
+    pub(crate) fn with_entry<R>(
+        &self,
+        key: &K,
+        max: Option<usize>,
+        idle: impl Fn(&V) -> bool,
+        create: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> Option<R> {
+        let mut shard = self.shard(key).lock();
+        if let Some(v) = shard.map.get_mut(key) {
+            return Some(f(v));
+        }
+        let full = |len: usize| max.is_some_and(|max| len >= max);
+        if shard.map.len() >= shard.sweep_at || full(self.len()) {
+            let before = shard.map.len();
+            shard.map.retain(|_, v| !idle(v));
+            let after = shard.map.len();
+            self.len.fetch_sub(before - after, Ordering::Relaxed);
+            shard.sweep_at = (after * 2).max(MIN_SWEEP);
+            if full(self.len()) {
+                return None;
+            }
+        }
+        let v = shard.map.entry(key.clone()).or_insert_with(create);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        Some(f(v))
+    }
+
+    /// Runs `f` on `key`'s entry if there is one.
+    pub(crate) fn with_existing<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        self.shard(key).lock().map.get_mut(key).map(f)
+    }
+
+    /// Drops every idle entry now.
+    pub(crate) fn sweep(&self, idle: impl Fn(&V) -> bool) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let before = shard.map.len();
+            shard.map.retain(|_, v| !idle(v));
+            let after = shard.map.len();
+            self.len.fetch_sub(before - after, Ordering::Relaxed);
+            shard.sweep_at = (after * 2).max(MIN_SWEEP);
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! [`KeyedRateLimiter`]: one exact GCRA per key.
+
+use core::fmt;
+use core::future::Future;
+use core::hash::Hash;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+use core::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use super::Shards;
+#[cfg(feature = "async-io")]
+use crate::clock::SystemClock;
+use crate::clock::{Clock, ClockInstant};
+use crate::error::{InsufficientCapacity, NotUntil, RateLimitError};
+use crate::limiter::nanos;
+use crate::rate::gcra::{Step, Ticks};
+use crate::rate::Quota;
+
+macro_rules! keyed_rate_limiter {
+    ($($default:ty)?) => {
+        /// One rate per key, e.g. per client IP or per API token: each key
+        /// gets the same [`Quota`], enforced with the exact GCRA of
+        /// [`RateLimiter`](crate::RateLimiter) (at most `burst + floor(W *
+        /// cells / period)` cells per key in any window of length `W`).
+        ///
+        /// A key costs one hash-map entry (the key and one 128-bit `tat`)
+        /// while it has used credit; keys whose credit is full again are
+        /// evicted automatically, so memory stays bounded by the keys active
+        /// in the last `burst` emission intervals, however many distinct keys
+        /// pass through. [`len`](Self::len) shows how many are stored.
+        ///
+        /// # Fairness
+        ///
+        /// Per key, [`acquire`](Self::acquire) reserves its cells when first
+        /// polled and completes in that order; [`check`](Self::check) never
+        /// takes cells a waiter reserved. Keys are independent.
+        ///
+        /// # Scalability
+        ///
+        /// The keys live in a sharded map (a lock per shard, shards chosen by
+        /// hash, four per core): a check on one key holds one shard's lock
+        /// for a few map operations and never waits for keys elsewhere.
+        ///
+        /// # Examples
+        ///
+        /// A server limiting each client to 5 requests per second, bursts of
+        /// 10, answering 429 itself:
+        ///
+        /// ```
+        /// use std::net::IpAddr;
+        /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+        ///
+        /// let per_client = KeyedRateLimiter::with_clock(
+        ///     Quota::per_second(5).allow_burst(10),
+        ///     ManualClock::new(),
+        /// );
+        /// let alice: IpAddr = "192.0.2.1".parse().unwrap();
+        /// let bob: IpAddr = "192.0.2.2".parse().unwrap();
+        /// let status = |ip| if per_client.check(&ip).is_ok() { 200 } else { 429 };
+        /// let alice_answers: Vec<u16> = (0..12).map(|_| status(alice)).collect();
+        /// assert_eq!(alice_answers.iter().filter(|&&s| s == 429).count(), 2);
+        /// assert_eq!(status(bob), 200); // Alice's burst does not touch Bob
+        /// assert_eq!(per_client.len(), 2);
+        /// ```
+        pub struct KeyedRateLimiter<K, C: Clock $(= $default)?> {
+            quota: Quota,
+            ticks: Ticks,
+            clock: C,
+            base: C::Instant,
+            keys: Shards<K, u128>,
+        }
+    };
+}
+
+#[cfg(feature = "async-io")]
+keyed_rate_limiter!(SystemClock);
+#[cfg(not(feature = "async-io"))]
+keyed_rate_limiter!();
+
+#[cfg(feature = "async-io")]
+impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
+    /// A keyed limiter on the [`SystemClock`]: `quota` for each key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// let per_token: KeyedRateLimiter<String> = KeyedRateLimiter::new(Quota::per_minute(60));
+    /// assert!(per_token.check(&"token-a".to_string()).is_ok());
+    /// ```
+    pub fn new(quota: Quota) -> Self {
+        Self::with_clock(quota, SystemClock)
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
+    /// A keyed limiter reading time from `clock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), ManualClock::new());
+    /// assert!(limiter.check(&1u32).is_ok());
+    /// assert!(limiter.check(&1u32).is_err());
+    /// ```
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        let base = clock.now();
+        Self {
+            quota,
+            ticks: Ticks::of(quota),
+            clock,
+            base,
+            keys: Shards::new(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        nanos(self.clock.now().saturating_duration_since(self.base))
+    }
+
+    fn instant_at(&self, ns: u64) -> C::Instant {
+        self.base.saturating_add(Duration::from_nanos(ns))
+    }
+
+    /// Full credit: the same as a key never seen.
+    fn idle(&self, now: u64) -> impl Fn(&u128) -> bool {
+        let now = self.ticks.at(now);
+        move |tat: &u128| *tat <= now
+    }
+
+    /// Admits one cell for `key` now, or says when it would be.
+    ///
+    /// # Errors
+    ///
+    /// [`NotUntil`] with the earliest instant one cell conforms for `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(2), ManualClock::new());
+    /// limiter.check(&"a").unwrap();
+    /// let denied = limiter.check(&"a").unwrap_err();
+    /// assert_eq!(denied.wait_time(), Duration::from_millis(500));
+    /// ```
+    pub fn check(&self, key: &K) -> Result<(), NotUntil<C::Instant>> {
+        match self.check_n(key, 1) {
+            Ok(()) => Ok(()),
+            Err(RateLimitError::NotUntil(not_until)) => Err(not_until),
+            Err(RateLimitError::InsufficientCapacity { .. }) => {
+                unreachable!("a burst is at least 1 cell")
+            }
+        }
+    }
+
+    /// Admits `n` cells for `key` at once, or none.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::InsufficientCapacity`] if `n` exceeds the burst,
+    /// [`RateLimitError::NotUntil`] if not now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota, RateLimitError};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(10).allow_burst(5), ManualClock::new());
+    /// limiter.check_n(&7, 5).unwrap();
+    /// assert!(matches!(limiter.check_n(&7, 1), Err(RateLimitError::NotUntil(_))));
+    /// assert!(matches!(limiter.check_n(&8, 6), Err(RateLimitError::InsufficientCapacity { .. })));
+    /// ```
+    pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimitError<C::Instant>> {
+        let k = self.ticks;
+        if n > k.burst {
+            return Err(RateLimitError::InsufficientCapacity {
+                requested: n,
+                burst: k.burst,
+            });
+        }
+        let now = self.now_ns();
+        let denied = self.keys.with_entry(
+            key,
+            None,
+            self.idle(now),
+            || 0,
+            |tat| {
+                let step = Step::new(*tat, now, n, &k);
+                if step.conforms(now, &k) {
+                    *tat = step.tat;
+                    None
+                } else {
+                    Some(step.earliest_ns(&k))
+                }
+            },
+        );
+        match denied.flatten() {
+            None => Ok(()),
+            Some(at) => Err(RateLimitError::NotUntil(NotUntil::new(
+                self.instant_at(at),
+                Duration::from_nanos(at.saturating_sub(now)),
+            ))),
+        }
+    }
+
+    /// Waits for one cell for `key`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The cell is reserved at the first poll. Dropping the future before
+    /// its time gives the cell back if no later reservation for the same key
+    /// was timed after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_host = KeyedRateLimiter::new(Quota::per_second(1_000).allow_burst(2));
+    /// for _ in 0..3 {
+    ///     per_host.acquire(&"example.org").await;
+    /// }
+    /// # });
+    /// ```
+    pub fn acquire(&self, key: &K) -> KeyedRateAcquire<'_, K, C> {
+        KeyedRateAcquire {
+            inner: self.acquire_many(key, 1),
+        }
+    }
+
+    /// Waits for `n` cells for `key`, admitted together.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] at once if `n` exceeds the burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = KeyedRateLimiter::new(Quota::per_second(100).allow_burst(10));
+    /// limiter.acquire_many(&"batch", 10).await.unwrap();
+    /// assert!(limiter.acquire_many(&"batch", 11).await.is_err());
+    /// # });
+    /// ```
+    pub fn acquire_many(&self, key: &K, n: u32) -> KeyedRateAcquireMany<'_, K, C> {
+        KeyedRateAcquireMany {
+            limiter: self,
+            key: key.clone(),
+            n,
+            state: State::Start,
+            sleep: None,
+        }
+    }
+
+    /// Keys stored now: those that used credit recently, plus idle ones not
+    /// yet swept (see the type's docs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), ManualClock::new());
+    /// limiter.check(&"a").unwrap();
+    /// assert_eq!(limiter.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// assert!(KeyedRateLimiter::<u64>::new(Quota::per_second(1)).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every key whose credit is full now (this also happens on its
+    /// own as keys are added).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    /// limiter.check(&"a").unwrap();
+    /// clock.advance(Duration::from_secs(1));
+    /// limiter.evict_idle();
+    /// assert!(limiter.is_empty());
+    /// ```
+    pub fn evict_idle(&self) {
+        self.keys.sweep(self.idle(self.now_ns()));
+    }
+
+    /// The quota every key gets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::<u8>::new(Quota::per_hour(100));
+    /// assert_eq!(limiter.quota(), Quota::per_hour(100));
+    /// ```
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// Reserves `n` cells for `key`: `(tat after, instant admitted)`.
+    fn reserve(&self, key: &K, n: u32) -> (u128, u64) {
+        let k = self.ticks;
+        let now = self.now_ns();
+        self.keys
+            .with_entry(
+                key,
+                None,
+                self.idle(now),
+                || 0,
+                |tat| {
+                    let step = Step::new(*tat, now, n, &k);
+                    *tat = step.tat.min(k.max_tat());
+                    (*tat, step.earliest_ns(&k))
+                },
+            )
+            .expect("no key limit")
+    }
+
+    /// Gives back `n` cells reserved for `key` if that reservation is still
+    /// the last (the key's `tat` is still `tat`) and its time has not come.
+    fn refund(&self, key: &K, n: u32, tat: u128, ready_ns: u64) {
+        if ready_ns <= self.now_ns() {
+            return;
+        }
+        let cells = self.ticks.cells_ticks(n);
+        self.keys.with_existing(key, |current| {
+            if *current == tat {
+                *current -= cells;
+            }
+        });
+    }
+}
+
+impl<K, C: Clock> fmt::Debug for KeyedRateLimiter<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("quota", &self.quota)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    Start,
+    Waiting { tat: u128, ready_ns: u64 },
+    Done,
+}
+
+pin_project! {
+    /// The future returned by [`KeyedRateLimiter::acquire_many`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`KeyedRateLimiter::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::KeyedRateAcquireMany, KeyedRateLimiter, Quota, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = KeyedRateLimiter::new(Quota::per_second(100).allow_burst(3));
+    /// let fut: KeyedRateAcquireMany<'_, &str, SystemClock> = limiter.acquire_many(&"k", 3);
+    /// fut.await.unwrap();
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct KeyedRateAcquireMany<'a, K, C: Clock>
+    where
+        K: Hash,
+        K: Eq,
+        K: Clone,
+    {
+        limiter: &'a KeyedRateLimiter<K, C>,
+        key: K,
+        n: u32,
+        state: State,
+        #[pin]
+        sleep: Option<C::Sleep>,
+    }
+
+    impl<'a, K, C: Clock> PinnedDrop for KeyedRateAcquireMany<'a, K, C>
+    where
+        K: Hash,
+        K: Eq,
+        K: Clone,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let State::Waiting { tat, ready_ns } = *this.state {
+                this.limiter.refund(this.key, *this.n, tat, ready_ns);
+            }
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquireMany<'_, K, C> {
+    type Output = Result<(), InsufficientCapacity>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                State::Start => {
+                    let burst = this.limiter.ticks.burst;
+                    if *this.n > burst {
+                        *this.state = State::Done;
+                        return Poll::Ready(Err(InsufficientCapacity {
+                            requested: *this.n,
+                            burst,
+                        }));
+                    }
+                    let (tat, ready_ns) = this.limiter.reserve(this.key, *this.n);
+                    if ready_ns <= this.limiter.now_ns() {
+                        *this.state = State::Done;
+                        return Poll::Ready(Ok(()));
+                    }
+                    let limiter: &KeyedRateLimiter<K, C> = this.limiter;
+                    this.sleep.set(Some(
+                        limiter.clock.sleep_until(limiter.instant_at(ready_ns)),
+                    ));
+                    *this.state = State::Waiting { tat, ready_ns };
+                }
+                State::Waiting { .. } => {
+                    let sleep = this.sleep.as_mut().as_pin_mut().expect("sleep");
+                    ready!(sleep.poll(cx));
+                    this.sleep.set(None);
+                    *this.state = State::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                State::Done => panic!("KeyedRateAcquireMany polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<K, C: Clock> fmt::Debug for KeyedRateAcquireMany<'_, K, C>
+where
+    K: Hash + Eq + Clone,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateAcquireMany")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`KeyedRateLimiter::acquire`].
+    ///
+    /// # Cancel safety
+    ///
+    /// See [`KeyedRateLimiter::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::KeyedRateAcquire, KeyedRateLimiter, Quota, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = KeyedRateLimiter::new(Quota::per_second(100));
+    /// let fut: KeyedRateAcquire<'_, u32, SystemClock> = limiter.acquire(&1);
+    /// fut.await;
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct KeyedRateAcquire<'a, K, C: Clock>
+    where
+        K: Hash,
+        K: Eq,
+        K: Clone,
+    {
+        #[pin]
+        inner: KeyedRateAcquireMany<'a, K, C>,
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquire<'_, K, C> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let result = ready!(self.project().inner.poll(cx));
+        result.expect("one cell never exceeds a burst");
+        Poll::Ready(())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> fmt::Debug for KeyedRateAcquire<'_, K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedRateAcquire { .. }")
+    }
+}

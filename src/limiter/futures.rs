@@ -1,0 +1,340 @@
+//! The composite limiter's named futures.
+
+use alloc::sync::Arc;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::state::Inner;
+use super::LimiterPermit;
+use crate::clock::Clock;
+use crate::error::AcquireError;
+use crate::semaphore::{AcquireOwned, OwnedPermit};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not polled yet: holds nothing.
+    Start,
+    /// Queued for a concurrency slot.
+    Slot,
+    /// Holds a slot; in the hold queue until ghosts expire.
+    Hold,
+    /// Holds a slot (if any); queued for the rate gate.
+    Gate,
+    /// Head of the rate queue; sleeping until every quota admits.
+    Rate,
+    /// Returned its output.
+    Done,
+}
+
+pin_project! {
+    /// The future returned by [`Limiter::acquire`](crate::Limiter::acquire)
+    /// and [`Limiter::acquire_many`](crate::Limiter::acquire_many): passes
+    /// the limiter's stages in order (concurrency slot, minimum hold, rate)
+    /// and resolves to a [`LimiterPermit`].
+    ///
+    /// It owns a handle to the limiter, so it is `'static` and can be moved
+    /// into a spawned task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point gives back everything it holds: its place in
+    /// a queue, a slot it was granted (to the next waiter), and the head of
+    /// the rate queue. No rate cell is ever taken before the permit is
+    /// returned, so there is nothing to refund.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::LimiterAcquire, Limiter, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(2).build().unwrap();
+    /// let fut: LimiterAcquire<SystemClock> = limiter.acquire();
+    /// let permit = fut.await.unwrap();
+    /// # drop(permit);
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct LimiterAcquire<C: Clock> {
+        inner: Arc<Inner<C>>,
+        weight: u32,
+        stage: Stage,
+        #[pin]
+        slot_wait: Option<AcquireOwned>,
+        #[pin]
+        hold_wait: Option<AcquireOwned>,
+        #[pin]
+        gate_wait: Option<AcquireOwned>,
+        #[pin]
+        sleep: Option<C::Sleep>,
+        // The instant (ns) `sleep` was set for.
+        sleep_at: u64,
+        // Counted in the slots' `running` (only with a minimum hold).
+        running: bool,
+        // When it became the head of the rate queue (ns).
+        head_since: u64,
+        // Dropped after `PinnedDrop` has fixed the hold accounting, so a
+        // ghost is always pushed before the slot goes back.
+        slot: Option<OwnedPermit>,
+        // The head of the hold queue.
+        hold: Option<OwnedPermit>,
+        gate: Option<OwnedPermit>,
+    }
+
+    impl<C: Clock> PinnedDrop for LimiterAcquire<C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(slots) = &this.inner.slots {
+                let w = *this.weight as usize;
+                if this.hold.is_some() {
+                    slots.clear_head();
+                }
+                if *this.running {
+                    slots.release(w, None, 0);
+                }
+            }
+            if this.gate.is_some() {
+                this.inner.clear_head();
+            }
+        }
+    }
+}
+
+impl<C: Clock> LimiterAcquire<C> {
+    pub(crate) fn new(inner: Arc<Inner<C>>, weight: u32) -> Self {
+        Self {
+            inner,
+            weight,
+            stage: Stage::Start,
+            slot_wait: None,
+            gate_wait: None,
+            sleep: None,
+            sleep_at: 0,
+            running: false,
+            head_since: 0,
+            slot: None,
+            hold_wait: None,
+            hold: None,
+            gate: None,
+        }
+    }
+}
+
+impl<C: Clock> Future for LimiterAcquire<C> {
+    type Output = Result<LimiterPermit<C>, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let inner: &Arc<Inner<C>> = this.inner;
+        let w = *this.weight;
+        loop {
+            match *this.stage {
+                Stage::Start => {
+                    if let Err(e) = inner.validate(w) {
+                        *this.stage = Stage::Done;
+                        return Poll::Ready(Err(e));
+                    }
+                    match &inner.slots {
+                        Some(slots) => {
+                            this.slot_wait
+                                .set(Some(slots.sem.acquire_many_owned(w as usize)));
+                            *this.stage = Stage::Slot;
+                        }
+                        None => *this.stage = Stage::Gate,
+                    }
+                }
+                Stage::Slot => {
+                    let wait = this.slot_wait.as_mut().as_pin_mut().expect("slot wait");
+                    let granted = ready!(wait.poll(cx));
+                    this.slot_wait.set(None);
+                    match granted {
+                        Ok(permit) => *this.slot = Some(permit),
+                        Err(e) => {
+                            *this.stage = Stage::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    let slots = inner.slots.as_ref().expect("slots");
+                    *this.stage = if slots.has_hold() {
+                        Stage::Hold
+                    } else {
+                        Stage::Gate
+                    };
+                }
+                Stage::Hold => {
+                    let slots = inner.slots.as_ref().expect("slots");
+                    if this.hold.is_none() {
+                        if this.hold_wait.is_none() {
+                            this.hold_wait.set(Some(slots.hold_gate.acquire_owned()));
+                        }
+                        let wait = this.hold_wait.as_mut().as_pin_mut().expect("hold wait");
+                        let granted = ready!(wait.poll(cx));
+                        this.hold_wait.set(None);
+                        match granted {
+                            Ok(head) => *this.hold = Some(head),
+                            Err(e) => {
+                                *this.stage = Stage::Done;
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                    }
+                    match slots.try_start(w as usize, inner.now_ns(), cx.waker()) {
+                        Ok(()) => {
+                            *this.running = true;
+                            // Let the next request become the head.
+                            *this.hold = None;
+                            this.sleep.set(None);
+                            *this.stage = Stage::Gate;
+                        }
+                        // Only a release (which wakes us) can make room.
+                        Err(u64::MAX) => return Poll::Pending,
+                        Err(at) => {
+                            if this.sleep.is_none() || *this.sleep_at != at {
+                                this.sleep
+                                    .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
+                                *this.sleep_at = at;
+                            }
+                            let sleep = this.sleep.as_mut().as_pin_mut().expect("hold sleep");
+                            ready!(sleep.poll(cx));
+                            this.sleep.set(None);
+                        }
+                    }
+                }
+                Stage::Gate => {
+                    if this.gate_wait.is_none() {
+                        this.gate_wait.set(Some(inner.gate.acquire_owned()));
+                    }
+                    let wait = this.gate_wait.as_mut().as_pin_mut().expect("gate wait");
+                    let granted = ready!(wait.poll(cx));
+                    this.gate_wait.set(None);
+                    match granted {
+                        Ok(gate) => *this.gate = Some(gate),
+                        Err(e) => {
+                            *this.stage = Stage::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    *this.head_since = inner.now_ns();
+                    *this.stage = Stage::Rate;
+                }
+                Stage::Rate => {
+                    if inner.gate.is_closed() {
+                        *this.stage = Stage::Done;
+                        return Poll::Ready(Err(AcquireError::Closed));
+                    }
+                    match inner.try_admit(w, *this.head_since, cx.waker()) {
+                        Ok(now) => {
+                            this.sleep.set(None);
+                            // Let the next request become the head.
+                            *this.gate = None;
+                            *this.stage = Stage::Done;
+                            let permit = LimiterPermit::new(
+                                Arc::clone(inner),
+                                this.slot.take(),
+                                w,
+                                now,
+                                core::mem::take(this.running),
+                            );
+                            return Poll::Ready(Ok(permit));
+                        }
+                        Err(at) => {
+                            if this.sleep.is_none() || *this.sleep_at != at {
+                                this.sleep
+                                    .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
+                                *this.sleep_at = at;
+                            }
+                            let sleep = this.sleep.as_mut().as_pin_mut().expect("rate sleep");
+                            ready!(sleep.poll(cx));
+                            this.sleep.set(None);
+                        }
+                    }
+                }
+                Stage::Done => panic!("LimiterAcquire polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for LimiterAcquire<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterAcquire")
+            .field("weight", &self.weight)
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Limiter::run`](crate::Limiter::run): waits
+    /// for the limiter's permit, then runs the wrapped future while holding
+    /// it, and gives the permit back as soon as the future completes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before admission gives back whatever it held (as
+    /// [`LimiterAcquire`]); dropping it while the wrapped future runs drops
+    /// that future and then the permit. Either way the slot returns (after
+    /// the minimum hold, if one is set) and no rate cell is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::LimiterRun, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// let fut: LimiterRun<_, _> = limiter.run(async { 7 });
+    /// assert_eq!(fut.await, Ok(7));
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct LimiterRun<C: Clock, F> {
+        // Declared first so it is dropped before the permit is released.
+        #[pin]
+        future: F,
+        #[pin]
+        acquire: LimiterAcquire<C>,
+        permit: Option<LimiterPermit<C>>,
+        admitted: bool,
+    }
+}
+
+impl<C: Clock, F> LimiterRun<C, F> {
+    pub(crate) fn new(acquire: LimiterAcquire<C>, future: F) -> Self {
+        Self {
+            future,
+            acquire,
+            permit: None,
+            admitted: false,
+        }
+    }
+}
+
+impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
+    type Output = Result<F::Output, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !*this.admitted {
+            *this.permit = Some(ready!(this.acquire.poll(cx))?);
+            *this.admitted = true;
+        }
+        let out = ready!(this.future.poll(cx));
+        // Release as soon as the work is done, not when `LimiterRun` is
+        // dropped.
+        *this.permit = None;
+        Poll::Ready(Ok(out))
+    }
+}
+
+impl<C: Clock, F> fmt::Debug for LimiterRun<C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterRun")
+            .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,893 @@
+//! The composite [`Limiter`]: a concurrency limit, any number of rates and a
+//! minimum hold in front of any future, with `limiter.run(fut)`.
+
+mod futures;
+mod state;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+
+pub use self::futures::{LimiterAcquire, LimiterRun};
+#[cfg(feature = "std")]
+pub(crate) use self::state::nanos;
+use self::state::Inner;
+use crate::clock::Clock;
+#[cfg(feature = "async-io")]
+use crate::clock::SystemClock;
+use crate::rate::Quota;
+use crate::semaphore::OwnedPermit;
+use crate::Semaphore;
+
+macro_rules! limiter_types {
+    ($($default:ty)?) => {
+        /// Wraps any future in every limit an API publishes: at most `n` in
+        /// flight, one or more rates ("10 per second *and* 1,000 per hour"),
+        /// and a minimum time each call holds its slot.
+        ///
+        /// Build one with [`Limiter::builder`], then pass every call through
+        /// [`run`](Self::run) (or hold a [`LimiterPermit`] from
+        /// [`acquire`](Self::acquire)). It works from any runtime: nothing is
+        /// spawned, time comes from the limiter's [`Clock`].
+        ///
+        /// `Limiter` is a handle: clones share one state, so every clone
+        /// counts against the same limits. (tower's `RateLimit` layer keeps
+        /// per-clone state, so cloning a service silently multiplies its
+        /// limit; this one does not.)
+        ///
+        /// # Order of stages
+        ///
+        /// A request passes three stages, in this order:
+        ///
+        /// 1. **concurrency**: it waits for `weight` slots of a FIFO
+        ///    [`Semaphore`];
+        /// 2. **minimum hold**: if slots were given back before their
+        ///    [`min_hold`](LimiterBuilder::min_hold) ended, it waits until
+        ///    they really are free;
+        /// 3. **rate**: it waits, in FIFO order, until every quota admits
+        ///    `weight` cells (and no [`pause`](Self::pause_for) is in force),
+        ///    and takes them all at that instant.
+        ///
+        /// Taking the slot first means the rate governs when work actually
+        /// starts: a request never spends a rate cell and then waits for a
+        /// slot. Slots are released when the work completes, panics or is
+        /// dropped, but not before `min_hold` has passed since it started.
+        ///
+        /// # Fairness
+        ///
+        /// Both queues are FIFO: requests are admitted in the order they
+        /// reached the concurrency queue (or the rate queue, without a
+        /// concurrency limit). The head of the rate queue sleeps exactly
+        /// until the first instant every quota admits it, so the limiter
+        /// never idles while all its limits would admit the head.
+        ///
+        /// # Cancel safety
+        ///
+        /// Dropping a [`run`](Self::run) or [`acquire`](Self::acquire)
+        /// future at any await gives back everything it holds: its place in
+        /// a queue, its slot, the head of the rate queue. Rate cells are only
+        /// taken at the instant of admission, so a cancelled request never
+        /// spends one.
+        ///
+        /// # Minimum hold
+        ///
+        /// With [`min_hold(d)`](LimiterBuilder::min_hold), a slot counts as
+        /// in use for at least `d` from admission, even if the work finished
+        /// (or was dropped, or panicked) sooner: `concurrency(n)` plus
+        /// `min_hold(d)` admits at most `n` requests in any window of length
+        /// `d`. A slot released early goes back to the semaphore at once but
+        /// leaves a record "busy until `t`" behind; requests that receive a
+        /// slot queue (FIFO) behind those records, and only the head of that
+        /// queue sleeps on the clock, until exactly the instant enough of
+        /// them expire (or a release frees a slot sooner). Nothing is
+        /// spawned, `run` returns its output as soon as the future
+        /// completes, and no timer is left behind when nobody waits.
+        ///
+        /// # Examples
+        ///
+        /// The seed's scenario: an API allows 10 requests in flight and 50
+        /// per second. Fire 200 calls at once and let the limiter pace them:
+        ///
+        /// ```
+        /// use limiters::{Limiter, Quota};
+        ///
+        /// async fn call_api(id: u32) -> u32 { id } // your HTTP call here
+        ///
+        /// # futures_lite::future::block_on(async {
+        /// let limiter = Limiter::builder()
+        ///     .concurrency(10)
+        ///     .rate(Quota::per_second(50).allow_burst(50))
+        ///     .build()?;
+        /// let calls = (0..200).map(|id| limiter.run(call_api(id)));
+        /// let answers = futures::future::join_all(calls).await;
+        /// assert!(answers.iter().all(Result::is_ok));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// # }).unwrap();
+        /// ```
+        pub struct Limiter<C: Clock $(= $default)?> {
+            inner: Arc<Inner<C>>,
+        }
+
+        /// What [`Limiter::acquire`] returns: the right to start one unit of
+        /// work (of the permit's weight). Dropping it gives the slot back,
+        /// after the minimum hold if one is set.
+        ///
+        /// It owns a handle to the limiter, so it can move into a spawned
+        /// task or another thread.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use limiters::Limiter;
+        ///
+        /// # futures_lite::future::block_on(async {
+        /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+        /// let permit = limiter.acquire().await.unwrap();
+        /// assert_eq!(permit.weight(), 1);
+        /// assert_eq!(limiter.available_slots(), Some(0));
+        /// drop(permit);
+        /// assert_eq!(limiter.available_slots(), Some(1));
+        /// # });
+        /// ```
+        #[must_use = "the slot is released as soon as the LimiterPermit is dropped"]
+        pub struct LimiterPermit<C: Clock $(= $default)?> {
+            inner: Arc<Inner<C>>,
+            weight: u32,
+            admitted_ns: u64,
+            // Counted in the slots' `running` (only with a minimum hold).
+            running: bool,
+            // Only dropped: after `Drop::drop` has pushed the ghost, if any.
+            _slot: Option<OwnedPermit>,
+        }
+
+        /// Builds a [`Limiter`]; see [`Limiter::builder`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use limiters::{Limiter, Quota};
+        ///
+        /// let limiter = Limiter::builder()
+        ///     .concurrency(4)
+        ///     .rate(Quota::per_second(10))
+        ///     .rate(Quota::per_hour(1_000))
+        ///     .min_hold(Duration::from_millis(100))
+        ///     .build()
+        ///     .unwrap();
+        /// assert_eq!(limiter.concurrency(), Some(4));
+        /// ```
+        #[must_use = "a builder does nothing until build() is called"]
+        pub struct LimiterBuilder<C: Clock $(= $default)?> {
+            clock: C,
+            concurrency: Option<usize>,
+            quotas: Vec<Quota>,
+            min_hold: Option<Duration>,
+            weight: u32,
+        }
+    };
+}
+
+#[cfg(feature = "async-io")]
+limiter_types!(SystemClock);
+#[cfg(not(feature = "async-io"))]
+limiter_types!();
+
+#[cfg(feature = "async-io")]
+impl Limiter {
+    /// Starts building a limiter on the [`SystemClock`]; set at least one of
+    /// [`concurrency`](LimiterBuilder::concurrency) and
+    /// [`rate`](LimiterBuilder::rate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// let limiter = Limiter::builder().rate(Quota::per_second(5)).build().unwrap();
+    /// assert_eq!(limiter.concurrency(), None);
+    /// ```
+    pub fn builder() -> LimiterBuilder {
+        LimiterBuilder::with_clock(SystemClock)
+    }
+}
+
+impl<C: Clock> LimiterBuilder<C> {
+    /// A builder whose limiter reads time from `clock` (the only way to start
+    /// one without the `async-io` feature).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{LimiterBuilder, ManualClock, Quota};
+    ///
+    /// let limiter = LimiterBuilder::with_clock(ManualClock::new())
+    ///     .rate(Quota::per_second(1))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(limiter);
+    /// ```
+    pub fn with_clock(clock: C) -> Self {
+        Self {
+            clock,
+            concurrency: None,
+            quotas: Vec::new(),
+            min_hold: None,
+            weight: 1,
+        }
+    }
+
+    /// At most `n` requests (of weight 1) in flight at once, served in FIFO
+    /// order. Setting it again replaces the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().concurrency(8).build().unwrap();
+    /// assert_eq!(limiter.available_slots(), Some(8));
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Adds a rate. Every rate added must admit a request: `.rate(10/s)
+    /// .rate(1,000/h)` allows bursts up to the first and never more than
+    /// the second over an hour.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// let limiter = Limiter::builder()
+    ///     .rate(Quota::per_second(10).allow_burst(10))
+    ///     .rate(Quota::per_hour(1_000))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(limiter.quotas().len(), 2);
+    /// ```
+    pub fn rate(mut self, quota: Quota) -> Self {
+        self.quotas.push(quota);
+        self
+    }
+
+    /// Each slot stays in use for at least `d` from admission, even when the
+    /// work finishes sooner (the "sleep inside the semaphore" pattern, without
+    /// delaying the caller). Needs [`concurrency`](Self::concurrency).
+    ///
+    /// # Examples
+    ///
+    /// At most 2 calls start in any 1-second window, however fast they are:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(2)
+    ///     .min_hold(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(limiter.min_hold(), Duration::from_secs(1));
+    /// ```
+    pub fn min_hold(mut self, d: Duration) -> Self {
+        self.min_hold = Some(d);
+        self
+    }
+
+    /// What [`run`](Limiter::run) and [`acquire`](Limiter::acquire) charge:
+    /// slots and cells per call (default 1). For example, an API whose
+    /// every call of this kind costs 5 units.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .rate(Quota::per_second(100).allow_burst(10))
+    ///     .weight(5)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(limiter.acquire().await.unwrap().weight(), 5);
+    /// # });
+    /// ```
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Reads time from `clock` instead (a [`ManualClock`](crate::ManualClock)
+    /// in tests).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder().concurrency(1).clock(clock.clone()).build().unwrap();
+    /// assert_eq!(limiter.clock().now(), clock.now());
+    /// ```
+    pub fn clock<C2: Clock>(self, clock: C2) -> LimiterBuilder<C2> {
+        LimiterBuilder {
+            clock,
+            concurrency: self.concurrency,
+            quotas: self.quotas,
+            min_hold: self.min_hold,
+            weight: self.weight,
+        }
+    }
+
+    /// Checks the limits and builds the limiter.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming what is wrong: no limit at all, a
+    /// concurrency of 0 (or above [`Semaphore::MAX_PERMITS`]), a
+    /// `min_hold` without a concurrency limit, a weight of 0, or a weight
+    /// that no call could ever get (above the concurrency or a rate's
+    /// burst).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{BuildError, Limiter, Quota};
+    ///
+    /// assert_eq!(Limiter::builder().build().unwrap_err(), BuildError::NoLimits);
+    /// let err = Limiter::builder().rate(Quota::per_second(5)).weight(2).build().unwrap_err();
+    /// assert_eq!(err, BuildError::WeightExceedsBurst { weight: 2, burst: 1 });
+    /// ```
+    pub fn build(self) -> Result<Limiter<C>, BuildError> {
+        if self.concurrency.is_none() && self.quotas.is_empty() {
+            return Err(BuildError::NoLimits);
+        }
+        if let Some(n) = self.concurrency {
+            if n == 0 {
+                return Err(BuildError::ZeroConcurrency);
+            }
+            if n > Semaphore::MAX_PERMITS {
+                return Err(BuildError::ConcurrencyTooLarge {
+                    requested: n,
+                    max: Semaphore::MAX_PERMITS,
+                });
+            }
+            if self.weight as usize > n {
+                return Err(BuildError::WeightExceedsConcurrency {
+                    weight: self.weight,
+                    concurrency: n,
+                });
+            }
+        }
+        let min_hold = self.min_hold.unwrap_or(Duration::ZERO);
+        if self.concurrency.is_none() && !min_hold.is_zero() {
+            return Err(BuildError::MinHoldWithoutConcurrency);
+        }
+        if self.weight == 0 {
+            return Err(BuildError::ZeroWeight);
+        }
+        if let Some(q) = self.quotas.iter().find(|q| q.burst() < self.weight) {
+            return Err(BuildError::WeightExceedsBurst {
+                weight: self.weight,
+                burst: q.burst(),
+            });
+        }
+        let inner = Inner::new(
+            self.clock,
+            self.concurrency,
+            min_hold,
+            self.quotas,
+            self.weight,
+        );
+        Ok(Limiter {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+impl<C: Clock> Limiter<C> {
+    /// Runs `fut` once the limiter admits it (one slot and one cell of every
+    /// rate, or the configured weight), then gives the slot back as soon as
+    /// `fut` completes.
+    ///
+    /// The returned future owns a handle to the limiter: it is `'static`
+    /// whenever `fut` is, so it can be spawned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point gives back its place in the queues and its
+    /// slot (after the minimum hold, if `fut` had started), and spends no
+    /// rate cell unless `fut` had been admitted. If `fut` panics, unwinding
+    /// drops the permit, and the slot comes back the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed before admission
+    /// (`fut` is then never polled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(10).rate(Quota::per_second(1_000)).build()?;
+    /// let body = limiter.run(async { "response" }).await?;
+    /// assert_eq!(body, "response");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn run<F: Future>(&self, fut: F) -> LimiterRun<C, F> {
+        LimiterRun::new(self.acquire(), fut)
+    }
+
+    /// Waits until the limiter admits one request of the configured weight
+    /// (see [`LimiterBuilder::weight`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: see [`LimiterAcquire`].
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed before admission.
+    ///
+    /// # Examples
+    ///
+    /// Hold the permit across several steps of one logical request:
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(2).build().unwrap();
+    /// let permit = limiter.acquire().await?;
+    /// // ... connect, send, read ...
+    /// drop(permit);
+    /// # Ok::<(), limiters::AcquireError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acquire(&self) -> LimiterAcquire<C> {
+        self.acquire_many(self.inner.weight)
+    }
+
+    /// Waits until the limiter admits a request of `weight`: `weight` slots
+    /// and `weight` cells of every rate, all at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: see [`LimiterAcquire`].
+    ///
+    /// # Errors
+    ///
+    /// * [`AcquireError::ExceedsCapacity`](crate::AcquireError::ExceedsCapacity) at once if `weight` exceeds the
+    ///   concurrency or a rate's burst (it could never be admitted);
+    /// * [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{AcquireError, Limiter, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(10)
+    ///     .rate(Quota::per_second(100).allow_burst(20))
+    ///     .build()
+    ///     .unwrap();
+    /// let batch = limiter.acquire_many(8).await.unwrap();
+    /// assert_eq!(limiter.available_slots(), Some(2));
+    /// drop(batch);
+    /// assert_eq!(
+    ///     limiter.acquire_many(11).await.unwrap_err(),
+    ///     AcquireError::ExceedsCapacity { requested: 11, capacity: 10 }
+    /// );
+    /// # });
+    /// ```
+    pub fn acquire_many(&self, weight: u32) -> LimiterAcquire<C> {
+        LimiterAcquire::new(Arc::clone(&self.inner), weight)
+    }
+
+    /// Admits nothing for `d` from now: what to do when the server answers
+    /// `429` with `Retry-After`. Requests already queued wait too, in order;
+    /// afterwards each rate resumes at its steady pace, without burst
+    /// credit. A shorter pause than one in force changes nothing. Work
+    /// already admitted is not affected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{Limiter, ManualClock, Quota};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder()
+    ///     .rate(Quota::per_second(10))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// // The server answered 429 with "Retry-After: 30".
+    /// limiter.pause_for(Duration::from_secs(30));
+    /// assert_eq!(limiter.paused_until(), Some(clock.now() + Duration::from_secs(30)));
+    /// ```
+    pub fn pause_for(&self, d: Duration) {
+        let until = self.inner.now_ns().saturating_add(self::state::nanos(d));
+        self.inner.pause_until_ns(until);
+    }
+
+    /// Admits nothing before `instant` (see [`pause_for`](Self::pause_for)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{Limiter, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder().concurrency(4).clock(clock.clone()).build().unwrap();
+    /// let reset = clock.now() + Duration::from_secs(60); // e.g. X-RateLimit-Reset
+    /// limiter.pause_until(reset);
+    /// assert_eq!(limiter.paused_until(), Some(reset));
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(limiter.paused_until(), None);
+    /// ```
+    pub fn pause_until(&self, instant: C::Instant) {
+        let until = self.inner.ns_of(instant);
+        self.inner.pause_until_ns(until);
+    }
+
+    /// The end of the pause in force, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// assert_eq!(limiter.paused_until(), None);
+    /// ```
+    pub fn paused_until(&self) -> Option<C::Instant> {
+        let until = self.inner.paused_until_ns();
+        (until > self.inner.now_ns()).then(|| self.inner.instant_at(until))
+    }
+
+    /// Closes the limiter: every queued and later request fails with
+    /// [`AcquireError::Closed`](crate::AcquireError::Closed). Permits already handed out stay valid and
+    /// are given back normally.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{AcquireError, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// limiter.close();
+    /// assert!(limiter.is_closed());
+    /// assert_eq!(limiter.run(async {}).await, Err(AcquireError::Closed));
+    /// # });
+    /// ```
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether [`close`](Self::close) was called (on any clone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// let clone = limiter.clone();
+    /// clone.close();
+    /// assert!(limiter.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.gate.is_closed()
+    }
+
+    /// The concurrency limit, if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// assert_eq!(Limiter::builder().concurrency(3).build().unwrap().concurrency(), Some(3));
+    /// ```
+    pub fn concurrency(&self) -> Option<usize> {
+        self.inner.slots.as_ref().map(|s| s.capacity)
+    }
+
+    /// Slots free right now (none while requests are queued for them, or
+    /// held past their work by the minimum hold); `None` without a
+    /// concurrency limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(3).build().unwrap();
+    /// let _p = limiter.acquire().await.unwrap();
+    /// assert_eq!(limiter.available_slots(), Some(2));
+    /// # });
+    /// ```
+    pub fn available_slots(&self) -> Option<usize> {
+        let slots = self.inner.slots.as_ref()?;
+        let ghosts = if slots.has_hold() {
+            slots.held_by_ghosts(self.inner.now_ns())
+        } else {
+            0
+        };
+        Some(slots.sem.available_permits().saturating_sub(ghosts))
+    }
+
+    /// The rates, in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// let limiter = Limiter::builder().rate(Quota::per_minute(60)).build().unwrap();
+    /// assert_eq!(limiter.quotas(), [Quota::per_minute(60)]);
+    /// ```
+    pub fn quotas(&self) -> &[Quota] {
+        &self.inner.quotas
+    }
+
+    /// The minimum hold (zero if none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::Limiter;
+    ///
+    /// assert_eq!(Limiter::builder().concurrency(1).build().unwrap().min_hold(), Duration::ZERO);
+    /// ```
+    pub fn min_hold(&self) -> Duration {
+        let ns = self.inner.slots.as_ref().map_or(0, |s| s.min_hold_ns);
+        Duration::from_nanos(ns)
+    }
+
+    /// The limiter's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, ManualClock};
+    ///
+    /// let limiter = Limiter::builder().concurrency(1).clock(ManualClock::new()).build().unwrap();
+    /// assert_eq!(limiter.clock().now().as_nanos(), 0);
+    /// ```
+    pub fn clock(&self) -> &C {
+        &self.inner.clock
+    }
+}
+
+#[cfg(feature = "std")]
+impl<C: Clock> Limiter<C> {
+    /// Nobody holds or waits on it and its limits are as if fresh: dropping
+    /// it and building a new one later changes nothing. Exact while the
+    /// caller prevents new clones (the keyed map's shard lock does).
+    pub(crate) fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1 && self.inner.is_fresh()
+    }
+}
+
+impl<C: Clock> Clone for LimiterBuilder<C> {
+    fn clone(&self) -> Self {
+        Self {
+            clock: self.clock.clone(),
+            concurrency: self.concurrency,
+            quotas: self.quotas.clone(),
+            min_hold: self.min_hold,
+            weight: self.weight,
+        }
+    }
+}
+
+impl<C: Clock> Clone for Limiter<C> {
+    /// Another handle to the same limiter: both count against one state.
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for Limiter<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("concurrency", &self.concurrency())
+            .field("available_slots", &self.available_slots())
+            .field("quotas", &self.inner.quotas)
+            .field("min_hold", &self.min_hold())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> fmt::Debug for LimiterBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterBuilder")
+            .field("concurrency", &self.concurrency)
+            .field("quotas", &self.quotas)
+            .field("min_hold", &self.min_hold)
+            .field("weight", &self.weight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> LimiterPermit<C> {
+    pub(crate) fn new(
+        inner: Arc<Inner<C>>,
+        slot: Option<OwnedPermit>,
+        weight: u32,
+        admitted_ns: u64,
+        running: bool,
+    ) -> Self {
+        Self {
+            inner,
+            weight,
+            admitted_ns,
+            running,
+            _slot: slot,
+        }
+    }
+
+    /// The weight this permit was admitted with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(4).build().unwrap();
+    /// assert_eq!(limiter.acquire_many(3).await.unwrap().weight(), 3);
+    /// # });
+    /// ```
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// The instant the request was admitted (its minimum hold counts from
+    /// here).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, ManualClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder().concurrency(1).clock(clock.clone()).build().unwrap();
+    /// let permit = limiter.acquire().await.unwrap();
+    /// assert_eq!(permit.admitted_at(), clock.now());
+    /// # });
+    /// ```
+    pub fn admitted_at(&self) -> C::Instant {
+        self.inner.instant_at(self.admitted_ns)
+    }
+}
+
+impl<C: Clock> Drop for LimiterPermit<C> {
+    fn drop(&mut self) {
+        if self.running {
+            if let Some(slots) = &self.inner.slots {
+                // Before `slot` goes back to the semaphore (a field, dropped
+                // after this), so its next holder sees the ghost.
+                slots.release(
+                    self.weight as usize,
+                    Some(self.admitted_ns),
+                    self.inner.now_ns(),
+                );
+            }
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for LimiterPermit<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterPermit")
+            .field("weight", &self.weight)
+            .field("admitted_at", &self.admitted_at())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`LimiterBuilder::build`] refused a configuration.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{BuildError, Limiter};
+///
+/// let err = Limiter::builder().concurrency(0).build().unwrap_err();
+/// assert_eq!(err, BuildError::ZeroConcurrency);
+/// assert_eq!(err.to_string(), "concurrency(0) would never admit anything: allow at least 1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Neither a concurrency limit nor a rate: the limiter would limit
+    /// nothing.
+    NoLimits,
+    /// `concurrency(0)`: nothing could ever be admitted.
+    ZeroConcurrency,
+    /// More slots than a semaphore can hold.
+    ConcurrencyTooLarge {
+        /// Slots asked for.
+        requested: usize,
+        /// [`Semaphore::MAX_PERMITS`].
+        max: usize,
+    },
+    /// `min_hold` holds a concurrency slot; without `concurrency(n)` there is
+    /// none.
+    MinHoldWithoutConcurrency,
+    /// `weight(0)`: calls would pass without counting.
+    ZeroWeight,
+    /// Each call would need more slots than there are.
+    WeightExceedsConcurrency {
+        /// The weight of one call.
+        weight: u32,
+        /// The concurrency limit.
+        concurrency: usize,
+    },
+    /// Each call would need more cells at once than a rate's burst allows.
+    WeightExceedsBurst {
+        /// The weight of one call.
+        weight: u32,
+        /// The smallest burst among the rates.
+        burst: u32,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BuildError::NoLimits => f.write_str(
+                "no limits configured: set concurrency(n) and/or rate(quota) before build()",
+            ),
+            BuildError::ZeroConcurrency => {
+                f.write_str("concurrency(0) would never admit anything: allow at least 1")
+            }
+            BuildError::ConcurrencyTooLarge { requested, max } => {
+                write!(f, "concurrency({requested}) exceeds the maximum of {max} slots")
+            }
+            BuildError::MinHoldWithoutConcurrency => f.write_str(
+                "min_hold needs a concurrency limit: add concurrency(n), or use a rate instead",
+            ),
+            BuildError::ZeroWeight => {
+                f.write_str("weight(0) would let every call through: use a weight of at least 1")
+            }
+            BuildError::WeightExceedsConcurrency {
+                weight,
+                concurrency,
+            } => write!(
+                f,
+                "weight {weight} exceeds concurrency {concurrency}: no call could ever be admitted; \
+                 raise the concurrency or lower the weight"
+            ),
+            BuildError::WeightExceedsBurst { weight, burst } => write!(
+                f,
+                "weight {weight} exceeds a rate's burst of {burst}: no call could ever be admitted; \
+                 use allow_burst({weight}) or lower the weight"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BuildError {}

@@ -1,0 +1,351 @@
+//! # Implementation details
+//!
+//! A [`Limiter`](super::Limiter) passes every request through up to three
+//! stages, in this order: a concurrency slot, the slot's minimum hold, and
+//! the rate gate.
+//!
+//! **Slots** are permits of a FIFO [`Semaphore`]. A slot whose work ended
+//! before its `min_hold` is given back to the semaphore at once, but leaves
+//! a *ghost* behind: an entry `deadline -> weight` counting as still in use
+//! until `deadline`. A request that got its permits from the semaphore then
+//! passes the *hold queue* (a one-permit FIFO semaphore): its head starts if
+//! `running + ghost_weight + weight <= capacity`, and otherwise sleeps on the
+//! clock until enough ghosts expire, or until a release wakes it (a release
+//! can free a slot, or swap a running slot for a ghost that expires sooner).
+//! So the hold is enforced without spawning anything and without a timer
+//! owned by nobody: only the request that needs the slot waits for it, and
+//! only the head of the queue sleeps. The invariant, kept under one small
+//! lock, is `running + ghost_weight <= capacity`, where `running` counts the
+//! requests past the hold stage (waiting for the rate, or admitted). A
+//! ghost is recorded *before* its permit goes back to the semaphore.
+//!
+//! **The rate gate** is a one-permit FIFO semaphore: only its holder, the
+//! head of the rate queue, looks at the rates, so nothing is reserved ahead
+//! of time and nothing ever needs refunding. The head computes the first
+//! instant at or after it reached the head at which *every* quota conforms
+//! (and no pause is in force), sleeps until then, and commits the cells of
+//! every quota at that instant, in one critical section. Each quota keeps
+//! its GCRA `tat` in ticks, with the exact integer math of the
+//! [`RateLimiter`](crate::RateLimiter) (`Ticks`, `Step`), so the window
+//! bound `burst + floor(W * cells / period)` holds for each quota
+//! separately. Admission instants are never before the previous admission.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::task::Waker;
+use core::time::Duration;
+
+use crate::clock::{Clock, ClockInstant};
+use crate::error::AcquireError;
+use crate::rate::gcra::{Step, Ticks};
+use crate::rate::Quota;
+use crate::sync::Mutex;
+use crate::Semaphore;
+
+/// Nanoseconds in `d`, saturating.
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// State shared by every clone of a `Limiter`.
+pub(crate) struct Inner<C: Clock> {
+    pub(crate) clock: C,
+    /// Instants are kept as nanoseconds since this one.
+    base: C::Instant,
+    pub(crate) slots: Option<Slots>,
+    /// The rate queue; always present (it also carries pauses and `close`).
+    pub(crate) gate: Arc<Semaphore>,
+    rates: Mutex<Rates>,
+    /// The quotas as configured (for `Debug` and validation).
+    pub(crate) quotas: Vec<Quota>,
+    /// Smallest burst over all quotas (`u32::MAX` without quotas).
+    pub(crate) min_burst: u32,
+    /// What `run` and `acquire` charge.
+    pub(crate) weight: u32,
+}
+
+impl<C: Clock> Inner<C> {
+    pub(crate) fn new(
+        clock: C,
+        concurrency: Option<usize>,
+        min_hold: Duration,
+        quotas: Vec<Quota>,
+        weight: u32,
+    ) -> Self {
+        let base = clock.now();
+        let min_burst = quotas.iter().map(|q| q.burst()).min().unwrap_or(u32::MAX);
+        let rates = Rates {
+            tats: quotas.iter().map(|&q| (Ticks::of(q), 0)).collect(),
+            paused_until_ns: 0,
+            head: None,
+        };
+        Self {
+            clock,
+            base,
+            slots: concurrency.map(|capacity| Slots {
+                sem: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                min_hold_ns: nanos(min_hold),
+                hold_gate: Arc::new(Semaphore::new(1)),
+                holds: Mutex::new(Holds::default()),
+            }),
+            gate: Arc::new(Semaphore::new(1)),
+            rates: Mutex::new(rates),
+            quotas,
+            min_burst,
+            weight,
+        }
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        nanos(self.clock.now().saturating_duration_since(self.base))
+    }
+
+    pub(crate) fn instant_at(&self, ns: u64) -> C::Instant {
+        self.base.saturating_add(Duration::from_nanos(ns))
+    }
+
+    pub(crate) fn ns_of(&self, instant: C::Instant) -> u64 {
+        nanos(instant.saturating_duration_since(self.base))
+    }
+
+    /// Fails a request that could never be served, or comes after `close`.
+    pub(crate) fn validate(&self, weight: u32) -> Result<(), AcquireError> {
+        if self.gate.is_closed() {
+            return Err(AcquireError::Closed);
+        }
+        if let Some(slots) = &self.slots {
+            if weight as usize > slots.capacity {
+                return Err(AcquireError::ExceedsCapacity {
+                    requested: weight as usize,
+                    capacity: slots.capacity,
+                });
+            }
+        }
+        if weight > self.min_burst {
+            return Err(AcquireError::ExceedsCapacity {
+                requested: weight as usize,
+                capacity: self.min_burst as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// The head of the rate queue, there since `head_since`, asks to be
+    /// admitted with `n` cells: `Ok(now)` if it is (its cells are committed
+    /// at an instant between `head_since` and now), `Err(at)` with the
+    /// instant to sleep until; `waker` is then woken by `close`.
+    pub(crate) fn try_admit(&self, n: u32, head_since: u64, waker: &Waker) -> Result<u64, u64> {
+        let now = self.now_ns();
+        let mut rates = self.rates.lock();
+        let at = rates.earliest(n, head_since);
+        if at > now {
+            match &mut rates.head {
+                Some(w) if w.will_wake(waker) => {}
+                head => *head = Some(waker.clone()),
+            }
+            return Err(at);
+        }
+        rates.commit(n, at);
+        rates.head = None;
+        Ok(now)
+    }
+
+    /// The head left the rate queue without being admitted.
+    pub(crate) fn clear_head(&self) {
+        self.rates.lock().head = None;
+    }
+
+    /// Fails every queued and later request; wakes the head of the rate
+    /// queue if it sleeps.
+    pub(crate) fn close(&self) {
+        self.gate.close();
+        if let Some(slots) = &self.slots {
+            slots.sem.close();
+            slots.hold_gate.close();
+            slots.wake_head();
+        }
+        let head = self.rates.lock().head.take();
+        if let Some(waker) = head {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn pause_until_ns(&self, until: u64) {
+        self.rates.lock().pause_until(until);
+    }
+
+    /// Whether the limits are as if freshly built: no ghost holds a slot, no
+    /// pause is in force, every quota has full credit. (Holders and waiters
+    /// are counted by the caller, through the `Arc`.)
+    #[cfg(feature = "std")]
+    pub(crate) fn is_fresh(&self) -> bool {
+        let now = self.now_ns();
+        if let Some(slots) = &self.slots {
+            if slots.has_hold() && slots.held_by_ghosts(now) > 0 {
+                return false;
+            }
+        }
+        let rates = self.rates.lock();
+        rates.paused_until_ns <= now && rates.tats.iter().all(|(k, tat)| *tat <= k.at(now))
+    }
+
+    pub(crate) fn paused_until_ns(&self) -> u64 {
+        self.rates.lock().paused_until_ns
+    }
+}
+
+/// GCRA state of every quota, and the pause in force.
+struct Rates {
+    /// Each quota in ticks, and its `tat` (theoretical arrival time) in
+    /// those ticks.
+    tats: Vec<(Ticks, u128)>,
+    /// Nothing is admitted before this instant (ns).
+    paused_until_ns: u64,
+    /// The sleeping head of the rate queue, for `close`.
+    head: Option<Waker>,
+}
+
+impl Rates {
+    /// The first instant at or after `from` at which `n` cells conform to
+    /// every quota and no pause is in force.
+    fn earliest(&self, n: u32, from: u64) -> u64 {
+        self.tats
+            .iter()
+            .map(|&(k, tat)| Step::new(tat, from, n, &k).earliest_ns(&k))
+            .fold(from.max(self.paused_until_ns), u64::max)
+    }
+
+    /// Admits `n` cells of every quota at instant `at` (which conforms).
+    fn commit(&mut self, n: u32, at: u64) {
+        for (k, tat) in &mut self.tats {
+            let step = Step::new(*tat, at, n, k);
+            debug_assert!(step.conforms(at, k));
+            *tat = step.tat.min(k.max_tat());
+        }
+    }
+
+    /// Nothing before `until`; then each quota resumes at its steady rate,
+    /// with no burst credit (as `RateLimiter::pause_until`).
+    fn pause_until(&mut self, until: u64) {
+        self.paused_until_ns = self.paused_until_ns.max(until);
+        for (k, tat) in &mut self.tats {
+            let resume = (k.at(until) + k.tau).saturating_sub(k.t);
+            *tat = (*tat).max(resume).min(k.max_tat());
+        }
+    }
+}
+
+/// The concurrency stage.
+pub(crate) struct Slots {
+    pub(crate) sem: Arc<Semaphore>,
+    pub(crate) capacity: usize,
+    /// 0: no minimum hold (then `holds` and `hold_gate` are never touched).
+    pub(crate) min_hold_ns: u64,
+    /// The FIFO queue of requests that hold semaphore permits but wait for
+    /// ghosts to expire; its one permit marks the head.
+    pub(crate) hold_gate: Arc<Semaphore>,
+    holds: Mutex<Holds>,
+}
+
+/// Slots in use beyond what the semaphore sees: see the module docs.
+#[derive(Default)]
+struct Holds {
+    /// Weight of requests past the hold stage and not yet released.
+    running: usize,
+    ghost_weight: usize,
+    /// `deadline_ns -> weight` of the ghosts, earliest first.
+    ghosts: BTreeMap<u64, usize>,
+    /// The head of the hold queue, woken by every release.
+    head: Option<Waker>,
+}
+
+impl Holds {
+    fn purge(&mut self, now: u64) {
+        while let Some(entry) = self.ghosts.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            self.ghost_weight -= entry.remove();
+        }
+    }
+}
+
+impl Slots {
+    pub(crate) fn has_hold(&self) -> bool {
+        self.min_hold_ns > 0
+    }
+
+    /// The head of the hold queue, with `w` semaphore permits, asks to
+    /// start: `Ok` if it may (it is counted as running), otherwise the
+    /// instant at which enough ghosts will have expired (`u64::MAX`: only a
+    /// release can make room). `waker` is woken by the next release.
+    pub(crate) fn try_start(&self, w: usize, now: u64, waker: &Waker) -> Result<(), u64> {
+        let mut h = self.holds.lock();
+        h.purge(now);
+        let in_use = h.running + h.ghost_weight + w;
+        if in_use <= self.capacity {
+            h.running += w;
+            h.head = None;
+            return Ok(());
+        }
+        let mut need = in_use - self.capacity;
+        let mut at = u64::MAX;
+        for (&deadline, &gw) in &h.ghosts {
+            if gw >= need {
+                at = deadline;
+                break;
+            }
+            need -= gw;
+        }
+        match &mut h.head {
+            Some(head) if head.will_wake(waker) => {}
+            head => *head = Some(waker.clone()),
+        }
+        Err(at)
+    }
+
+    /// The head of the hold queue left without starting.
+    pub(crate) fn clear_head(&self) {
+        self.holds.lock().head = None;
+    }
+
+    /// A running request gives its `w` slots back. If it was admitted at
+    /// `admitted` and its hold has not elapsed, the slots stay in use as a
+    /// ghost until then. Called before its permits go back to the semaphore
+    /// (so whoever gets them sees the ghost); wakes the head of the hold
+    /// queue, which may now start (or sleep less).
+    pub(crate) fn release(&self, w: usize, admitted: Option<u64>, now: u64) {
+        let head = {
+            let mut h = self.holds.lock();
+            h.running -= w;
+            if let Some(at) = admitted {
+                let deadline = at.saturating_add(self.min_hold_ns);
+                if deadline > now && w > 0 {
+                    *h.ghosts.entry(deadline).or_default() += w;
+                    h.ghost_weight += w;
+                }
+            }
+            h.head.take()
+        };
+        if let Some(head) = head {
+            head.wake();
+        }
+    }
+
+    /// Slots counted as held until their minimum hold ends.
+    pub(crate) fn held_by_ghosts(&self, now: u64) -> usize {
+        let mut h = self.holds.lock();
+        h.purge(now);
+        h.ghost_weight
+    }
+
+    /// Wakes the head of the hold queue (for `close`).
+    pub(crate) fn wake_head(&self) {
+        let head = self.holds.lock().head.take();
+        if let Some(head) = head {
+            head.wake();
+        }
+    }
+}

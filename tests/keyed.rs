@@ -1,0 +1,241 @@
+//! `KeyedLimiter` and `KeyedRateLimiter` on a `ManualClock`: per-key limits,
+//! independence of keys, cancellation, and bounded memory under a million
+//! distinct keys.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Probe;
+use limiters::{AcquireError, KeyedLimiter, KeyedRateLimiter, Limiter, ManualClock, Quota};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn rate_per_key_is_exact_and_keys_are_independent() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(2).allow_burst(3), clock.clone());
+    let admitted = |key: &str| {
+        (0..10)
+            .filter(|_| limiter.check(&key.to_string()).is_ok())
+            .count()
+    };
+    assert_eq!(admitted("a"), 3);
+    assert_eq!(admitted("b"), 3);
+    clock.advance(ms(500));
+    assert_eq!(admitted("a"), 1);
+    let denied = limiter.check(&"a".to_string()).unwrap_err();
+    assert_eq!(denied.wait_time(), ms(500));
+    assert_eq!(denied.earliest(), clock.now() + ms(500));
+}
+
+#[test]
+fn rate_acquire_waits_in_order_and_cancel_refunds() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    let mut first = Probe::new(limiter.acquire(&"k"));
+    assert!(first.poll());
+    let mut second = Probe::new(limiter.acquire(&"k"));
+    let mut third = Probe::new(limiter.acquire(&"k"));
+    assert!(!second.poll()); // due at 1 s
+    assert!(!third.poll()); // due at 2 s
+    drop(third); // the last reservation: refunded
+    let mut other_key = Probe::new(limiter.acquire(&"other"));
+    assert!(other_key.poll());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(second.wakes(), 1);
+    assert!(second.poll());
+    let mut fourth = Probe::new(limiter.acquire(&"k"));
+    assert!(!fourth.poll());
+    clock.advance(Duration::from_secs(1)); // at 2 s: the refunded slot
+    assert!(fourth.poll());
+}
+
+#[test]
+fn rate_acquire_many_beyond_burst_fails() {
+    let limiter =
+        KeyedRateLimiter::with_clock(Quota::per_second(10).allow_burst(4), ManualClock::new());
+    let mut too_many = Probe::new(limiter.acquire_many(&1u8, 5));
+    assert!(too_many.poll());
+    let err = too_many.take().unwrap_err();
+    assert_eq!((err.requested, err.burst), (5, 4));
+}
+
+#[test]
+fn a_million_keys_leave_the_rate_limiter_bounded() {
+    // 1,000 per second each: a key is back to full credit 1 ms after use.
+    // One new key every microsecond: about 1,000 keys are ever not idle.
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1_000), clock.clone());
+    let mut peak = 0;
+    for key in 0..1_000_000u64 {
+        limiter.check(&key).unwrap();
+        clock.advance(Duration::from_micros(1));
+        peak = peak.max(limiter.len());
+    }
+    eprintln!(
+        "KeyedRateLimiter: 1,000,000 keys, peak len {peak}, final len {}",
+        limiter.len()
+    );
+    assert!(peak < 20_000, "peak {peak}");
+    clock.advance(ms(1));
+    limiter.evict_idle();
+    assert!(limiter.is_empty());
+}
+
+#[test]
+fn a_million_keys_leave_the_keyed_limiter_bounded() {
+    let clock = ManualClock::new();
+    let keyed = KeyedLimiter::new(
+        Limiter::builder()
+            .concurrency(2)
+            .rate(Quota::per_second(1_000))
+            .clock(clock.clone()),
+    )
+    .unwrap();
+    let mut peak = 0;
+    futures_lite::future::block_on(async {
+        for key in 0..1_000_000u64 {
+            keyed.run(&key, async {}).await.unwrap();
+            clock.advance(Duration::from_micros(1));
+            peak = peak.max(keyed.len());
+        }
+    });
+    eprintln!(
+        "KeyedLimiter: 1,000,000 keys, peak len {peak}, final len {}",
+        keyed.len()
+    );
+    assert!(peak < 20_000, "peak {peak}");
+    clock.advance(ms(1));
+    keyed.evict_idle();
+    assert!(keyed.is_empty());
+}
+
+#[test]
+fn busy_keys_are_never_evicted() {
+    let clock = ManualClock::new();
+    let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1).clock(clock.clone())).unwrap();
+    let mut held = Probe::new(keyed.run(&0u32, futures_lite::future::pending::<()>()));
+    assert!(!held.poll());
+    for key in 1..10_000u32 {
+        futures_lite::future::block_on(keyed.run(&key, async {})).unwrap();
+    }
+    keyed.evict_idle();
+    assert_eq!(keyed.len(), 1);
+    // Key 0 still has its one slot taken: a second request waits.
+    let mut second = Probe::new(keyed.run(&0u32, async {}));
+    assert!(!second.poll());
+    drop(held);
+    assert!(second.poll());
+}
+
+#[test]
+fn per_key_then_global() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .concurrency(2)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1).clock(clock.clone()))
+        .unwrap()
+        .with_global(global.clone());
+    let pending = || futures_lite::future::pending::<()>();
+    let mut a1 = Probe::new(keyed.run(&"a", pending()));
+    let mut a2 = Probe::new(keyed.run(&"a", pending()));
+    let mut b1 = Probe::new(keyed.run(&"b", pending()));
+    let mut c1 = Probe::new(keyed.run(&"c", pending()));
+    assert!(!a1.poll()); // running (pending forever), holds a:1 and a global slot
+    assert!(!a2.poll()); // waits for key a, holds no global slot
+    assert!(!b1.poll()); // running, second global slot
+    assert!(!c1.poll()); // has key c, waits for the global slot
+    assert_eq!(global.available_slots(), Some(0));
+    drop(a1); // frees a:1 and a global slot
+    assert_eq!(c1.wakes(), 1); // global is FIFO: c was queued there first
+    assert!(!c1.poll());
+    assert!(!a2.poll()); // got key a, now queued for the global slot
+    drop(b1);
+    assert!(!a2.poll()); // running
+    assert_eq!(global.available_slots(), Some(0));
+    drop((a2, c1));
+    assert_eq!(global.available_slots(), Some(2));
+}
+
+#[test]
+fn max_keys_overflow_shares_one_limiter() {
+    let clock = ManualClock::new();
+    let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1).clock(clock.clone()))
+        .unwrap()
+        .with_max_keys(2);
+    let pending = || futures_lite::future::pending::<()>();
+    let mut a = Probe::new(keyed.run(&1, pending()));
+    let mut b = Probe::new(keyed.run(&2, pending()));
+    assert!(!a.poll() && !b.poll());
+    assert_eq!(keyed.len(), 2);
+    // Full of busy keys: keys 3 and 4 share the overflow limiter.
+    let mut c = Probe::new(keyed.run(&3, pending()));
+    let mut d = Probe::new(keyed.run(&4, async {}));
+    assert!(!c.poll());
+    assert!(!d.poll()); // waits behind key 3 in the shared overflow limiter
+    assert_eq!(keyed.len(), 2);
+    drop(c);
+    assert!(d.poll());
+    drop((a, b));
+    // Idle keys make room again.
+    futures_lite::future::block_on(keyed.run(&5, async {})).unwrap();
+    assert!(keyed.len() <= 2);
+}
+
+#[test]
+fn pause_and_close_one_key() {
+    let clock = ManualClock::new();
+    let keyed = KeyedLimiter::new(Limiter::builder().concurrency(4).clock(clock.clone())).unwrap();
+    keyed.pause_for(&"slow", Duration::from_secs(5));
+    let mut slow = Probe::new(keyed.run(&"slow", async {}));
+    let mut fast = Probe::new(keyed.run(&"fast", async {}));
+    assert!(!slow.poll());
+    assert!(fast.poll());
+    clock.advance(Duration::from_secs(5));
+    assert!(slow.poll());
+    keyed.close_key(&"gone");
+    let mut gone = Probe::new(keyed.run(&"gone", async {}));
+    assert!(gone.poll());
+    assert_eq!(gone.take(), Err(AcquireError::Closed));
+}
+
+#[test]
+fn threads_on_different_keys_all_get_their_exact_share() {
+    // 8 threads, 8 keys, 3 cells of burst each, time frozen: exactly 3 per
+    // key are admitted, however the threads interleave.
+    let limiter =
+        KeyedRateLimiter::with_clock(Quota::per_second(1).allow_burst(3), ManualClock::new());
+    let admitted: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u32)
+            .map(|t| {
+                let limiter = &limiter;
+                s.spawn(move || {
+                    (0..1_000)
+                        .filter(|i| limiter.check(&((t + i) % 8)).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(admitted.iter().sum::<usize>(), 8 * 3);
+}
+
+#[test]
+fn keyed_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<KeyedLimiter<String>>();
+    send_sync::<KeyedRateLimiter<String>>();
+    send_sync::<KeyedRateLimiter<u64, ManualClock>>();
+    fn send<T: Send>(_: &T) {}
+    let keyed = KeyedLimiter::<u32>::new(Limiter::builder().concurrency(1)).unwrap();
+    send(&keyed.run(&1, async {}));
+    let rate = KeyedRateLimiter::<u32>::new(Quota::per_second(1));
+    send(&rate.acquire(&1));
+}

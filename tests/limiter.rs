@@ -1,0 +1,516 @@
+//! The composite `Limiter`, polled by hand on a `ManualClock`: order of
+//! stages, cancellation at every await, panics, clones, minimum hold, pauses.
+//! No sleeps and no timing: time moves only when the test advances it.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use common::Probe;
+use limiters::{AcquireError, BuildError, Limiter, LimiterPermit, ManualClock, Quota};
+
+type Manual = Limiter<ManualClock>;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn limiter(concurrency: Option<usize>, quotas: &[Quota], hold: Duration) -> (Manual, ManualClock) {
+    let clock = ManualClock::new();
+    let mut b = Limiter::builder().clock(clock.clone());
+    if let Some(n) = concurrency {
+        b = b.concurrency(n);
+    }
+    for &q in quotas {
+        b = b.rate(q);
+    }
+    if !hold.is_zero() {
+        b = b.min_hold(hold);
+    }
+    (b.build().unwrap(), clock)
+}
+
+fn acquire(
+    l: &Manual,
+) -> Probe<impl std::future::Future<Output = Result<LimiterPermit<ManualClock>, AcquireError>>> {
+    Probe::new(l.acquire())
+}
+
+/// Polls every probe not yet ready; returns how many became ready.
+fn newly_ready<F: std::future::Future>(probes: &mut [Probe<F>]) -> usize {
+    probes
+        .iter_mut()
+        .filter(|p| !p.is_ready())
+        .map(|p| p.poll())
+        .filter(|&ready| ready)
+        .count()
+}
+
+#[test]
+fn slot_first_then_rate() {
+    // 2 slots, 1 cell per second.
+    let (l, clock) = limiter(Some(2), &[Quota::per_second(1)], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    let mut c = acquire(&l);
+    assert!(!b.poll()); // has a slot, waits for the rate
+    assert!(!c.poll()); // waits for a slot
+    assert_eq!(l.available_slots(), Some(0));
+
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(b.wakes(), 1);
+    assert_eq!(c.wakes(), 0);
+    assert!(b.poll());
+    assert!(!c.poll());
+
+    // C gets A's slot, then waits for its own cell: it spent none while
+    // queued for the slot.
+    drop(a.take().unwrap());
+    assert_eq!(c.wakes(), 1);
+    assert!(!c.poll());
+    clock.advance(ms(999));
+    assert!(!c.poll());
+    clock.advance(ms(1));
+    assert!(c.poll());
+    assert_eq!(c.take().unwrap().admitted_at().as_nanos(), 2_000_000_000);
+}
+
+#[test]
+fn every_rate_must_admit() {
+    // 10 per second with bursts of 10, and 15 per minute.
+    let (l, clock) = limiter(
+        None,
+        &[
+            Quota::per_second(10).allow_burst(10),
+            Quota::per_minute(15).allow_burst(12),
+        ],
+        Duration::ZERO,
+    );
+    let mut admitted = 0;
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        let mut p = acquire(&l);
+        if p.poll() {
+            admitted += 1;
+        } else {
+            pending.push(p);
+        }
+    }
+    assert_eq!(admitted, 10); // the per-second burst
+                              // After one second the per-minute burst (12) caps it.
+    clock.advance(Duration::from_secs(1));
+    let now_ready = newly_ready(&mut pending);
+    assert_eq!(admitted + now_ready, 12);
+    // Then one every 4 s (15 per minute): the next at 4 s, not before.
+    clock.advance(ms(2999));
+    assert_eq!(newly_ready(&mut pending), 0);
+    clock.advance(ms(1));
+    assert_eq!(newly_ready(&mut pending), 1);
+}
+
+#[test]
+fn fifo_across_stages() {
+    let (l, clock) = limiter(Some(1), &[Quota::per_second(1)], Duration::ZERO);
+    let mut probes: Vec<_> = (0..4).map(|_| acquire(&l)).collect();
+    let mut order = Vec::new();
+    for _ in 0..10 {
+        for (i, p) in probes.iter_mut().enumerate() {
+            if !order.contains(&i) && p.poll() {
+                order.push(i);
+                drop(p.take().unwrap());
+            }
+        }
+        clock.advance(ms(500));
+    }
+    assert_eq!(order, [0, 1, 2, 3]);
+}
+
+#[test]
+fn cancel_while_queued_for_a_slot() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    let mut c = acquire(&l);
+    assert!(!b.poll());
+    assert!(!c.poll());
+    drop(b);
+    drop(a.take().unwrap());
+    assert_eq!(c.wakes(), 1);
+    assert!(c.poll());
+    drop(c);
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+#[test]
+fn cancel_while_granted_a_slot_but_not_polled() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    assert!(!b.poll());
+    drop(a.take().unwrap()); // the slot is handed to B ...
+    drop(b); // ... which is dropped before it runs
+    assert_eq!(l.available_slots(), Some(1));
+    let mut c = acquire(&l);
+    assert!(c.poll());
+}
+
+#[test]
+fn cancel_at_the_head_of_the_rate_queue_spends_no_cell() {
+    let (l, clock) = limiter(Some(3), &[Quota::per_second(1)], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    let mut c = acquire(&l);
+    assert!(!b.poll()); // head of the rate queue, sleeping until 1 s
+    assert!(!c.poll()); // behind it
+    drop(b);
+    // C becomes the head, and is admitted at 1 s, B's instant: nothing lost.
+    assert!(!c.poll());
+    let before = c.wakes();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.wakes(), before + 1);
+    assert!(c.poll());
+    // Both slots of A and C held; B's came back.
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+#[test]
+fn cancel_before_first_poll_and_after_completion() {
+    let (l, _clock) = limiter(Some(1), &[Quota::per_second(1)], Duration::ZERO);
+    drop(l.acquire());
+    drop(l.run(async {}));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+}
+
+#[test]
+fn dropping_run_mid_work_returns_the_slot() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let mut run = Probe::new(l.run(futures_lite::future::pending::<()>()));
+    assert!(!run.poll());
+    assert_eq!(l.available_slots(), Some(0));
+    drop(run);
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+#[test]
+fn run_releases_when_the_future_completes() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let mut first = Probe::new(l.run(async { 1 }));
+    assert!(first.poll());
+    // The slot is back although `first` (holding the output) still exists.
+    assert_eq!(l.available_slots(), Some(1));
+    assert_eq!(first.take(), Ok(1));
+}
+
+#[test]
+fn panic_inside_run_returns_the_slot() {
+    let (l, _clock) = limiter(Some(1), &[], ms(0));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        futures_lite::future::block_on(l.run(async { panic!("the handler panicked") }))
+    }));
+    assert!(result.is_err());
+    assert_eq!(l.available_slots(), Some(1));
+    assert_eq!(futures_lite::future::block_on(l.run(async { 5 })), Ok(5));
+}
+
+#[test]
+fn panic_inside_run_respects_min_hold() {
+    let (l, clock) = limiter(Some(1), &[], Duration::from_secs(1));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        futures_lite::future::block_on(l.run(async { panic!("the handler panicked") }))
+    }));
+    assert!(result.is_err());
+    assert_eq!(l.available_slots(), Some(0)); // held until 1 s
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+#[test]
+fn clones_share_one_state() {
+    let (l, _clock) = limiter(Some(2), &[], Duration::ZERO);
+    let clone = l.clone();
+    let mut a = acquire(&clone);
+    let mut b = acquire(&l);
+    assert!(a.poll() && b.poll());
+    let mut c = acquire(&clone);
+    assert!(!c.poll());
+    clone.close();
+    assert!(l.is_closed());
+    assert_eq!(c.wakes(), 1);
+    assert!(c.poll());
+    assert_eq!(c.take().unwrap_err(), AcquireError::Closed);
+}
+
+#[test]
+fn min_hold_keeps_the_slot_after_early_finish() {
+    let (l, clock) = limiter(Some(1), &[], Duration::from_secs(1));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    clock.advance(ms(100));
+    drop(a.take().unwrap()); // done after 100 ms: the slot stays held
+    assert_eq!(l.available_slots(), Some(0));
+    let mut b = acquire(&l);
+    assert!(!b.poll());
+    clock.advance(ms(899));
+    assert_eq!(b.wakes(), 0);
+    assert!(!b.poll());
+    clock.advance(ms(1));
+    assert_eq!(b.wakes(), 1);
+    assert!(b.poll());
+    assert_eq!(b.take().unwrap().admitted_at().as_nanos(), 1_000_000_000);
+}
+
+#[test]
+fn min_hold_does_not_delay_long_work_or_free_slots() {
+    let (l, clock) = limiter(Some(2), &[], Duration::from_secs(1));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    drop(a.take().unwrap()); // a ghost until 1 s
+                             // The other slot is free: no waiting.
+    let mut b = acquire(&l);
+    assert!(b.poll());
+    clock.advance(Duration::from_secs(2));
+    drop(b.take().unwrap()); // held past its hold: released at once
+    assert_eq!(l.available_slots(), Some(2));
+}
+
+#[test]
+fn min_hold_bounds_starts_per_window() {
+    // 2 slots held at least 1 s: at most 2 starts in any 1-second window.
+    let (l, clock) = limiter(Some(2), &[], Duration::from_secs(1));
+    let mut probes: Vec<_> = (0..6).map(|_| acquire(&l)).collect();
+    let mut starts = Vec::new();
+    for step in 0..40u64 {
+        for (i, p) in probes.iter_mut().enumerate() {
+            if !starts.iter().any(|&(_, j)| j == i) && p.poll() {
+                starts.push((step * 100, i));
+                drop(p.take().unwrap()); // instant work
+            }
+        }
+        clock.advance(ms(100));
+    }
+    assert_eq!(starts.len(), 6);
+    for w in starts.windows(3) {
+        assert!(w[2].0 - w[0].0 >= 1000, "{starts:?}");
+    }
+}
+
+#[test]
+fn cancel_while_waiting_for_a_hold_gives_the_claim_back() {
+    let (l, clock) = limiter(Some(1), &[], Duration::from_secs(1));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    drop(a.take().unwrap());
+    let mut b = acquire(&l);
+    assert!(!b.poll()); // claimed the ghost, sleeping until 1 s
+    drop(b);
+    assert_eq!(l.available_slots(), Some(0)); // still held until 1 s
+    let mut c = acquire(&l);
+    assert!(!c.poll());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.wakes(), 1);
+    assert!(c.poll());
+}
+
+#[test]
+fn pause_delays_queued_and_new_requests() {
+    let (l, clock) = limiter(
+        Some(4),
+        &[Quota::per_second(10).allow_burst(10)],
+        Duration::ZERO,
+    );
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    l.pause_for(Duration::from_secs(30));
+    let mut b = acquire(&l);
+    let mut c = acquire(&l);
+    assert!(!b.poll());
+    assert!(!c.poll());
+    clock.advance(Duration::from_secs(29));
+    assert!(!b.poll());
+    clock.advance(Duration::from_secs(1));
+    assert!(b.poll());
+    // No burst credit after a pause: the steady pace resumes.
+    assert!(!c.poll());
+    clock.advance(ms(100));
+    assert!(c.poll());
+}
+
+#[test]
+fn pause_applies_without_rates() {
+    let (l, clock) = limiter(Some(2), &[], Duration::ZERO);
+    l.pause_for(Duration::from_secs(5));
+    let mut a = acquire(&l);
+    assert!(!a.poll());
+    clock.advance(Duration::from_secs(5));
+    assert!(a.poll());
+    assert_eq!(l.paused_until(), None);
+}
+
+#[test]
+fn pause_while_the_head_sleeps_re_times_it() {
+    let (l, clock) = limiter(None, &[Quota::per_second(1)], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    assert!(!b.poll()); // due at 1 s
+    l.pause_for(Duration::from_secs(10));
+    clock.advance(Duration::from_secs(1));
+    assert!(!b.poll()); // woke, re-timed to 10 s
+    clock.advance(Duration::from_secs(9));
+    assert!(b.poll());
+}
+
+#[test]
+fn close_wakes_the_sleeping_head() {
+    let (l, _clock) = limiter(None, &[Quota::per_hour(1)], Duration::ZERO);
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    let mut b = acquire(&l);
+    let mut c = acquire(&l);
+    assert!(!b.poll());
+    assert!(!c.poll());
+    l.close();
+    assert_eq!(b.wakes(), 1);
+    assert_eq!(c.wakes(), 1);
+    assert!(b.poll() && c.poll());
+    assert_eq!(b.take().unwrap_err(), AcquireError::Closed);
+    assert_eq!(c.take().unwrap_err(), AcquireError::Closed);
+    drop(a.take().unwrap()); // a permit stays valid after close
+}
+
+#[test]
+fn weights_beyond_any_limit_fail_at_once() {
+    let (l, _clock) = limiter(
+        Some(4),
+        &[Quota::per_second(10).allow_burst(3)],
+        Duration::ZERO,
+    );
+    let mut too_many_slots = Probe::new(l.acquire_many(5));
+    assert!(too_many_slots.poll());
+    assert_eq!(
+        too_many_slots.take().unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            requested: 5,
+            capacity: 4
+        }
+    );
+    let mut too_many_cells = Probe::new(l.acquire_many(4));
+    assert!(too_many_cells.poll());
+    assert_eq!(
+        too_many_cells.take().unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            requested: 4,
+            capacity: 3
+        }
+    );
+    let mut fits = Probe::new(l.acquire_many(3));
+    assert!(fits.poll());
+    assert_eq!(fits.take().unwrap().weight(), 3);
+}
+
+#[test]
+fn build_errors_name_the_problem() {
+    let b = || Limiter::builder().clock(ManualClock::new());
+    assert_eq!(b().build().unwrap_err(), BuildError::NoLimits);
+    assert_eq!(
+        b().concurrency(0).build().unwrap_err(),
+        BuildError::ZeroConcurrency
+    );
+    assert_eq!(
+        b().rate(Quota::per_second(1))
+            .min_hold(ms(5))
+            .build()
+            .unwrap_err(),
+        BuildError::MinHoldWithoutConcurrency
+    );
+    assert_eq!(
+        b().concurrency(2).weight(3).build().unwrap_err(),
+        BuildError::WeightExceedsConcurrency {
+            weight: 3,
+            concurrency: 2
+        }
+    );
+    assert_eq!(
+        b().rate(Quota::per_second(9).allow_burst(4))
+            .weight(5)
+            .build()
+            .unwrap_err(),
+        BuildError::WeightExceedsBurst {
+            weight: 5,
+            burst: 4
+        }
+    );
+    assert_eq!(
+        b().concurrency(1).weight(0).build().unwrap_err(),
+        BuildError::ZeroWeight
+    );
+    let msg = BuildError::WeightExceedsBurst {
+        weight: 5,
+        burst: 4,
+    }
+    .to_string();
+    assert!(
+        msg.starts_with("weight 5 exceeds a rate's burst of 4"),
+        "{msg}"
+    );
+    assert!(!msg.ends_with('.'));
+}
+
+#[test]
+fn exact_wake_ups_on_release() {
+    let (l, _clock) = limiter(Some(2), &[], Duration::ZERO);
+    let mut held: Vec<_> = (0..2).map(|_| acquire(&l)).collect();
+    for h in &mut held {
+        assert!(h.poll());
+    }
+    let mut waiting: Vec<_> = (0..5).map(|_| acquire(&l)).collect();
+    for w in &mut waiting {
+        assert!(!w.poll());
+    }
+    drop(held.pop().unwrap().take());
+    let woken: Vec<usize> = waiting.iter().map(Probe::wakes).collect();
+    assert_eq!(woken, [1, 0, 0, 0, 0]);
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Limiter>();
+    send_sync::<Limiter<ManualClock>>();
+    send_sync::<LimiterPermit>();
+    send_sync::<limiters::LimiterBuilder>();
+    send_sync::<BuildError>();
+    send::<limiters::futures::LimiterAcquire<ManualClock>>();
+    send::<limiters::futures::LimiterRun<ManualClock, std::future::Ready<()>>>();
+    fn unpin<T: Unpin>() {}
+    unpin::<Limiter>();
+    unpin::<LimiterPermit>();
+}
+
+#[test]
+fn a_release_lets_the_hold_queue_head_start_before_a_ghost_expires() {
+    // Found by the proptest. 2 slots, hold 10 ms: A runs from 0 ms; B runs
+    // from 10 ms and ends at once (a ghost until 20 ms); C waits. When A ends
+    // at 15 ms (past its own hold), C must start then, not at 20 ms.
+    let (l, clock) = limiter(Some(2), &[], ms(10));
+    let mut a = acquire(&l);
+    assert!(a.poll());
+    clock.advance(ms(10));
+    let mut b = acquire(&l);
+    assert!(b.poll());
+    drop(b.take().unwrap()); // ghost until 20 ms
+    let mut c = acquire(&l);
+    assert!(!c.poll());
+    clock.advance(ms(5)); // 15 ms: A (admitted at 0) is past its hold
+    drop(a.take().unwrap());
+    assert_eq!(c.wakes(), 1);
+    assert!(c.poll());
+    assert_eq!(c.take().unwrap().admitted_at().as_nanos(), 15_000_000);
+}
