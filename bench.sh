@@ -3,7 +3,7 @@
 # invocation per round), prints the ratio table and writes it into
 # BENCHMARKS.md.
 #
-#   ./bench.sh                 full run: 3 rounds, about 10-12 minutes on 2 cores
+#   ./bench.sh                 full run: 3 rounds, about 13-15 minutes on 2 cores
 #   ./bench.sh 3_contended     only the groups matching a criterion filter;
 #                              earlier results of other groups are kept
 #
@@ -23,12 +23,14 @@ if [ "$#" -eq 0 ]; then
     rm -rf target/criterion
 fi
 
-cargo bench --bench semaphore --no-run
+cargo bench --bench semaphore --bench rate --bench precision --bench memory --no-run
 for r in $(seq 1 "$rounds"); do
     echo "==> round $r of $rounds"
-    cargo bench --bench semaphore -- --warm-up-time "$warmup" \
+    cargo bench --bench semaphore --bench rate -- --warm-up-time "$warmup" \
         --measurement-time "$measure" --save-baseline "r$r" "$@"
 done
+echo "==> precision (scenario 6) and memory (scenario 8)"
+cargo bench --bench precision | tee target/precision.md
 cargo bench --bench memory | tee target/memory.md
-python3 benches/report.py --memory target/memory.md --write BENCHMARKS.md \
+python3 benches/report.py --precision target/precision.md --memory target/memory.md --write BENCHMARKS.md \
     --settings "$rounds rounds, measurement ${measure} s, warm-up ${warmup} s per benchmark and round"

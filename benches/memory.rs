@@ -81,6 +81,58 @@ fn allocs_per_wait<H, F: Future>(held: H, mut make: impl FnMut() -> F) -> f64 {
     spent as f64 / N as f64
 }
 
+/// Rate-limited waiters per measurement, and their rate.
+const RATE_WAITERS: usize = 50;
+const RATE_WAIT_HZ: u32 = 1000;
+
+fn nz(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap()
+}
+
+fn token_bucket(per_second: u32) -> limiters::TokenBucket {
+    limiters::TokenBucket::builder()
+        .max(1)
+        .initial(1)
+        .refill(1)
+        .interval(std::time::Duration::from_secs(1) / per_second)
+        .build()
+        .unwrap()
+}
+
+/// Allocations per wait for a rate limiter on the real clock: `RATE_WAITERS`
+/// futures (boxed before counting starts) are driven together by one
+/// allocation-free poll loop until all are admitted; everything allocated
+/// meanwhile, on any thread (timers included), is charged to them.
+fn allocs_per_rate_wait<F: Future>(
+    rt: &tokio::runtime::Runtime,
+    mut make: impl FnMut() -> F,
+) -> f64 {
+    let mut futs: Vec<Option<Pin<Box<F>>>> =
+        (0..RATE_WAITERS).map(|_| Some(Box::pin(make()))).collect();
+    rt.block_on(async {
+        let before = allocs();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for slot in futs.iter_mut() {
+                if let Some(f) = slot {
+                    if f.as_mut().poll(cx).is_ready() {
+                        *slot = None;
+                    } else {
+                        pending = true;
+                    }
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        (allocs() - before) as f64 / RATE_WAITERS as f64
+    })
+}
+
 fn main() {
     // Sizes. Futures are measured from real values, since tokio's are
     // unnameable `async fn` futures.
@@ -129,8 +181,46 @@ fn main() {
         size_of_val(&fi.acquire(1)),
         size_of::<futures_intrusive::sync::SemaphoreReleaser<'_>>(),
     );
-    // TODO(rate): RateLimiter, TokenBucket and Limiter rows (and governor,
-    // leaky-bucket) once they are on main.
+    println!();
+
+    // Rate limiters and the composite: the limiter and its waiting future.
+    let rl = limiters::RateLimiter::new(limiters::Quota::per_second(10));
+    let tb = token_bucket(10);
+    let lim = limiters::Limiter::builder()
+        .concurrency(4)
+        .rate(limiters::Quota::per_second(10))
+        .build()
+        .unwrap();
+    let gov = governor::RateLimiter::direct(governor::Quota::per_second(nz(10)));
+    let lb = leaky_bucket::RateLimiter::builder().build();
+    println!("| rate limiter | limiter | waiting future |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| limiters `RateLimiter` (`acquire`) | {} | {} |",
+        size_of_val(&rl),
+        size_of_val(&rl.acquire())
+    );
+    println!(
+        "| limiters `TokenBucket` (`acquire`) | {} | {} |",
+        size_of_val(&tb),
+        size_of_val(&tb.acquire())
+    );
+    println!(
+        "| limiters `Limiter` (`acquire`; `run` of a zero-sized future) | {} | {}; {} |",
+        size_of_val(&lim),
+        size_of_val(&lim.acquire()),
+        size_of_val(&lim.run(std::future::ready(()))),
+    );
+    println!(
+        "| governor direct `RateLimiter` (`until_ready`) | {} | {} |",
+        size_of_val(&gov),
+        size_of_val(&gov.until_ready())
+    );
+    println!(
+        "| leaky-bucket `RateLimiter` (`acquire_one`) | {} | {} |",
+        size_of_val(&lb),
+        size_of_val(&lb.acquire_one())
+    );
     println!();
 
     // Allocations per contended wait.
@@ -166,6 +256,59 @@ fn main() {
         println!("| {name} | {per_wait:.2} |");
     }
 
+    // Rate waits on the real clock, driven by one current-thread tokio
+    // runtime (leaky-bucket needs tokio's timer; the others run anywhere).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let rate_rows: [(&str, f64); 5] = [
+        ("limiters `RateLimiter::acquire` (SystemClock)", {
+            let rl = limiters::RateLimiter::new(limiters::Quota::per_second(RATE_WAIT_HZ));
+            allocs_per_rate_wait(&rt, || rl.acquire())
+        }),
+        ("limiters `TokenBucket::acquire` (SystemClock)", {
+            let tb = token_bucket(RATE_WAIT_HZ);
+            allocs_per_rate_wait(&rt, || tb.acquire())
+        }),
+        (
+            "limiters `SystemClock::sleep_until` alone (async-io `Timer`)",
+            {
+                use limiters::Clock;
+                let clock = limiters::SystemClock;
+                let base = clock.now();
+                let mut i = 0;
+                allocs_per_rate_wait(&rt, || {
+                    i += 1;
+                    clock.sleep_until(base + std::time::Duration::from_millis(i))
+                })
+            },
+        ),
+        ("governor `until_ready`", {
+            let quota = governor::Quota::per_second(nz(RATE_WAIT_HZ)).allow_burst(nz(1));
+            let gov = governor::RateLimiter::direct(quota);
+            allocs_per_rate_wait(&rt, || gov.until_ready())
+        }),
+        ("leaky-bucket `acquire_one`", {
+            let lb = leaky_bucket::RateLimiter::builder()
+                .max(1)
+                .initial(1)
+                .refill(1)
+                .interval(std::time::Duration::from_secs(1) / RATE_WAIT_HZ)
+                .build();
+            allocs_per_rate_wait(&rt, || lb.acquire_one())
+        }),
+    ];
+    println!();
+    println!(
+        "| rate wait ({RATE_WAITERS} waiters at {RATE_WAIT_HZ}/s, real clock) | heap allocations per wait |"
+    );
+    println!("| --- | ---: |");
+    for (name, per_wait) in &rate_rows {
+        println!("| {name} | {per_wait:.2} |");
+    }
+    let rate_allocs = rate_rows[..2].iter().map(|r| r.1).fold(0.0, f64::max);
+
     // The issue-5 targets that this binary measures.
     let acquire_size = size_of_val(&l.acquire()).max(size_of_val(&la.acquire_owned()));
     let our_allocs = rows[..3].iter().map(|r| r.1).fold(0.0, f64::max);
@@ -181,6 +324,8 @@ fn main() {
         "| heap allocations per contended semaphore wait | {our_allocs:.2} | 0 | {} |",
         met(our_allocs == 0.0)
     );
-    // TODO(rate): RateLimiter::acquire vs governor until_ready and
-    // leaky-bucket acquire once the rate limiter is on main.
+    println!(
+        "| heap allocations per rate wait (real clock) | {rate_allocs:.2} | 0 | {} |",
+        met(rate_allocs == 0.0)
+    );
 }

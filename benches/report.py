@@ -213,6 +213,7 @@ def machine():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--memory", help="file with the tables printed by benches/memory.rs")
+    ap.add_argument("--precision", help="file with the table printed by benches/precision.rs")
     ap.add_argument("--write", help="BENCHMARKS.md to update")
     ap.add_argument("--settings", default="", help="criterion settings used, for the record")
     ap.add_argument("--notes", help="file with extra Markdown appended to the generated part")
@@ -228,6 +229,9 @@ def main():
     lines.append("")
     lines += ratio_table(results)
     lines += target_table(results)
+    if args.precision and os.path.exists(args.precision):
+        lines += ["", "### 6. Precision (real clock; admission = when `acquire` returns)", ""]
+        lines += open(args.precision).read().rstrip().splitlines()
     if args.memory and os.path.exists(args.memory):
         lines += ["", "### 8. Memory (`size_of` in bytes; allocations per contended wait)", ""]
         lines += open(args.memory).read().rstrip().splitlines()
