@@ -72,6 +72,13 @@ fn check_allow(c: &mut Criterion) {
     g.bench_function("leaky_bucket", |b| {
         b.iter(|| assert!(black_box(lb.try_acquire(1))))
     });
+
+    // The floor of any check that reads `std::time::Instant` (what
+    // `SystemClock` does): one clock read, nothing else. governor reads a
+    // TSC-based `quanta` clock instead.
+    g.bench_function("baseline_instant_now", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
     g.finish();
 }
 
