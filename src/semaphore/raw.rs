@@ -222,6 +222,10 @@ impl RawSemaphore {
                 Err(actual) => state = actual,
             }
         }
+        // `QUEUED` was set, so no permit was available: this is the check
+        // `add_available` makes once the queue is served, made before the
+        // hand-off, because permits handed to waiters cannot be taken back.
+        assert_room(0, n);
         let list = self.waiters.lock();
         self.hand_off(list, n);
     }
