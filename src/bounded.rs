@@ -144,13 +144,10 @@ impl BoundedSemaphore {
     ///      releasing more would exceed the capacity");
     /// ```
     pub fn release(&self, n: usize) -> Result<(), OverRelease> {
-        self.sem
-            .raw
-            .reattach(n)
-            .map_err(|detached| OverRelease {
-                released: n,
-                detached,
-            })?;
+        self.sem.raw.reattach(n).map_err(|detached| OverRelease {
+            released: n,
+            detached,
+        })?;
         self.sem.raw.release(n);
         Ok(())
     }

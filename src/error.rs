@@ -41,7 +41,9 @@ pub enum AcquireError {
 impl fmt::Display for AcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            AcquireError::Closed => f.write_str("semaphore closed: no more permits will be granted"),
+            AcquireError::Closed => {
+                f.write_str("semaphore closed: no more permits will be granted")
+            }
             AcquireError::ExceedsCapacity {
                 requested,
                 capacity,
@@ -94,7 +96,9 @@ impl fmt::Display for TryAcquireError {
             TryAcquireError::NoPermits => {
                 f.write_str("no permits available now: wait with acquire() or try again later")
             }
-            TryAcquireError::Closed => f.write_str("semaphore closed: no more permits will be granted"),
+            TryAcquireError::Closed => {
+                f.write_str("semaphore closed: no more permits will be granted")
+            }
             TryAcquireError::ExceedsCapacity {
                 requested,
                 capacity,
@@ -133,7 +137,8 @@ impl From<AcquireError> for TryAcquireError {
 ///
 /// let bs = BoundedSemaphore::new(2);
 /// bs.try_acquire().unwrap().forget();
-/// assert_eq!(bs.release(2), Err(OverRelease { released: 2, detached: 1 }));
+/// let err: OverRelease = bs.release(2).unwrap_err();
+/// assert_eq!((err.released, err.detached), (2, 1));
 /// assert_eq!(bs.release(1), Ok(()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

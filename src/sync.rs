@@ -5,10 +5,10 @@
 //! `core`, the lock is `std::sync::Mutex` (with `std`) or a small spin lock
 //! (without it), and cells are plain `UnsafeCell`s behind loom's closure API.
 
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::AtomicUsize;
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::AtomicUsize;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicUsize;
 
 pub(crate) use core::sync::atomic::Ordering;
 

@@ -34,7 +34,10 @@ fn waiters_are_served_in_order_of_first_poll() {
     assert_eq!(sem.waiters(), 3);
 
     sem.add_permits(1);
-    assert_eq!((second_created.wakes(), first_created.wakes(), third.wakes()), (1, 0, 0));
+    assert_eq!(
+        (second_created.wakes(), first_created.wakes(), third.wakes()),
+        (1, 0, 0)
+    );
     assert!(second_created.poll());
     assert!(!first_created.poll());
 
@@ -80,7 +83,11 @@ fn try_acquire_does_not_barge_past_the_queue() {
     let mut held = held;
     let one = held.split(1).unwrap();
     drop(one); // one permit comes back, but the head wants two
-    assert_eq!(sem.available_permits(), 0, "released permit went to the head");
+    assert_eq!(
+        sem.available_permits(),
+        0,
+        "released permit went to the head"
+    );
     assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
     assert_eq!(waiter.wakes(), 0);
 
@@ -181,10 +188,20 @@ fn the_latest_waker_is_the_one_woken() {
     let second = Arc::new(common::CountingWaker::default());
     let w1 = Waker::from(first.clone());
     let w2 = Waker::from(second.clone());
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&w1)).is_pending());
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&w2)).is_pending());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&w1))
+        .is_pending());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&w2))
+        .is_pending());
     sem.add_permits(1);
-    assert_eq!((first.count(), second.count()), (0, 1), "only the latest waker");
+    assert_eq!(
+        (first.count(), second.count()),
+        (0, 1),
+        "only the latest waker"
+    );
     assert!(fut.as_mut().poll(&mut Context::from_waker(&w2)).is_ready());
 }
 
@@ -350,6 +367,18 @@ fn add_permits_overflow_panics_before_changing_anything() {
 }
 
 #[test]
+fn add_permits_overflow_with_waiters_changes_nothing() {
+    let sem = Semaphore::new(0);
+    let mut waiter = Probe::new(sem.acquire_many(2));
+    assert!(!waiter.poll());
+    let err = catch_unwind(AssertUnwindSafe(|| sem.add_permits(usize::MAX))).unwrap_err();
+    assert!(err.downcast_ref::<String>().unwrap().contains("MAX_PERMITS"));
+    assert_eq!((waiter.wakes(), sem.waiters(), sem.available_permits()), (0, 1, 0));
+    sem.add_permits(2);
+    assert!(waiter.poll());
+}
+
+#[test]
 #[should_panic(expected = "at most Semaphore::MAX_PERMITS")]
 fn new_rejects_too_many_permits() {
     let _ = Semaphore::new(Semaphore::MAX_PERMITS + 1);
@@ -394,7 +423,11 @@ fn merging_permits_of_two_semaphores_panics_and_loses_nothing() {
         .unwrap()
         .contains("two different semaphores"));
     assert_eq!(a.num_permits(), 1);
-    assert_eq!(s2.available_permits(), 2, "b went back to its own semaphore");
+    assert_eq!(
+        s2.available_permits(),
+        2,
+        "b went back to its own semaphore"
+    );
     drop(a);
     assert_eq!(s1.available_permits(), 2);
 }

@@ -19,8 +19,7 @@ use crate::error::{AcquireError, TryAcquireError};
 /// for one; the [`Permit`] it returns gives it back when dropped. Use it to
 /// cap how many calls are in flight at once, e.g. "at most 10 requests to this
 /// API at a time". (It does not cap calls *per second*: for that, see
-/// [`RateLimiter`](crate::RateLimiter), or combine both with
-/// [`Limiter`](crate::Limiter).)
+/// `RateLimiter`, or combine both with `Limiter`.)
 ///
 /// # Fairness
 ///
@@ -65,7 +64,8 @@ use crate::error::{AcquireError, TryAcquireError};
 /// let sem = Semaphore::new(3);
 /// let running = AtomicUsize::new(0);
 /// let jobs = (0..10).map(|i| {
-///     sem.run(async {
+///     let running = &running;
+///     sem.run(async move {
 ///         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
 ///         assert!(now <= 3);
 ///         futures_lite::future::yield_now().await;

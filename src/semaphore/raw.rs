@@ -222,9 +222,8 @@ impl RawSemaphore {
                 Err(actual) => state = actual,
             }
         }
-        // `QUEUED` was set, so no permit was available: this is the check
-        // `add_available` makes once the queue is served, made before the
-        // hand-off, because permits handed to waiters cannot be taken back.
+        // Queued, so nothing is available: the whole `n` must fit. Checked
+        // before the hand-off changes anything.
         assert_room(0, n);
         let list = self.waiters.lock();
         self.hand_off(list, n);
@@ -490,7 +489,11 @@ impl Waiter {
         }
     }
 
-    fn poll_first(&self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll_first(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
         let num = self.num.get();
         if let Err(e) = sem.check_capacity(num) {
             self.stage.set(Stage::Done);
@@ -561,7 +564,11 @@ impl Waiter {
         }
     }
 
-    fn poll_queued(&self, sem: &RawSemaphore, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll_queued(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
         // Acquire: synchronizes with the Release store of whoever unlinked
         // the node, so after this we own it again.
         match self.remaining.load(Ordering::Acquire) {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the crate: unit, integration and doc tests, then the loom
+# models. This is what CI runs after its lint steps; a newcomer types it too.
+#
+#   ./test.sh           everything
+#   ./test.sh --quick   skip the loom models
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "==> cargo test (unit, integration, doc tests)"
+cargo test --locked --all-targets
+cargo test --locked --doc
+
+echo "==> cargo test --no-default-features (no async-io, no std)"
+cargo build --locked --no-default-features
+cargo build --locked --no-default-features --features std
+
+if [[ "${1:-}" != "--quick" ]]; then
+  echo "==> loom models (RUSTFLAGS=--cfg loom, LOOM_MAX_PREEMPTIONS=2)"
+  start=$SECONDS
+  (cd loom-tests && RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+    cargo test --locked --release)
+  echo "loom models took $((SECONDS - start)) s (build included)"
+fi
