@@ -163,3 +163,291 @@ impl fmt::Display for OverRelease {
 
 #[cfg(feature = "std")]
 impl std::error::Error for OverRelease {}
+
+// --- rate limiting ---
+
+/// Why [`Quota::new`](crate::Quota::new) refused its arguments.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{Quota, QuotaError};
+///
+/// assert_eq!(Quota::new(0, Duration::from_secs(1)), Err(QuotaError::ZeroCells));
+/// assert_eq!(Quota::new(5, Duration::ZERO), Err(QuotaError::ZeroPeriod));
+/// assert!(Quota::new(5, Duration::from_secs(1)).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuotaError {
+    /// The quota admits no cells per period: a limiter could never admit
+    /// anything.
+    ZeroCells,
+    /// The period is zero: the rate would be infinite.
+    ZeroPeriod,
+    /// The period is longer than 2^64 - 1 nanoseconds (about 584 years).
+    PeriodTooLong,
+}
+
+impl fmt::Display for QuotaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QuotaError::ZeroCells => {
+                "a quota of zero cells admits nothing: allow at least 1 cell per period"
+            }
+            QuotaError::ZeroPeriod => {
+                "a quota period of zero is an infinite rate: use a period of at least 1ns"
+            }
+            QuotaError::PeriodTooLong => {
+                "the quota period is longer than 2^64 - 1 ns (about 584 years): use a shorter period"
+            }
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for QuotaError {}
+
+/// Declares a type generic over an instant type `I`, defaulting `I` to
+/// `std::time::Instant` when that exists (feature `std`).
+macro_rules! with_default_instant {
+    ($(#[$attr:meta])* pub $kind:ident $name:ident<I> $body:tt) => {
+        #[cfg(feature = "std")]
+        $(#[$attr])*
+        pub $kind $name<I = std::time::Instant> $body
+        #[cfg(not(feature = "std"))]
+        $(#[$attr])*
+        pub $kind $name<I> $body
+    };
+}
+
+with_default_instant! {
+    /// A rate limiter said no: the request conforms at [`earliest`](Self::earliest)
+    /// and not before.
+    ///
+    /// `I` is the limiter's clock's instant ([`std::time::Instant`] for the
+    /// default [`SystemClock`](crate::SystemClock)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(4), clock.clone());
+    /// limiter.check().unwrap();
+    /// let denied = limiter.check().unwrap_err();
+    /// assert_eq!(denied.wait_time(), Duration::from_millis(250));
+    /// assert_eq!(denied.earliest(), clock.now() + Duration::from_millis(250));
+    /// assert_eq!(denied.to_string(), "rate limited: try again in 250ms");
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct NotUntil<I> {
+        earliest: I,
+        wait: core::time::Duration,
+    }
+}
+
+impl<I: Copy> NotUntil<I> {
+    pub(crate) fn new(earliest: I, wait: core::time::Duration) -> Self {
+        Self { earliest, wait }
+    }
+
+    /// The earliest instant at which the same request would be admitted (if
+    /// nothing else is admitted first).
+    pub fn earliest(&self) -> I {
+        self.earliest
+    }
+
+    /// How long from the moment of the decision until
+    /// [`earliest`](Self::earliest).
+    pub fn wait_time(&self) -> core::time::Duration {
+        self.wait
+    }
+}
+
+impl<I> fmt::Display for NotUntil<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate limited: try again in {:?}", self.wait)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<I: fmt::Debug> std::error::Error for NotUntil<I> {}
+
+/// A request for more cells than the limiter's burst: it could never be
+/// admitted, so it fails at once instead of waiting forever.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{Quota, RateLimiter};
+///
+/// let limiter = RateLimiter::new(Quota::per_second(100).allow_burst(10));
+/// let err = limiter.reserve_many(12).unwrap_err();
+/// assert_eq!((err.requested, err.burst), (12, 10));
+/// assert_eq!(
+///     err.to_string(),
+///     "requested 12 cells but the burst is 10: ask for at most 10 or raise the burst \
+///      (Quota::allow_burst, or the token bucket's max)"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct InsufficientCapacity {
+    /// Cells asked for.
+    pub requested: u32,
+    /// The most cells the limiter can ever admit at once.
+    pub burst: u32,
+}
+
+impl fmt::Display for InsufficientCapacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "requested {} cells but the burst is {}: ask for at most {} or raise the burst \
+             (Quota::allow_burst, or the token bucket's max)",
+            self.requested, self.burst, self.burst
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for InsufficientCapacity {}
+
+with_default_instant! {
+    /// Why [`check_n`](crate::RateLimiter::check_n) did not admit its cells.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, Quota, RateLimitError, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(5), ManualClock::new());
+    /// assert!(limiter.check_n(5).is_ok());
+    /// assert!(matches!(limiter.check_n(1), Err(RateLimitError::NotUntil(_))));
+    /// assert!(matches!(
+    ///     limiter.check_n(6),
+    ///     Err(RateLimitError::InsufficientCapacity { requested: 6, burst: 5 })
+    /// ));
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum RateLimitError<I> {
+        /// Not now; the cells would be admitted at the given instant.
+        NotUntil(NotUntil<I>),
+        /// More cells than the burst: never admitted, do not retry as is.
+        InsufficientCapacity {
+            /// Cells asked for.
+            requested: u32,
+            /// The most cells the limiter can ever admit at once.
+            burst: u32,
+        },
+    }
+}
+
+impl<I> fmt::Display for RateLimitError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitError::NotUntil(not_until) => not_until.fmt(f),
+            RateLimitError::InsufficientCapacity { requested, burst } => InsufficientCapacity {
+                requested: *requested,
+                burst: *burst,
+            }
+            .fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<I: fmt::Debug> std::error::Error for RateLimitError<I> {}
+
+impl<I> From<NotUntil<I>> for RateLimitError<I> {
+    fn from(not_until: NotUntil<I>) -> Self {
+        RateLimitError::NotUntil(not_until)
+    }
+}
+
+impl<I> From<InsufficientCapacity> for RateLimitError<I> {
+    fn from(e: InsufficientCapacity) -> Self {
+        RateLimitError::InsufficientCapacity {
+            requested: e.requested,
+            burst: e.burst,
+        }
+    }
+}
+
+/// Why [`TokenBucketBuilder::build`](crate::TokenBucketBuilder::build)
+/// refused its settings.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{TokenBucket, TokenBucketError};
+///
+/// let err = TokenBucket::builder().max(5).refill(10).build().unwrap_err();
+/// assert_eq!(err, TokenBucketError::RefillExceedsMax { refill: 10, max: 5 });
+/// assert_eq!(
+///     TokenBucket::builder().interval(Duration::ZERO).build().unwrap_err(),
+///     TokenBucketError::ZeroInterval
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenBucketError {
+    /// `max` is zero: the bucket could never hold a token.
+    ZeroMax,
+    /// `refill` is zero: the bucket would never refill.
+    ZeroRefill,
+    /// `interval` is zero: the refill rate would be infinite.
+    ZeroInterval,
+    /// `interval` is longer than 2^64 - 1 nanoseconds (about 584 years).
+    IntervalTooLong,
+    /// `refill` is larger than `max`: the extra tokens would always be lost.
+    RefillExceedsMax {
+        /// Tokens added per interval.
+        refill: u32,
+        /// Bucket capacity.
+        max: u32,
+    },
+    /// `initial` is larger than `max`.
+    InitialExceedsMax {
+        /// Tokens at creation.
+        initial: u32,
+        /// Bucket capacity.
+        max: u32,
+    },
+}
+
+impl fmt::Display for TokenBucketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TokenBucketError::ZeroMax => {
+                f.write_str("a token bucket with max 0 admits nothing: set max to at least 1")
+            }
+            TokenBucketError::ZeroRefill => {
+                f.write_str("a token bucket with refill 0 never refills: set refill to at least 1")
+            }
+            TokenBucketError::ZeroInterval => f.write_str(
+                "a refill interval of zero is an infinite rate: use an interval of at least 1ns",
+            ),
+            TokenBucketError::IntervalTooLong => f.write_str(
+                "the refill interval is longer than 2^64 - 1 ns (about 584 years): use a shorter interval",
+            ),
+            TokenBucketError::RefillExceedsMax { refill, max } => write!(
+                f,
+                "refill is {refill} tokens but max is {max}: set refill to at most {max} or raise max"
+            ),
+            TokenBucketError::InitialExceedsMax { initial, max } => write!(
+                f,
+                "initial is {initial} tokens but max is {max}: set initial to at most {max} or raise max"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TokenBucketError {}

@@ -60,15 +60,28 @@ extern crate alloc;
 #[cfg(all(feature = "std", not(loom)))]
 mod block;
 mod bounded;
+mod clock;
 mod error;
+mod rate;
 mod semaphore;
 mod sync;
+mod wait_list;
 
 pub use bounded::BoundedSemaphore;
+pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
+#[cfg(feature = "async-io")]
+pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
+pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+pub use rate::{
+    BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
+};
 pub use semaphore::{OwnedPermit, Permit, Semaphore};
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {
+    pub use crate::rate::{
+        BucketAcquire, BucketAcquireMany, BucketRun, RateAcquire, RateAcquireMany, RateRun,
+    };
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
 }

@@ -6,11 +6,61 @@
 //! (without it), and cells are plain `UnsafeCell`s behind loom's closure API.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::AtomicUsize;
+pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::AtomicUsize;
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;
+
+/// A 128-bit atomic word: the rate limiters keep their whole state in one.
+/// `portable-atomic`'s is lock-free (`cmpxchg16b`, `casp`/`ldxp`) where the
+/// CPU has it and falls back to a seqlock elsewhere.
+#[cfg(not(loom))]
+pub(crate) use portable_atomic::AtomicU128;
+
+#[cfg(loom)]
+pub(crate) use loom_u128::AtomicU128;
+
+/// loom has no 128-bit atomic; a loom mutex around a `u128` with the same
+/// `load`/`compare_exchange` API lets the models explore every interleaving
+/// of the CAS loops (each operation is one atomic step, like the real one).
+#[cfg(loom)]
+mod loom_u128 {
+    use super::Ordering;
+
+    #[derive(Debug)]
+    pub(crate) struct AtomicU128(loom::sync::Mutex<u128>);
+
+    impl AtomicU128 {
+        pub(crate) fn new(value: u128) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn load(&self, _order: Ordering) -> u128 {
+            *self.0.lock().unwrap()
+        }
+
+        pub(crate) fn store(&self, value: u128, _order: Ordering) {
+            *self.0.lock().unwrap() = value;
+        }
+
+        pub(crate) fn compare_exchange(
+            &self,
+            current: u128,
+            new: u128,
+            _success: Ordering,
+            _failure: Ordering,
+        ) -> Result<u128, u128> {
+            let mut guard = self.0.lock().unwrap();
+            if *guard == current {
+                *guard = new;
+                Ok(current)
+            } else {
+                Err(*guard)
+            }
+        }
+    }
+}
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;

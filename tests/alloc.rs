@@ -1,6 +1,7 @@
-//! A contended wait allocates nothing: the queue node lives inside the
-//! acquire future. Counted with a global allocator that counts this thread's
-//! allocations only.
+//! A contended wait allocates nothing: a queued semaphore waiter, a waiting
+//! rate-limiter or token-bucket acquire and a `ManualClock` sleep all live
+//! inside their futures. Counted with a global allocator that counts this
+//! thread's allocations only.
 
 mod common;
 
@@ -9,9 +10,10 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use limiters::{BoundedSemaphore, Semaphore};
+use limiters::{BoundedSemaphore, ManualClock, Quota, RateLimiter, Semaphore, TokenBucketBuilder};
 
 struct Counting;
 
@@ -45,15 +47,17 @@ fn allocs() -> usize {
 }
 
 #[test]
+fn the_counter_counts() {
+    let before = allocs();
+    drop(std::hint::black_box(Box::new(1u64)));
+    assert_eq!(allocs() - before, 1);
+}
+
+#[test]
 fn contended_wait_grant_and_cancel_allocate_nothing() {
     let sem = Semaphore::new(1);
     let waker = Waker::from(Arc::new(common::CountingWaker::default()));
     let mut cx = Context::from_waker(&waker);
-
-    // The counter does count: a box is one allocation.
-    let before = allocs();
-    drop(std::hint::black_box(Box::new(1u64)));
-    assert_eq!(allocs() - before, 1);
 
     let before = allocs();
     {
@@ -88,4 +92,49 @@ fn contended_wait_grant_and_cancel_allocate_nothing() {
         assert!(waiter.as_mut().poll(&mut cx).is_ready());
     }
     assert_eq!(allocs() - before, 0);
+}
+
+#[test]
+fn waiting_acquires_allocate_nothing() {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(10), clock.clone());
+    let bucket = TokenBucketBuilder::new()
+        .max(1)
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let waker = Waker::from(Arc::new(common::CountingWaker::default()));
+    let mut cx = Context::from_waker(&waker);
+
+    let before = allocs();
+    let mut waits = 0;
+    for _ in 0..100 {
+        rl.check().unwrap_or(());
+        let mut first = pin!(rl.acquire());
+        let mut second = pin!(rl.acquire_many(1));
+        let mut third = pin!(rl.acquire());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert!(third.as_mut().poll(&mut cx).is_pending());
+        rl.set_quota(Quota::per_second(20)); // re-times the waiters
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        clock.advance(Duration::from_millis(50));
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        // `third` is dropped while waiting: refunded, unlinked.
+        rl.set_quota(Quota::per_second(10));
+
+        let _ = bucket.check();
+        let mut token = pin!(bucket.acquire());
+        assert!(token.as_mut().poll(&mut cx).is_pending());
+        clock.advance(Duration::from_secs(1));
+        assert!(token.as_mut().poll(&mut cx).is_ready());
+        clock.advance(Duration::from_secs(1));
+        waits += 4;
+    }
+    assert_eq!(
+        allocs() - before,
+        0,
+        "heap allocations during {waits} waiting acquires"
+    );
 }

@@ -372,8 +372,14 @@ fn add_permits_overflow_with_waiters_changes_nothing() {
     let mut waiter = Probe::new(sem.acquire_many(2));
     assert!(!waiter.poll());
     let err = catch_unwind(AssertUnwindSafe(|| sem.add_permits(usize::MAX))).unwrap_err();
-    assert!(err.downcast_ref::<String>().unwrap().contains("MAX_PERMITS"));
-    assert_eq!((waiter.wakes(), sem.waiters(), sem.available_permits()), (0, 1, 0));
+    assert!(err
+        .downcast_ref::<String>()
+        .unwrap()
+        .contains("MAX_PERMITS"));
+    assert_eq!(
+        (waiter.wakes(), sem.waiters(), sem.available_permits()),
+        (0, 1, 0)
+    );
     sem.add_permits(2);
     assert!(waiter.poll());
 }

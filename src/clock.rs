@@ -1,0 +1,475 @@
+//! Time sources for the rate limiters: the [`Clock`] trait, the real
+//! [`SystemClock`] and the test double [`ManualClock`].
+//!
+//! A limiter only ever asks its clock two things: what time it is, and for a
+//! future that completes at a given instant. Nothing is spawned and no
+//! executor is assumed, so the same limiter runs under tokio, smol,
+//! async-std, `futures_lite::future::block_on`, or in a test that moves time
+//! by hand.
+
+use alloc::sync::Arc;
+use core::fmt;
+use core::future::Future;
+use core::ops::{Add, Sub};
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::wait_list::{List, Node, WakeBatch};
+
+/// A point in time as a [`Clock`] sees it.
+///
+/// Implemented for [`std::time::Instant`] (with feature `std`) and for
+/// [`ManualInstant`]. The limiters measure everything as nanoseconds since an
+/// instant of their own creation, so these two operations are all they need.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{ClockInstant, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let start = clock.now();
+/// clock.advance(Duration::from_millis(5));
+/// assert_eq!(clock.now().saturating_duration_since(start), Duration::from_millis(5));
+/// assert_eq!(start.saturating_duration_since(clock.now()), Duration::ZERO);
+/// assert_eq!(start.saturating_add(Duration::from_millis(5)), clock.now());
+/// ```
+pub trait ClockInstant: Copy + Ord + fmt::Debug + Send + Sync + 'static {
+    /// The time elapsed from `earlier` to `self`, or zero if `earlier` is
+    /// later.
+    fn saturating_duration_since(&self, earlier: Self) -> Duration;
+
+    /// `self + duration`, or the latest representable instant if that
+    /// overflows.
+    fn saturating_add(self, duration: Duration) -> Self;
+}
+
+#[cfg(feature = "std")]
+impl ClockInstant for std::time::Instant {
+    fn saturating_duration_since(&self, earlier: Self) -> Duration {
+        std::time::Instant::saturating_duration_since(self, earlier)
+    }
+
+    fn saturating_add(self, duration: Duration) -> Self {
+        if let Some(later) = self.checked_add(duration) {
+            return later;
+        }
+        // Unreachable in practice (the limiters never add more than 2^64 ns,
+        // 584 years), but never panic: add the largest part that fits.
+        let mut step = duration;
+        let mut at = self;
+        while step > Duration::ZERO {
+            step /= 2;
+            if let Some(later) = at.checked_add(step) {
+                at = later;
+            }
+        }
+        at
+    }
+}
+
+/// A source of time: the current instant and a future that completes at a
+/// deadline.
+///
+/// Cloning a clock must be cheap and every clone must tell the same time.
+///
+/// # Examples
+///
+/// A limiter is generic over its clock; tests use [`ManualClock`] so that
+/// nothing depends on the wall clock:
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{Clock, ManualClock, Quota, RateLimiter};
+///
+/// fn admitted<C: Clock>(limiter: &RateLimiter<C>) -> usize {
+///     (0..100).filter(|_| limiter.check().is_ok()).count()
+/// }
+///
+/// let clock = ManualClock::new();
+/// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(3), clock.clone());
+/// assert_eq!(admitted(&limiter), 3);
+/// clock.advance(Duration::from_millis(200));
+/// assert_eq!(admitted(&limiter), 2);
+/// ```
+pub trait Clock: Clone + Send + Sync + 'static {
+    /// The clock's notion of an instant.
+    type Instant: ClockInstant;
+    /// The future returned by [`Clock::sleep_until`].
+    type Sleep: Future<Output = ()> + Send;
+
+    /// The current instant.
+    fn now(&self) -> Self::Instant;
+
+    /// A future that completes once [`Clock::now`] has reached `deadline`
+    /// (at once if it already has).
+    fn sleep_until(&self, deadline: Self::Instant) -> Self::Sleep;
+}
+
+#[cfg(feature = "async-io")]
+pub use system::{SystemClock, SystemSleep};
+
+#[cfg(feature = "async-io")]
+mod system {
+    use super::*;
+    use std::time::Instant;
+
+    /// The real clock: [`std::time::Instant`] for time and `async-io`'s
+    /// timer for sleeping. The default clock of every limiter.
+    ///
+    /// `async-io` drives its timers from its own reactor thread when no
+    /// runtime of its own is polling, so sleeps complete under tokio, smol,
+    /// async-std or a plain `block_on` alike.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use limiters::{Clock, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let clock = SystemClock;
+    /// let deadline = clock.now() + Duration::from_millis(1);
+    /// clock.sleep_until(deadline).await;
+    /// assert!(Instant::now() >= deadline);
+    /// # });
+    /// ```
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    pub struct SystemClock;
+
+    impl Clock for SystemClock {
+        type Instant = Instant;
+        type Sleep = SystemSleep;
+
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> SystemSleep {
+            SystemSleep {
+                timer: async_io::Timer::at(deadline),
+            }
+        }
+    }
+
+    /// Future returned by [`SystemClock::sleep_until`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use limiters::{Clock, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let sleep: limiters::SystemSleep = SystemClock.sleep_until(Instant::now());
+    /// sleep.await; // the deadline has passed: completes at once
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    #[derive(Debug)]
+    pub struct SystemSleep {
+        timer: async_io::Timer,
+    }
+
+    impl Future for SystemSleep {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            Pin::new(&mut self.timer).poll(cx).map(|_| ())
+        }
+    }
+}
+
+/// An instant of a [`ManualClock`]: the time since the clock was created.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let start = clock.now();
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now() - start, Duration::from_secs(2));
+/// assert_eq!(start + Duration::from_secs(2), clock.now());
+/// assert_eq!(clock.now().as_nanos(), 2_000_000_000);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ManualInstant(u64);
+
+impl ManualInstant {
+    /// Nanoseconds since the clock was created.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ManualInstant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ManualInstant({:?})", Duration::from_nanos(self.0))
+    }
+}
+
+fn duration_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl ClockInstant for ManualInstant {
+    fn saturating_duration_since(&self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    fn saturating_add(self, duration: Duration) -> Self {
+        ManualInstant(self.0.saturating_add(duration_nanos(duration)))
+    }
+}
+
+impl Add<Duration> for ManualInstant {
+    type Output = ManualInstant;
+
+    /// Saturates at the latest representable instant (2^64 - 1 ns).
+    fn add(self, duration: Duration) -> ManualInstant {
+        self.saturating_add(duration)
+    }
+}
+
+impl Sub for ManualInstant {
+    type Output = Duration;
+
+    /// Saturates at zero, like [`std::time::Instant`].
+    fn sub(self, earlier: ManualInstant) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+/// A clock that only moves when told to: for deterministic, instant tests.
+///
+/// Clones share one time. [`advance`](ManualClock::advance) wakes exactly
+/// the sleepers whose deadline it reached, so a test can poll futures by hand
+/// and assert who became ready. Sleeping allocates nothing: each sleep future
+/// carries its own list node.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{Clock, ManualClock};
+///
+/// # futures_lite::future::block_on(async {
+/// let clock = ManualClock::new();
+/// let deadline = clock.now() + Duration::from_secs(60);
+/// let sleeper = clock.clone();
+/// let sleep = sleeper.sleep_until(deadline);
+/// futures_lite::pin!(sleep);
+/// assert!(futures_lite::future::poll_once(sleep.as_mut()).await.is_none());
+/// clock.advance(Duration::from_secs(60)); // no real minute passes
+/// sleep.await;
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct ManualClock {
+    shared: Arc<ManualShared>,
+}
+
+struct ManualShared {
+    /// Nanoseconds since creation. Written only under `sleepers`' lock.
+    now: AtomicU64,
+    /// Sleep futures waiting for a deadline, each node holding it.
+    sleepers: Mutex<List<u64>>,
+}
+
+impl Default for ManualShared {
+    fn default() -> Self {
+        Self {
+            now: AtomicU64::new(0),
+            sleepers: Mutex::new(List::new()),
+        }
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("now", &self.now())
+            .field("sleepers", &self.shared.sleepers.lock().len())
+            .finish()
+    }
+}
+
+impl ManualClock {
+    /// A clock at [`ManualInstant`] zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::ManualClock;
+    ///
+    /// assert_eq!(ManualClock::new().now().as_nanos(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current instant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let other = clock.clone();
+    /// other.advance(Duration::from_nanos(7));
+    /// assert_eq!(clock.now().as_nanos(), 7); // clones share one time
+    /// ```
+    pub fn now(&self) -> ManualInstant {
+        // Acquire: pairs with the Release store in `advance`, so a sleeper
+        // that sees the new time also sees everything done before advancing.
+        ManualInstant(self.shared.now.load(Ordering::Acquire))
+    }
+
+    /// Moves time forward by `by` (saturating at 2^64 - 1 ns) and wakes every
+    /// sleeper whose deadline has now passed, and no other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(1500));
+    /// assert_eq!(clock.now().as_nanos(), 1_500_000_000);
+    /// clock.advance(Duration::MAX);
+    /// assert_eq!(clock.now().as_nanos(), u64::MAX);
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        let mut batch = WakeBatch::new();
+        let mut moved = false;
+        loop {
+            let mut more = false;
+            {
+                let mut sleepers = self.shared.sleepers.lock();
+                if !moved {
+                    let now = self.shared.now.load(Ordering::Relaxed);
+                    // Release: pairs with the Acquire load in `now`. Written
+                    // under the lock, so a sleeper checking under the lock
+                    // either sees the new time or is found by this scan.
+                    self.shared
+                        .now
+                        .store(now.saturating_add(duration_nanos(by)), Ordering::Release);
+                    moved = true;
+                }
+                let now = self.shared.now.load(Ordering::Relaxed);
+                sleepers.retain(|entry| {
+                    if entry.value > now {
+                        return true;
+                    }
+                    if batch.is_full() {
+                        more = true;
+                        return true;
+                    }
+                    if let Some(waker) = entry.waker.take() {
+                        batch.push(waker);
+                    }
+                    false
+                });
+            }
+            batch.wake_all();
+            if !more {
+                return;
+            }
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    type Instant = ManualInstant;
+    type Sleep = ManualSleep;
+
+    fn now(&self) -> ManualInstant {
+        ManualClock::now(self)
+    }
+
+    fn sleep_until(&self, deadline: ManualInstant) -> ManualSleep {
+        ManualSleep {
+            shared: self.shared.clone(),
+            node: Node::new(deadline.0),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`ManualClock`]'s [`Clock::sleep_until`]: completes
+    /// when the clock is advanced to its deadline. Allocates nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it unregisters it from the clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{Clock, ManualClock, ManualSleep};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let sleep: ManualSleep = clock.sleep_until(clock.now());
+    /// sleep.await; // deadline already reached
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct ManualSleep {
+        shared: Arc<ManualShared>,
+        #[pin]
+        node: Node<u64>,
+    }
+
+    impl PinnedDrop for ManualSleep {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut sleepers = this.shared.sleepers.lock();
+            // SAFETY: the node is alive (we are dropping it only after this)
+            // and only ever linked into this clock's list.
+            unsafe { sleepers.unlink(&this.node) };
+        }
+    }
+}
+
+impl fmt::Debug for ManualSleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManualSleep { .. }")
+    }
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let node: &Node<u64> = &this.node;
+        let mut sleepers = this.shared.sleepers.lock();
+        // SAFETY: all access to the node goes through this clock's list lock.
+        let entry = unsafe { sleepers.entry(node) };
+        // Read under the lock: `advance` stores the time under it too.
+        if this.shared.now.load(Ordering::Acquire) >= entry.value {
+            // SAFETY: the node is alive and only linked into this list.
+            unsafe { sleepers.unlink(node) };
+            return Poll::Ready(());
+        }
+        match &mut entry.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        // SAFETY: the node is pinned inside this future, which unlinks it in
+        // `drop` before it can move or be freed.
+        unsafe { sleepers.link(node) };
+        Poll::Pending
+    }
+}

@@ -1,0 +1,893 @@
+//! [`TokenBucket`]: discrete refill, the same check/acquire/run surface as
+//! [`RateLimiter`](crate::RateLimiter).
+//!
+//! # Implementation details
+//!
+//! A bucket holding at most `max` tokens, starting with `initial`, gaining
+//! `refill` at every multiple of `interval` since its creation. Instead of a
+//! token count, which would need the time of the last refill alongside it,
+//! the state is one number, `taken`: the position on the *supply axis* up to
+//! which tokens have been handed out. By boundary `k` (`k = now / interval`)
+//! the bucket has been supplied `supply(k) = initial + refill * k` tokens.
+//! Tokens not taken pile up, but never beyond `max`, so `taken` is first
+//! raised to `supply(k) - max` (tokens lost to the full bucket); then `n`
+//! tokens are admitted if `taken + n <= supply(k)`. A waiter reserves by
+//! moving `taken` anyway and sleeps until the first boundary whose supply
+//! covers it, so waiters are served in order. This is GCRA with time counted
+//! in whole intervals and credit in tokens; all arithmetic is `u128`.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use crate::clock::{Clock, ClockInstant};
+use crate::error::{InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError};
+use crate::sync::{AtomicU128, Ordering};
+
+#[cfg(feature = "async-io")]
+use crate::clock::SystemClock;
+
+/// Settings for a [`TokenBucket`], from [`TokenBucket::builder`].
+///
+/// Defaults: `max` 1, `initial` equal to `max` (a full bucket), `refill` 1,
+/// `interval` one second.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::TokenBucket;
+///
+/// // 10 requests per second in one lump, unused ones kept up to 50.
+/// let bucket = TokenBucket::builder()
+///     .max(50)
+///     .initial(10)
+///     .refill(10)
+///     .interval(Duration::from_secs(1))
+///     .build()?;
+/// assert_eq!(bucket.available(), 10);
+/// # Ok::<(), limiters::TokenBucketError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct TokenBucketBuilder {
+    max: u32,
+    initial: Option<u32>,
+    refill: u32,
+    interval: Duration,
+}
+
+impl Default for TokenBucketBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TokenBucketBuilder {
+    /// Default settings (also [`TokenBucket::builder`]); the way to start a
+    /// bucket on a clock other than [`SystemClock`](crate::SystemClock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucketBuilder};
+    ///
+    /// let bucket = TokenBucketBuilder::new().max(3).build_with_clock(ManualClock::new())?;
+    /// assert_eq!(bucket.max(), 3);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub const fn new() -> Self {
+        TokenBucketBuilder {
+            max: 1,
+            initial: None,
+            refill: 1,
+            interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The bucket's capacity: most tokens ever available at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bucket = limiters::TokenBucket::builder().max(3).build()?;
+    /// assert_eq!(bucket.available(), 3);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn max(self, max: u32) -> Self {
+        Self { max, ..self }
+    }
+
+    /// Tokens in the bucket at creation (default: `max`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bucket = limiters::TokenBucket::builder().max(3).initial(0).build()?;
+    /// assert_eq!(bucket.available(), 0);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn initial(self, initial: u32) -> Self {
+        Self {
+            initial: Some(initial),
+            ..self
+        }
+    }
+
+    /// Tokens added at the end of every interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bucket = limiters::TokenBucket::builder().max(10).refill(5).build()?;
+    /// assert_eq!(bucket.refill(), 5);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn refill(self, refill: u32) -> Self {
+        Self { refill, ..self }
+    }
+
+    /// Time between refills.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    ///
+    /// let bucket = limiters::TokenBucket::builder().interval(Duration::from_millis(100)).build()?;
+    /// assert_eq!(bucket.interval(), Duration::from_millis(100));
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn interval(self, interval: Duration) -> Self {
+        Self { interval, ..self }
+    }
+
+    /// A bucket on the real clock.
+    ///
+    /// # Errors
+    ///
+    /// A [`TokenBucketError`] naming the setting that cannot work: zero
+    /// `max`, `refill` or `interval`, `refill` or `initial` above `max`, or
+    /// an interval beyond 2^64 - 1 ns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{TokenBucket, TokenBucketError};
+    ///
+    /// assert_eq!(TokenBucket::builder().max(0).build().unwrap_err(), TokenBucketError::ZeroMax);
+    /// ```
+    #[cfg(feature = "async-io")]
+    pub fn build(self) -> Result<TokenBucket<SystemClock>, TokenBucketError> {
+        self.build_with_clock(SystemClock)
+    }
+
+    /// A bucket on `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(2).build_with_clock(ManualClock::new())?;
+    /// assert!(bucket.check_n(2).is_ok());
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<TokenBucket<C>, TokenBucketError> {
+        let initial = self.initial.unwrap_or(self.max);
+        if self.max == 0 {
+            return Err(TokenBucketError::ZeroMax);
+        }
+        if self.refill == 0 {
+            return Err(TokenBucketError::ZeroRefill);
+        }
+        let interval_ns = self.interval.as_nanos();
+        if interval_ns == 0 {
+            return Err(TokenBucketError::ZeroInterval);
+        }
+        let interval_ns =
+            u64::try_from(interval_ns).map_err(|_| TokenBucketError::IntervalTooLong)?;
+        if self.refill > self.max {
+            return Err(TokenBucketError::RefillExceedsMax {
+                refill: self.refill,
+                max: self.max,
+            });
+        }
+        if initial > self.max {
+            return Err(TokenBucketError::InitialExceedsMax {
+                initial,
+                max: self.max,
+            });
+        }
+        let base = clock.now();
+        Ok(TokenBucket {
+            clock,
+            base,
+            max: self.max,
+            initial,
+            refill: self.refill,
+            interval_ns,
+            taken: AtomicU128::new(0),
+        })
+    }
+}
+
+macro_rules! token_bucket {
+    ($($default:ty)?) => {
+        /// A token bucket with discrete refill: up to `max` tokens, `refill`
+        /// more at the end of every `interval`.
+        ///
+        /// Choose it over [`RateLimiter`](crate::RateLimiter) when the limit
+        /// is stated as refills ("10 per full second, carry up to 50 over")
+        /// or when work should start in lumps on interval boundaries; choose
+        /// the GCRA limiter for "N per period" spread evenly. In any window
+        /// covering `k` refill boundaries it admits at most `max + k *
+        /// refill` tokens.
+        ///
+        /// # Fairness
+        ///
+        /// Waiters reserve their tokens at their first poll and complete in
+        /// that order; [`check`](Self::check) never takes tokens a waiter
+        /// reserved. Each waiter sleeps once.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use core::time::Duration;
+        /// use limiters::{ManualClock, TokenBucket};
+        ///
+        /// let clock = ManualClock::new();
+        /// let bucket = TokenBucket::builder()
+        ///     .max(4)
+        ///     .initial(2)
+        ///     .refill(2)
+        ///     .interval(Duration::from_secs(1))
+        ///     .build_with_clock(clock.clone())?;
+        /// assert!(bucket.check_n(2).is_ok());
+        /// assert_eq!(bucket.check().unwrap_err().wait_time(), Duration::from_secs(1));
+        /// clock.advance(Duration::from_secs(10)); // refills stop at max
+        /// assert_eq!(bucket.available(), 4);
+        /// # Ok::<(), limiters::TokenBucketError>(())
+        /// ```
+        pub struct TokenBucket<C: Clock $(= $default)?> {
+            clock: C,
+            base: C::Instant,
+            max: u32,
+            initial: u32,
+            refill: u32,
+            interval_ns: u64,
+            /// Tokens handed out, as a position on the supply axis.
+            taken: AtomicU128,
+        }
+    };
+}
+
+#[cfg(feature = "async-io")]
+token_bucket!(SystemClock);
+#[cfg(not(feature = "async-io"))]
+token_bucket!();
+
+impl<C: Clock> fmt::Debug for TokenBucket<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("available", &self.available())
+            .field("max", &self.max)
+            .field("refill", &self.refill)
+            .field("interval", &self.interval())
+            .finish()
+    }
+}
+
+/// What taking `n` tokens at boundary `k` does.
+#[derive(Clone, Copy, Debug)]
+struct Take {
+    taken: u128,
+    /// First boundary whose supply covers `taken`.
+    ready_k: u128,
+}
+
+#[cfg(feature = "async-io")]
+impl TokenBucket<SystemClock> {
+    /// Settings for a new bucket (see [`TokenBucketBuilder`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::TokenBucket;
+    ///
+    /// let bucket = TokenBucket::builder().max(5).refill(5).interval(Duration::from_secs(1)).build()?;
+    /// assert!(bucket.check_n(5).is_ok());
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn builder() -> TokenBucketBuilder {
+        TokenBucketBuilder::new()
+    }
+}
+
+impl<C: Clock> TokenBucket<C> {
+    fn supply(&self, k: u128) -> u128 {
+        self.initial as u128 + self.refill as u128 * k
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(
+            self.clock
+                .now()
+                .saturating_duration_since(self.base)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    fn boundary(&self, now_ns: u64) -> u128 {
+        (now_ns / self.interval_ns) as u128
+    }
+
+    fn ns_of_boundary(&self, k: u128) -> u64 {
+        u64::try_from(k.saturating_mul(self.interval_ns as u128)).unwrap_or(u64::MAX)
+    }
+
+    fn instant_at(&self, ns: u64) -> C::Instant {
+        self.base.saturating_add(Duration::from_nanos(ns))
+    }
+
+    fn take(&self, taken: u128, k: u128, n: u32) -> Take {
+        let floor = self.supply(k).saturating_sub(self.max as u128);
+        let taken = taken.max(floor) + n as u128;
+        let ready_k = taken
+            .saturating_sub(self.initial as u128)
+            .div_ceil(self.refill as u128)
+            .max(k);
+        Take { taken, ready_k }
+    }
+
+    fn capacity_error(&self, n: u32) -> Option<InsufficientCapacity> {
+        (n > self.max).then_some(InsufficientCapacity {
+            requested: n,
+            burst: self.max,
+        })
+    }
+
+    /// Tokens that could be taken now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(3).build_with_clock(ManualClock::new())?;
+    /// bucket.check().unwrap();
+    /// assert_eq!(bucket.available(), 2);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn available(&self) -> u32 {
+        let k = self.boundary(self.now_ns());
+        let floor = self.supply(k).saturating_sub(self.max as u128);
+        // Acquire: see every take before this read.
+        let taken = self.taken.load(Ordering::Acquire).max(floor);
+        self.supply(k).saturating_sub(taken) as u32
+    }
+
+    /// The bucket's capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bucket = limiters::TokenBucket::builder().max(8).build()?;
+    /// assert_eq!(bucket.max(), 8);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Tokens added per interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bucket = limiters::TokenBucket::builder().max(8).refill(2).build()?;
+    /// assert_eq!(bucket.refill(), 2);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn refill(&self) -> u32 {
+        self.refill
+    }
+
+    /// Time between refills.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    ///
+    /// let bucket = limiters::TokenBucket::builder().build()?;
+    /// assert_eq!(bucket.interval(), Duration::from_secs(1));
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// Takes one token now, or says when one is available.
+    ///
+    /// # Errors
+    ///
+    /// [`NotUntil`] with the first refill that would admit it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(1).build_with_clock(ManualClock::new())?;
+    /// assert!(bucket.check().is_ok());
+    /// assert!(bucket.check().is_err());
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
+        match self.check_n(1) {
+            Ok(()) => Ok(()),
+            Err(RateLimitError::NotUntil(not_until)) => Err(not_until),
+            Err(_) => unreachable!("max is at least 1"),
+        }
+    }
+
+    /// Takes `n` tokens now, or none. Lock-free.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::InsufficientCapacity`] if `n > max`,
+    /// [`RateLimitError::NotUntil`] otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, RateLimitError, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(5).build_with_clock(ManualClock::new())?;
+    /// assert!(bucket.check_n(4).is_ok());
+    /// assert!(matches!(bucket.check_n(2), Err(RateLimitError::NotUntil(_))));
+    /// assert!(matches!(bucket.check_n(6), Err(RateLimitError::InsufficientCapacity { .. })));
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
+        if let Some(e) = self.capacity_error(n) {
+            return Err(e.into());
+        }
+        let now = self.now_ns();
+        let k = self.boundary(now);
+        let mut taken = self.taken.load(Ordering::Acquire);
+        loop {
+            let take = self.take(taken, k, n);
+            if take.ready_k > k {
+                let at = self.ns_of_boundary(take.ready_k);
+                return Err(RateLimitError::NotUntil(NotUntil::new(
+                    self.instant_at(at),
+                    Duration::from_nanos(at.saturating_sub(now)),
+                )));
+            }
+            // AcqRel: orders this take after every earlier one (Acquire) and
+            // before every later one (Release).
+            match self.taken.compare_exchange(
+                taken,
+                take.taken,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => taken = actual,
+            }
+        }
+    }
+
+    /// Reserves `n` tokens; returns the position after them and when they are
+    /// available (ns since creation).
+    fn reserve(&self, n: u32) -> Result<(u128, u64), InsufficientCapacity> {
+        if let Some(e) = self.capacity_error(n) {
+            return Err(e);
+        }
+        let k = self.boundary(self.now_ns());
+        let mut taken = self.taken.load(Ordering::Acquire);
+        loop {
+            let take = self.take(taken, k, n);
+            // AcqRel: as in `check_n`.
+            match self.taken.compare_exchange(
+                taken,
+                take.taken,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok((take.taken, self.ns_of_boundary(take.ready_k))),
+                Err(actual) => taken = actual,
+            }
+        }
+    }
+
+    /// Gives `n` tokens back if nothing was taken after them and their time
+    /// has not come.
+    fn refund(&self, end: u128, n: u32, ready_ns: u64) {
+        if ready_ns <= self.now_ns() {
+            return;
+        }
+        // AcqRel: as in `check_n`. Fails (and refunds nothing) if anyone
+        // took tokens after us.
+        let _ =
+            self.taken
+                .compare_exchange(end, end - n as u128, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Waits for one token.
+    ///
+    /// # Fairness
+    ///
+    /// Reserved at the first poll; waiters complete in that order.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes gives the token back unless tokens
+    /// were taken after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::TokenBucket;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(2).interval(Duration::from_millis(1)).build().unwrap();
+    /// for _ in 0..4 {
+    ///     bucket.acquire().await;
+    /// }
+    /// # });
+    /// ```
+    pub fn acquire(&self) -> BucketAcquire<'_, C> {
+        BucketAcquire {
+            inner: self.acquire_many(1),
+        }
+    }
+
+    /// Waits for `n` tokens, taken together.
+    ///
+    /// # Fairness
+    ///
+    /// As [`acquire`](Self::acquire); a later small request never overtakes
+    /// an earlier large one.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] at once if `n > max`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::TokenBucket;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(4).build().unwrap();
+    /// bucket.acquire_many(4).await?;
+    /// assert!(bucket.acquire_many(5).await.is_err());
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acquire_many(&self, n: u32) -> BucketAcquireMany<'_, C> {
+        BucketAcquireMany {
+            bucket: self,
+            n,
+            reserved: None,
+            done: false,
+            sleep: None,
+        }
+    }
+
+    /// Reserves `n` tokens now and says when they are available, without
+    /// waiting. Dropping the reservation keeps the tokens taken;
+    /// [`BucketReservation::cancel`] gives them back.
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] if `n > max`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(1).build_with_clock(ManualClock::new()).unwrap();
+    /// assert_eq!(bucket.reserve_many(1)?.delay(), Duration::ZERO);
+    /// assert_eq!(bucket.reserve_many(1)?.delay(), Duration::from_secs(1));
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// ```
+    pub fn reserve_many(&self, n: u32) -> Result<BucketReservation<'_, C>, InsufficientCapacity> {
+        let (end, ready_ns) = self.reserve(n)?;
+        Ok(BucketReservation {
+            bucket: self,
+            end,
+            n,
+            ready_ns,
+        })
+    }
+
+    /// Runs `fut` once one token is taken.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire) until the token is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::TokenBucket;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(3).build().unwrap();
+    /// assert_eq!(bucket.run(async { 42 }).await, 42);
+    /// # });
+    /// ```
+    pub fn run<F: Future>(&self, fut: F) -> BucketRun<'_, C, F> {
+        BucketRun {
+            acquire: self.acquire(),
+            admitted: false,
+            fut,
+        }
+    }
+}
+
+/// Tokens reserved by [`TokenBucket::reserve_many`].
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{ManualClock, TokenBucket};
+///
+/// let clock = ManualClock::new();
+/// let bucket = TokenBucket::builder().max(2).build_with_clock(clock.clone()).unwrap();
+/// let r = bucket.reserve_many(2)?;
+/// assert_eq!(r.ready_at(), clock.now());
+/// # Ok::<(), limiters::InsufficientCapacity>(())
+/// ```
+pub struct BucketReservation<'a, C: Clock> {
+    bucket: &'a TokenBucket<C>,
+    end: u128,
+    n: u32,
+    ready_ns: u64,
+}
+
+impl<C: Clock> fmt::Debug for BucketReservation<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BucketReservation")
+            .field("n", &self.n)
+            .field("ready_at", &self.ready_at())
+            .finish()
+    }
+}
+
+impl<C: Clock> BucketReservation<'_, C> {
+    /// When the tokens are available.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let clock = ManualClock::new();
+    /// let bucket = TokenBucket::builder().max(1).initial(0).build_with_clock(clock.clone()).unwrap();
+    /// assert_eq!(bucket.reserve_many(1)?.ready_at(), clock.now() + Duration::from_secs(1));
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// ```
+    pub fn ready_at(&self) -> C::Instant {
+        self.bucket.instant_at(self.ready_ns)
+    }
+
+    /// How long from now until [`ready_at`](Self::ready_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(1).initial(0).build_with_clock(ManualClock::new()).unwrap();
+    /// assert_eq!(bucket.reserve_many(1)?.delay(), Duration::from_secs(1));
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// ```
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.ready_ns.saturating_sub(self.bucket.now_ns()))
+    }
+
+    /// Gives the tokens back if nothing was taken after them and their time
+    /// has not come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(1).initial(0).build_with_clock(ManualClock::new()).unwrap();
+    /// bucket.reserve_many(1)?.cancel();
+    /// assert_eq!(bucket.reserve_many(1)?.delay(), core::time::Duration::from_secs(1));
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// ```
+    pub fn cancel(self) {
+        self.bucket.refund(self.end, self.n, self.ready_ns);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`TokenBucket::acquire_many`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::futures::BucketAcquireMany;
+    /// use limiters::{SystemClock, TokenBucket};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(2).build().unwrap();
+    /// let two: BucketAcquireMany<'_, SystemClock> = bucket.acquire_many(2);
+    /// two.await.unwrap();
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct BucketAcquireMany<'a, C: Clock> {
+        bucket: &'a TokenBucket<C>,
+        n: u32,
+        // (position after our tokens, ready ns) once reserved.
+        reserved: Option<(u128, u64)>,
+        done: bool,
+        #[pin]
+        sleep: Option<C::Sleep>,
+    }
+
+    impl<'a, C: Clock> PinnedDrop for BucketAcquireMany<'a, C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let (Some((end, ready_ns)), false) = (*this.reserved, *this.done) {
+                this.bucket.refund(end, *this.n, ready_ns);
+            }
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for BucketAcquireMany<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BucketAcquireMany")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> Future for BucketAcquireMany<'_, C> {
+    type Output = Result<(), InsufficientCapacity>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        assert!(!*this.done, "BucketAcquireMany polled after completion");
+        let bucket: &TokenBucket<C> = this.bucket;
+        let (_, ready_ns) = match *this.reserved {
+            Some(reserved) => reserved,
+            None => match bucket.reserve(*this.n) {
+                Err(e) => {
+                    *this.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                Ok(reserved) => {
+                    *this.reserved = Some(reserved);
+                    reserved
+                }
+            },
+        };
+        if ready_ns > bucket.now_ns() {
+            if this.sleep.is_none() {
+                let sleep = bucket.clock.sleep_until(bucket.instant_at(ready_ns));
+                this.sleep.set(Some(sleep));
+            }
+            let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
+            if sleep.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        *this.done = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`TokenBucket::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::futures::BucketAcquire;
+    /// use limiters::{SystemClock, TokenBucket};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().build().unwrap();
+    /// let one: BucketAcquire<'_, SystemClock> = bucket.acquire();
+    /// one.await;
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct BucketAcquire<'a, C: Clock> {
+        #[pin]
+        inner: BucketAcquireMany<'a, C>,
+    }
+}
+
+impl<C: Clock> fmt::Debug for BucketAcquire<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BucketAcquire { .. }")
+    }
+}
+
+impl<C: Clock> Future for BucketAcquire<'_, C> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().inner.poll(cx).map(|result| {
+            debug_assert!(result.is_ok(), "max is at least 1");
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`TokenBucket::run`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::futures::BucketRun;
+    /// use limiters::{SystemClock, TokenBucket};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().build().unwrap();
+    /// let call: BucketRun<'_, SystemClock, _> = bucket.run(async { 1 });
+    /// assert_eq!(call.await, 1);
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct BucketRun<'a, C: Clock, F> {
+        #[pin]
+        acquire: BucketAcquire<'a, C>,
+        admitted: bool,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<C: Clock, F> fmt::Debug for BucketRun<'_, C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BucketRun")
+            .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock, F: Future> Future for BucketRun<'_, C, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if !*this.admitted {
+            if this.acquire.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *this.admitted = true;
+        }
+        this.fut.poll(cx)
+    }
+}

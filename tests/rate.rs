@@ -1,0 +1,480 @@
+//! The GCRA `RateLimiter` on `ManualClock`: exact math, FIFO waiting with
+//! exact wake-ups, cancel/refund, quota changes and pauses. Futures are polled
+//! by hand with counting wakers; no sleeps, no wall clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Probe;
+use limiters::{ManualClock, ManualInstant, Quota, RateLimitError, RateLimiter, Reservation};
+
+fn limiter(quota: Quota) -> (ManualClock, RateLimiter<ManualClock>) {
+    let clock = ManualClock::new();
+    (clock.clone(), RateLimiter::with_clock(quota, clock))
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn ns(n: u64) -> Duration {
+    Duration::from_nanos(n)
+}
+
+#[test]
+fn burst_then_steady_rate() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(3));
+    assert!(rl.check().is_ok());
+    assert!(rl.check().is_ok());
+    assert!(rl.check().is_ok());
+    let denied = rl.check().unwrap_err();
+    assert_eq!(denied.wait_time(), ms(100));
+    assert_eq!(denied.earliest(), clock.now() + ms(100));
+    for _ in 0..10 {
+        clock.advance(ms(100));
+        assert!(rl.check().is_ok());
+        assert!(rl.check().is_err());
+    }
+}
+
+#[test]
+fn not_until_is_exact_to_the_nanosecond() {
+    // 3 per 10 s: t = 3.333... s, never rounded.
+    let (clock, rl) = limiter(Quota::new(3, Duration::from_secs(10)).unwrap());
+    rl.check().unwrap();
+    for _ in 0..20 {
+        let earliest = rl.check().unwrap_err().earliest();
+        let wait = earliest - clock.now();
+        clock.advance(wait - ns(1));
+        assert!(rl.check().is_err(), "admitted 1 ns early");
+        clock.advance(ns(1));
+        assert!(rl.check().is_ok(), "denied at the instant NotUntil named");
+    }
+    // 20 cells after the first: 20 * 10/3 s, plus under 1 ns per cell. With
+    // a burst of 1, a cell admitted at the first whole ns after its
+    // theoretical time cannot pass that lateness on (the window bound
+    // forbids it).
+    let elapsed = clock.now().as_nanos();
+    assert!(
+        (66_666_666_667..66_666_666_687).contains(&elapsed),
+        "{elapsed}"
+    );
+}
+
+#[test]
+fn three_hundred_million_per_second_is_exact() {
+    // Chunks of a million cells under saturating demand: each admitted as
+    // soon as NotUntil allows. 301 chunks (the burst plus 300 million)
+    // take exactly one second (plus under 1 ns of lateness per chunk); a
+    // limiter that rounded t = 3.33 ns to 3 ns would take 0.9 s.
+    let burst = 1_000_000;
+    let (clock, rl) = limiter(Quota::per_second(300_000_000).allow_burst(burst));
+    rl.check_n(burst).unwrap();
+    for _ in 0..300 {
+        match rl.check_n(burst) {
+            Ok(()) => panic!("admitted ahead of the rate"),
+            Err(RateLimitError::NotUntil(denied)) => clock.advance(denied.wait_time()),
+            Err(e) => panic!("{e}"),
+        }
+        rl.check_n(burst).unwrap();
+    }
+    let elapsed = clock.now().as_nanos();
+    assert!(
+        (1_000_000_000..1_000_000_300).contains(&elapsed),
+        "{elapsed}"
+    );
+    assert!(rl.check().is_err());
+}
+
+#[test]
+fn idle_never_builds_more_than_the_burst() {
+    let (clock, rl) = limiter(Quota::per_second(100).allow_burst(5));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!((0..100).filter(|_| rl.check().is_ok()).count(), 5);
+}
+
+#[test]
+fn check_n_agrees_with_n_checks_and_rejects_more_than_the_burst() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(4));
+    let (_, twin) = {
+        let rl2 = RateLimiter::with_clock(Quota::per_second(10).allow_burst(4), clock.clone());
+        ((), rl2)
+    };
+    assert!(rl.check_n(3).is_ok());
+    assert!((0..3).all(|_| twin.check().is_ok()));
+    assert!(rl.check_n(2).is_err());
+    assert!(twin.check().is_ok());
+    assert!(twin.check().is_err());
+    match rl.check_n(5) {
+        Err(RateLimitError::InsufficientCapacity { requested, burst }) => {
+            assert_eq!((requested, burst), (5, 4));
+        }
+        other => panic!("expected InsufficientCapacity, got {other:?}"),
+    }
+    let err = rl.check_n(5).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "requested 5 cells but the burst is 4: ask for at most 4 or raise the burst \
+         (Quota::allow_burst, or the token bucket's max)"
+    );
+}
+
+#[test]
+fn acquire_many_beyond_the_burst_fails_at_once() {
+    let (_clock, rl) = limiter(Quota::per_second(10).allow_burst(4));
+    let mut big = Probe::new(rl.acquire_many(5));
+    assert!(big.poll());
+    let err = big.take().unwrap_err();
+    assert_eq!((err.requested, err.burst), (5, 4));
+}
+
+#[test]
+fn waiters_are_fifo_and_woken_exactly_when_their_slot_comes() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(5));
+    rl.check_n(5).unwrap();
+    // 5 cells at 100 ms each: the big one is ready at 500 ms.
+    let mut big = Probe::new(rl.acquire_many(5));
+    let mut small = Probe::new(rl.acquire());
+    let mut later = Probe::new(rl.acquire());
+    assert!(!big.poll());
+    assert!(!small.poll());
+    assert!(!later.poll());
+    // check never barges past waiters.
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(800));
+
+    clock.advance(ms(499));
+    assert_eq!((big.wakes(), small.wakes(), later.wakes()), (0, 0, 0));
+    clock.advance(ms(1));
+    assert_eq!((big.wakes(), small.wakes(), later.wakes()), (1, 0, 0));
+    assert!(big.poll());
+    big.take().unwrap();
+    assert!(!small.poll() || small.wakes() > 0);
+
+    clock.advance(ms(100));
+    assert_eq!((small.wakes(), later.wakes()), (1, 0));
+    assert!(small.poll());
+    clock.advance(ms(100));
+    assert_eq!(later.wakes(), 1);
+    assert!(later.poll());
+}
+
+#[test]
+fn a_later_small_acquire_never_overtakes_an_earlier_large_one() {
+    let (clock, rl) = limiter(Quota::per_second(1).allow_burst(5));
+    rl.check_n(5).unwrap();
+    let mut big = Probe::new(rl.acquire_many(5));
+    let mut small = Probe::new(rl.acquire());
+    assert!(!big.poll());
+    assert!(!small.poll());
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(1));
+        assert!(!small.poll());
+        assert!(!big.poll());
+    }
+    clock.advance(Duration::from_secs(1));
+    assert!(!small.poll());
+    assert!(big.poll());
+    clock.advance(Duration::from_secs(1));
+    assert!(small.poll());
+}
+
+#[test]
+fn each_waiter_sleeps_once() {
+    let (clock, rl) = limiter(Quota::per_second(1000));
+    rl.check().unwrap();
+    let mut waiters: Vec<_> = (0..50).map(|_| Probe::new(rl.acquire())).collect();
+    for w in &mut waiters {
+        assert!(!w.poll());
+    }
+    for i in 0..50 {
+        clock.advance(ms(1));
+        for (j, w) in waiters.iter().enumerate() {
+            // Exactly the waiters whose slot came have been woken, once.
+            assert_eq!(
+                w.wakes(),
+                usize::from(j <= i),
+                "waiter {j} after {} ms",
+                i + 1
+            );
+        }
+        assert!(waiters[i].poll());
+    }
+}
+
+#[test]
+fn dropping_the_last_waiter_refunds_its_cells() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut first = Probe::new(rl.acquire());
+    let mut second = Probe::new(rl.acquire());
+    assert!(!first.poll());
+    assert!(!second.poll());
+    drop(second); // last: refunded
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(200));
+    let mut third = Probe::new(rl.acquire());
+    assert!(!third.poll());
+    drop(first); // not last: the third was timed after it, nothing refunded
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(300));
+    clock.advance(ms(200));
+    assert_eq!(third.wakes(), 1);
+    assert!(third.poll());
+}
+
+#[test]
+fn dropping_a_granted_but_unpolled_waiter_refunds_nothing() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut w = Probe::new(rl.acquire());
+    assert!(!w.poll());
+    clock.advance(ms(100));
+    drop(w); // its time came: the cell is spent
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+}
+
+#[test]
+fn reservation_delay_cancel_and_drop() {
+    let (clock, rl) = limiter(Quota::per_second(4));
+    let now: Reservation<'_, ManualClock> = rl.reserve_many(1).unwrap();
+    assert_eq!(now.delay(), Duration::ZERO);
+    let r1 = rl.reserve_many(1).unwrap();
+    let r2 = rl.reserve_many(1).unwrap();
+    assert_eq!(r1.delay(), ms(250));
+    assert_eq!(r2.ready_at(), clock.now() + ms(500));
+    r2.cancel();
+    drop(r1); // dropping keeps the cell reserved
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(500));
+    let r3 = rl.reserve_many(1).unwrap();
+    r1_then_cancel_not_last(&rl, r3);
+    assert!(format!("{:?}", rl.reserve_many(1).unwrap()).starts_with("Reservation"));
+    assert!(rl.reserve_many(2).is_err());
+}
+
+fn r1_then_cancel_not_last(rl: &RateLimiter<ManualClock>, r3: Reservation<'_, ManualClock>) {
+    let r4 = rl.reserve_many(1).unwrap();
+    let before = rl.check().unwrap_err().wait_time();
+    r3.cancel(); // r4 depends on it: nothing comes back
+    assert_eq!(rl.check().unwrap_err().wait_time(), before);
+    r4.cancel(); // last again: refunded
+    assert_eq!(rl.check().unwrap_err().wait_time(), before - ms(250));
+}
+
+#[test]
+fn set_quota_retimes_waiters_in_order() {
+    let (clock, rl) = limiter(Quota::per_second(1));
+    rl.check().unwrap();
+    let mut a = Probe::new(rl.acquire());
+    let mut b = Probe::new(rl.acquire());
+    assert!(!a.poll());
+    assert!(!b.poll());
+    // a at 1 s, b at 2 s. Ten times faster: a at 100 ms, b at 200 ms.
+    rl.set_quota(Quota::per_second(10));
+    assert_eq!((a.wakes(), b.wakes()), (1, 1));
+    assert!(!a.poll());
+    assert!(!b.poll());
+    clock.advance(ms(100));
+    assert_eq!((a.wakes(), b.wakes()), (2, 1));
+    assert!(a.poll());
+    assert!(!b.poll());
+    clock.advance(ms(100));
+    assert!(b.poll());
+    // And the new rate applies to newcomers.
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+    assert_eq!(rl.quota(), Quota::per_second(10));
+}
+
+#[test]
+fn set_quota_slower_delays_waiters() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut a = Probe::new(rl.acquire());
+    assert!(!a.poll());
+    rl.set_quota(Quota::per_second(1));
+    assert!(!a.poll());
+    clock.advance(ms(100));
+    assert!(!a.poll());
+    clock.advance(ms(900));
+    assert!(a.poll());
+}
+
+#[test]
+fn set_quota_below_a_waiters_size_fails_it_and_gives_back_its_cells() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(5));
+    rl.check_n(5).unwrap();
+    let mut big = Probe::new(rl.acquire_many(5));
+    assert!(!big.poll());
+    rl.set_quota(Quota::per_second(10).allow_burst(2));
+    assert!(big.poll());
+    let err = big.take().unwrap_err();
+    assert_eq!((err.requested, err.burst), (5, 2));
+    // Its 5 cells were the last reservation: refunded.
+    clock.advance(ms(500));
+    assert!(rl.check_n(2).is_ok());
+}
+
+#[test]
+fn larger_burst_admits_waiters_at_once() {
+    let (_clock, rl) = limiter(Quota::per_second(1));
+    rl.check().unwrap();
+    let mut a = Probe::new(rl.acquire());
+    assert!(!a.poll());
+    rl.set_quota(Quota::per_second(1).allow_burst(3));
+    assert_eq!(a.wakes(), 1);
+    assert!(a.poll());
+}
+
+#[test]
+fn pause_for_admits_nothing_before_then_and_delays_queued_waiters() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(10));
+    rl.check_n(10).unwrap();
+    let mut a = Probe::new(rl.acquire());
+    let mut b = Probe::new(rl.acquire());
+    assert!(!a.poll()); // at 100 ms
+    assert!(!b.poll()); // at 200 ms
+    rl.pause_for(Duration::from_secs(30));
+    assert_eq!(
+        rl.check().unwrap_err().wait_time(),
+        Duration::from_millis(30_200)
+    );
+    clock.advance(Duration::from_secs(29));
+    assert!(!a.poll());
+    assert!(!b.poll());
+    clock.advance(ms(999));
+    assert!(!a.poll());
+    clock.advance(ms(1));
+    assert!(a.poll());
+    assert!(!b.poll());
+    clock.advance(ms(100));
+    assert!(b.poll());
+}
+
+#[test]
+fn pauses_do_not_compound() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(10));
+    rl.pause_for(Duration::from_secs(30));
+    rl.pause_for(Duration::from_secs(30));
+    rl.pause_for(Duration::from_secs(10));
+    let denied = rl.check().unwrap_err();
+    assert_eq!(denied.wait_time(), Duration::from_secs(30));
+    let at: ManualInstant = denied.earliest();
+    rl.pause_until(at);
+    clock.advance(Duration::from_secs(30));
+    // Resumes at the steady rate, no burst credit at the end of a pause.
+    assert!(rl.check().is_ok());
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+}
+
+#[test]
+fn pause_survives_a_quota_change() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.pause_for(Duration::from_secs(5));
+    rl.set_quota(Quota::per_second(1000).allow_burst(1000));
+    assert!(rl.check().is_err());
+    clock.advance(Duration::from_secs(5) - ns(1));
+    assert!(rl.check().is_err());
+    clock.advance(ns(1));
+    assert!(rl.check().is_ok());
+}
+
+#[test]
+fn run_waits_for_its_cell_then_runs() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    let mut first = Probe::new(rl.run(async { 1 }));
+    let mut second = Probe::new(rl.run(async { 2 }));
+    assert!(first.poll());
+    assert_eq!(first.take(), 1);
+    assert!(!second.poll());
+    clock.advance(ms(100));
+    assert!(second.poll());
+    assert_eq!(second.take(), 2);
+}
+
+#[test]
+fn no_overflow_at_extreme_rates_bursts_and_times() {
+    let quotas = [
+        Quota::per_hour(1),
+        Quota::per_hour(1).allow_burst(u32::MAX),
+        Quota::per_second(1_000_000_000),
+        Quota::per_second(1_000_000_000).allow_burst(u32::MAX),
+        Quota::per_second(u32::MAX).allow_burst(u32::MAX),
+        Quota::new(1, Duration::from_nanos(u64::MAX))
+            .unwrap()
+            .allow_burst(u32::MAX),
+        Quota::new(u32::MAX, Duration::from_nanos(1)).unwrap(),
+    ];
+    for quota in quotas {
+        for start in [
+            0,
+            u64::MAX / 2,
+            u64::MAX - 1_000_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let clock = ManualClock::new();
+            clock.advance(ns(start));
+            let rl = RateLimiter::with_clock(quota, clock.clone());
+            let _ = rl.check();
+            let _ = rl.check_n(u32::MAX);
+            let _ = rl.check_n(quota.burst());
+            let _ = rl.check_n(quota.burst());
+            if let Ok(r) = rl.reserve_many(quota.burst()) {
+                let _ = (r.delay(), r.ready_at());
+                r.cancel();
+            }
+            let _ = rl.reserve_many(quota.burst()).map(|r| r.delay());
+            rl.pause_for(Duration::MAX);
+            rl.set_quota(Quota::per_second(1));
+            clock.advance(Duration::MAX);
+            let _ = rl.check();
+            // And a limiter created early whose clock runs to the end of time.
+            let clock = ManualClock::new();
+            let rl = RateLimiter::with_clock(quota, clock.clone());
+            rl.check().unwrap();
+            clock.advance(ns(start));
+            let _ = rl.check_n(quota.burst());
+            let _ = rl.check();
+        }
+    }
+    // Near the end of time the limiter still admits at its rate.
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(10).allow_burst(2), clock.clone());
+    clock.advance(ns(u64::MAX - 1_000_000_000));
+    assert!(rl.check_n(2).is_ok());
+    assert!(rl.check().is_err());
+    clock.advance(ms(100));
+    assert!(rl.check().is_ok());
+}
+
+#[test]
+#[should_panic(expected = "Quota::per_second(0)")]
+fn zero_rate_panics_with_a_clear_message() {
+    let _ = Quota::per_second(0);
+}
+
+#[test]
+#[should_panic(expected = "Quota::allow_burst(0)")]
+fn zero_burst_panics_with_a_clear_message() {
+    let _ = Quota::per_minute(1).allow_burst(0);
+}
+
+#[test]
+fn public_types_are_send_sync_and_debug() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<RateLimiter<ManualClock>>();
+    send_sync::<Reservation<'static, ManualClock>>();
+    send_sync::<limiters::NotUntil<ManualInstant>>();
+    send_sync::<RateLimitError>();
+    send::<limiters::futures::RateAcquire<'static, ManualClock>>();
+    send::<limiters::futures::RateAcquireMany<'static, ManualClock>>();
+    send::<limiters::futures::RateRun<'static, ManualClock, std::future::Ready<()>>>();
+    send_sync::<limiters::RateLimiter>();
+    let (_clock, rl) = limiter(Quota::per_second(3));
+    let debug = format!("{rl:?}");
+    assert!(
+        debug.contains("RateLimiter") && debug.contains("waiters: 0"),
+        "{debug}"
+    );
+    assert_eq!(format!("{:?}", rl.acquire()), "RateAcquire { .. }");
+    assert!(format!("{:?}", Quota::per_second(3)).contains("cells: 3"));
+}
