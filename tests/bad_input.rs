@@ -149,12 +149,16 @@ fn semaphore_request_above_max_permits_fails_at_once() {
 
 #[test]
 fn semaphore_new_above_max_permits_panics() {
-    let msg = panic_message(|| drop(Semaphore::new(MAX + 1)));
+    let msg = panic_message(|| {
+        let _ = Semaphore::new(MAX + 1);
+    });
     assert_eq!(
         msg,
         "Semaphore::new: permits must be at most Semaphore::MAX_PERMITS (usize::MAX >> 2)"
     );
-    let msg = panic_message(|| drop(BoundedSemaphore::new(usize::MAX)));
+    let msg = panic_message(|| {
+        let _ = BoundedSemaphore::new(usize::MAX);
+    });
     assert_eq!(
         msg,
         "BoundedSemaphore::new: capacity must be at most Semaphore::MAX_PERMITS (usize::MAX >> 2)"
