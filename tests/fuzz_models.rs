@@ -51,3 +51,20 @@ proptest! {
         semaphore_model::run(Kind::Bounded, &data);
     }
 }
+
+#[path = "../fuzz/src/rate.rs"]
+mod rate_model;
+
+#[test]
+fn rate_regressions() {
+    replay("rate", rate_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rate_limiter_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        rate_model::run(&data);
+    }
+}

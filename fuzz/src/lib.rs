@@ -8,3 +8,4 @@
 //! run on stable and in CI even where no nightly toolchain is present.
 
 pub mod semaphore;
+pub mod rate;
