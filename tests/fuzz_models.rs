@@ -68,3 +68,20 @@ proptest! {
         rate_model::run(&data);
     }
 }
+
+#[path = "../fuzz/src/token_bucket.rs"]
+mod token_bucket_model;
+
+#[test]
+fn token_bucket_regressions() {
+    replay("token_bucket", token_bucket_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn token_bucket_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        token_bucket_model::run(&data);
+    }
+}
