@@ -85,3 +85,20 @@ proptest! {
         token_bucket_model::run(&data);
     }
 }
+
+#[path = "../fuzz/src/limiter.rs"]
+mod limiter_model;
+
+#[test]
+fn limiter_regressions() {
+    replay("limiter", limiter_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn limiter_holds_its_limits_and_never_deadlocks(data in vec(any::<u8>(), 0..1500)) {
+        limiter_model::run(&data);
+    }
+}
