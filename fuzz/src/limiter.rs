@@ -554,16 +554,18 @@ impl Harness {
                 self.release(a);
             }
             // Futures never polled are started now.
+            let mut started = 0;
             let mut i = 0;
             while i < self.futs.len() {
                 if !self.futs[i].pending {
+                    started += 1;
                     if self.poll(i) {
                         continue;
                     }
                 }
                 i += 1;
             }
-            if self.poll_woken() > 0 {
+            if started > 0 || self.poll_woken() > 0 {
                 continue;
             }
             if !self.permits.is_empty() {
