@@ -299,3 +299,410 @@ fn acquiring_on_a_closed_semaphore_fails_and_changes_nothing() {
     assert_eq!(fut.take().unwrap_err(), AcquireError::Closed);
     assert_eq!(bounded_state(&bs), (1, 0, 0, true));
 }
+
+// --- rates, token buckets, the composite limiter ---
+
+use std::cell::Cell;
+use std::panic::Location;
+use std::sync::Once;
+use std::time::Duration;
+
+use limiters::{
+    BuildError, InsufficientCapacity, Limiter, LimiterBuilder, ManualClock, Quota, QuotaError,
+    RateLimitError, RateLimiter, TokenBucket, TokenBucketBuilder, TokenBucketError,
+};
+
+thread_local! {
+    /// Where the last panic on this thread happened (file, line).
+    static PANIC_AT: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
+}
+
+/// The panic message of `f` and the location the panic reports: with
+/// `#[track_caller]`, the caller's line in this file.
+fn panic_site(f: impl FnOnce()) -> (String, &'static str, u32) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info.location().map(|l| {
+                let file: &'static str = Box::leak(l.file().to_owned().into_boxed_str());
+                (file, l.line())
+            });
+            PANIC_AT.with(|p| p.set(at));
+            previous(info);
+        }));
+    });
+    PANIC_AT.with(|p| p.set(None));
+    let msg = panic_message(f);
+    let (file, line) = PANIC_AT.with(|p| p.get()).expect("the hook saw the panic");
+    (msg, file, line)
+}
+
+#[test]
+fn zero_rate_panics_at_the_caller_with_a_clear_message() {
+    let cases: [(fn() -> Quota, &str); 3] = [
+        (
+            || Quota::per_second(0),
+            "Quota::per_second(0): a quota must allow at least 1 cell per second",
+        ),
+        (
+            || Quota::per_minute(0),
+            "Quota::per_minute(0): a quota must allow at least 1 cell per minute",
+        ),
+        (
+            || Quota::per_hour(0),
+            "Quota::per_hour(0): a quota must allow at least 1 cell per hour",
+        ),
+    ];
+    for (make, expected) in cases {
+        let (msg, file, _) = panic_site(|| {
+            make();
+        });
+        assert_eq!(msg, expected);
+        assert!(
+            file.ends_with("bad_input.rs"),
+            "#[track_caller]: reported at {file}"
+        );
+    }
+    // The exact line of the call, not a line inside the crate.
+    let line = Location::caller().line() + 2;
+    let (_, _, at) = panic_site(|| {
+        let _ = Quota::per_second(0);
+    });
+    assert_eq!(at, line);
+}
+
+#[test]
+fn zero_cells_or_zero_period_in_quota_new_is_an_error() {
+    assert_eq!(
+        Quota::new(0, Duration::from_secs(1)),
+        Err(QuotaError::ZeroCells)
+    );
+    assert_eq!(
+        QuotaError::ZeroCells.to_string(),
+        "a quota of zero cells admits nothing: allow at least 1 cell per period"
+    );
+    assert_eq!(Quota::new(5, Duration::ZERO), Err(QuotaError::ZeroPeriod));
+    assert_eq!(Quota::new(0, Duration::ZERO), Err(QuotaError::ZeroCells));
+    assert_eq!(
+        QuotaError::ZeroPeriod.to_string(),
+        "a quota period of zero is an infinite rate: use a period of at least 1ns"
+    );
+    assert_eq!(Quota::new(1, Duration::MAX), Err(QuotaError::PeriodTooLong));
+    assert_eq!(
+        QuotaError::PeriodTooLong.to_string(),
+        "the quota period is longer than 2^64 - 1 ns (about 584 years): use a shorter period"
+    );
+    // The longest valid period, and the shortest.
+    assert!(Quota::new(1, Duration::from_nanos(u64::MAX)).is_ok());
+    assert!(Quota::new(u32::MAX, Duration::from_nanos(1)).is_ok());
+}
+
+#[test]
+fn zero_burst_panics_at_the_caller() {
+    let quota = Quota::per_second(10);
+    let (msg, file, _) = panic_site(|| {
+        let _ = quota.allow_burst(0);
+    });
+    assert_eq!(
+        msg,
+        "Quota::allow_burst(0): the burst must be at least 1 cell"
+    );
+    assert!(
+        file.ends_with("bad_input.rs"),
+        "#[track_caller]: reported at {file}"
+    );
+    assert_eq!(quota.burst(), 1, "the quota is unchanged");
+}
+
+/// `check_n` with `n` above the burst fails with `InsufficientCapacity` at
+/// once: no wait time that would never come, and the limiter is untouched.
+#[test]
+fn rate_request_above_burst_fails_at_once_and_changes_nothing() {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(10).allow_burst(4), clock.clone());
+    rl.check_n(1).unwrap();
+    let expected: InsufficientCapacity = rl.reserve_many(5).unwrap_err();
+    assert_eq!((expected.requested, expected.burst), (5, 4));
+    assert_eq!(
+        expected.to_string(),
+        "requested 5 cells but the burst is 4: ask for at most 4 or raise the burst \
+         (Quota::allow_burst, or the token bucket's max)"
+    );
+    match rl.check_n(5) {
+        Err(RateLimitError::InsufficientCapacity { requested, burst }) => {
+            assert_eq!((requested, burst), (5, 4))
+        }
+        other => panic!("check_n(5): {other:?}"),
+    }
+    assert!(matches!(
+        rl.check_n(u32::MAX),
+        Err(RateLimitError::InsufficientCapacity { .. })
+    ));
+    assert_eq!(
+        rl.check_n(5).unwrap_err().to_string(),
+        expected.to_string(),
+        "RateLimitError shows the same message"
+    );
+    assert_eq!(rl.reserve_many(5).unwrap_err(), expected);
+    let mut fut = Probe::new(rl.acquire_many(5));
+    assert!(fut.poll(), "fails at the first poll, does not wait");
+    assert_eq!(fut.take().unwrap_err(), expected);
+    // Nothing was taken: the rest of the burst is still there.
+    rl.check_n(3).unwrap();
+    assert!(rl.check().is_err());
+}
+
+#[test]
+fn token_bucket_request_above_max_fails_at_once_and_changes_nothing() {
+    let bucket = TokenBucketBuilder::new()
+        .max(4)
+        .build_with_clock(ManualClock::new())
+        .unwrap();
+    let expected = bucket.reserve_many(5).unwrap_err();
+    assert_eq!((expected.requested, expected.burst), (5, 4));
+    assert!(matches!(
+        bucket.check_n(5),
+        Err(RateLimitError::InsufficientCapacity {
+            requested: 5,
+            burst: 4
+        })
+    ));
+    assert_eq!(bucket.reserve_many(5).unwrap_err(), expected);
+    let mut fut = Probe::new(bucket.acquire_many(5));
+    assert!(fut.poll());
+    assert_eq!(fut.take().unwrap_err(), expected);
+    assert_eq!(bucket.available(), 4, "changed nothing");
+}
+
+#[test]
+fn token_bucket_builder_refuses_every_setting_that_cannot_work() {
+    let clock = ManualClock::new();
+    let build = |b: TokenBucketBuilder| b.build_with_clock(clock.clone()).unwrap_err();
+    let cases = [
+        (
+            build(TokenBucketBuilder::new().max(0)),
+            TokenBucketError::ZeroMax,
+            "a token bucket with max 0 admits nothing: set max to at least 1".to_string(),
+        ),
+        (
+            build(TokenBucketBuilder::new().max(3).refill(0)),
+            TokenBucketError::ZeroRefill,
+            "a token bucket with refill 0 never refills: set refill to at least 1".to_string(),
+        ),
+        (
+            build(TokenBucketBuilder::new().interval(Duration::ZERO)),
+            TokenBucketError::ZeroInterval,
+            "a refill interval of zero is an infinite rate: use an interval of at least 1ns"
+                .to_string(),
+        ),
+        (
+            build(TokenBucketBuilder::new().interval(Duration::MAX)),
+            TokenBucketError::IntervalTooLong,
+            "the refill interval is longer than 2^64 - 1 ns (about 584 years): use a shorter interval"
+                .to_string(),
+        ),
+        (
+            build(TokenBucketBuilder::new().max(3).refill(4)),
+            TokenBucketError::RefillExceedsMax { refill: 4, max: 3 },
+            "refill is 4 tokens but max is 3: set refill to at most 3 or raise max".to_string(),
+        ),
+        (
+            build(TokenBucketBuilder::new().max(3).initial(7)),
+            TokenBucketError::InitialExceedsMax { initial: 7, max: 3 },
+            "initial is 7 tokens but max is 3: set initial to at most 3 or raise max".to_string(),
+        ),
+    ];
+    for (got, expected, msg) in cases {
+        assert_eq!(got, expected);
+        assert_eq!(got.to_string(), msg);
+    }
+    // The edges that do work.
+    let bucket = TokenBucketBuilder::new()
+        .max(u32::MAX)
+        .refill(u32::MAX)
+        .initial(0)
+        .interval(Duration::from_nanos(u64::MAX))
+        .build_with_clock(clock.clone())
+        .unwrap();
+    assert_eq!(bucket.available(), 0);
+    assert!(TokenBucket::builder()
+        .interval(Duration::from_nanos(1))
+        .build()
+        .is_ok());
+}
+
+#[test]
+fn limiter_builder_refuses_every_configuration_that_cannot_work() {
+    let b = || LimiterBuilder::with_clock(ManualClock::new());
+    let cases = [
+        (
+            b().build().unwrap_err(),
+            BuildError::NoLimits,
+            "no limits configured: set concurrency(n) and/or rate(quota) before build()"
+                .to_string(),
+        ),
+        (
+            b().min_hold(Duration::from_secs(1)).build().unwrap_err(),
+            BuildError::NoLimits,
+            "no limits configured: set concurrency(n) and/or rate(quota) before build()"
+                .to_string(),
+        ),
+        (
+            b().concurrency(0).build().unwrap_err(),
+            BuildError::ZeroConcurrency,
+            "concurrency(0) would never admit anything: allow at least 1".to_string(),
+        ),
+        (
+            b().concurrency(Semaphore::MAX_PERMITS + 1)
+                .build()
+                .unwrap_err(),
+            BuildError::ConcurrencyTooLarge {
+                requested: MAX + 1,
+                max: MAX,
+            },
+            format!(
+                "concurrency({}) exceeds the maximum of {MAX} slots",
+                MAX + 1
+            ),
+        ),
+        (
+            b().rate(Quota::per_second(1))
+                .min_hold(Duration::from_secs(1))
+                .build()
+                .unwrap_err(),
+            BuildError::MinHoldWithoutConcurrency,
+            "min_hold needs a concurrency limit: add concurrency(n), or use a rate instead"
+                .to_string(),
+        ),
+        (
+            b().concurrency(2).weight(0).build().unwrap_err(),
+            BuildError::ZeroWeight,
+            "weight(0) would let every call through: use a weight of at least 1".to_string(),
+        ),
+        (
+            b().concurrency(2).weight(3).build().unwrap_err(),
+            BuildError::WeightExceedsConcurrency {
+                weight: 3,
+                concurrency: 2,
+            },
+            "weight 3 exceeds concurrency 2: no call could ever be admitted; \
+             raise the concurrency or lower the weight"
+                .to_string(),
+        ),
+        (
+            b().rate(Quota::per_second(100).allow_burst(10))
+                .rate(Quota::per_hour(1000).allow_burst(2))
+                .weight(3)
+                .build()
+                .unwrap_err(),
+            BuildError::WeightExceedsBurst {
+                weight: 3,
+                burst: 2,
+            },
+            "weight 3 exceeds a rate's burst of 2: no call could ever be admitted; \
+             use allow_burst(3) or lower the weight"
+                .to_string(),
+        ),
+    ];
+    for (got, expected, msg) in cases {
+        assert_eq!(got, expected);
+        assert_eq!(got.to_string(), msg);
+    }
+}
+
+/// The output of `fut`, which must be ready at its first poll.
+fn ready_now<F: std::future::Future>(fut: F) -> F::Output {
+    let mut probe = Probe::new(fut);
+    assert!(probe.poll(), "ready at once");
+    probe.take()
+}
+
+/// What a caller can observe of a limiter.
+fn limiter_state(l: &Limiter<ManualClock>) -> (Option<usize>, bool, Option<u64>) {
+    (
+        l.available_slots(),
+        l.is_closed(),
+        l.paused_until().map(|i| i.as_nanos()),
+    )
+}
+
+#[test]
+fn limiter_request_above_any_limit_fails_at_once_and_changes_nothing() {
+    let limiter = LimiterBuilder::with_clock(ManualClock::new())
+        .concurrency(4)
+        .rate(Quota::per_second(10).allow_burst(3))
+        .build()
+        .unwrap();
+    let held = ready_now(limiter.acquire()).unwrap();
+    // A queued request must not be passed or woken by the refusals.
+    let mut queued = Probe::new(limiter.acquire_many(3));
+    assert!(!queued.poll());
+    let before = limiter_state(&limiter);
+
+    let mut above_slots = Probe::new(limiter.acquire_many(5));
+    assert!(above_slots.poll(), "fails at the first poll");
+    let err = above_slots.take().unwrap_err();
+    assert_eq!(
+        err,
+        AcquireError::ExceedsCapacity {
+            requested: 5,
+            capacity: 4
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "requested 5 permits but capacity is 4: ask for at most 4"
+    );
+    let mut above_burst = Probe::new(limiter.acquire_many(4));
+    assert!(above_burst.poll());
+    assert_eq!(
+        above_burst.take().unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            requested: 4,
+            capacity: 3
+        }
+    );
+    assert_eq!(limiter_state(&limiter), before, "changed nothing");
+    assert_eq!(queued.wakes(), 0);
+    drop((held, queued));
+    assert_eq!(limiter.available_slots(), Some(4));
+}
+
+#[test]
+fn acquiring_on_a_closed_limiter_fails_and_changes_nothing() {
+    let clock = ManualClock::new();
+    let limiter = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(2)
+        .rate(Quota::per_second(10).allow_burst(2))
+        .min_hold(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let held = ready_now(limiter.acquire()).unwrap();
+    limiter.close();
+    let before = limiter_state(&limiter);
+    for w in [0, 1, 2, 3] {
+        let mut fut = Probe::new(limiter.acquire_many(w));
+        assert!(fut.poll(), "acquire_many({w}) fails at the first poll");
+        assert_eq!(
+            fut.take().unwrap_err(),
+            AcquireError::Closed,
+            "acquire_many({w})"
+        );
+    }
+    let mut run = Probe::new(limiter.run(async { unreachable!("never polled once closed") }));
+    assert!(run.poll());
+    assert_eq!(run.take().unwrap_err(), AcquireError::Closed);
+    assert_eq!(
+        AcquireError::Closed.to_string(),
+        "semaphore closed: no more permits will be granted"
+    );
+    assert_eq!(limiter_state(&limiter), before, "changed nothing");
+    // The permit handed out before the close stays valid; its slot comes
+    // back after the minimum hold.
+    drop(held);
+    clock.advance(Duration::from_millis(5));
+    assert_eq!(limiter.available_slots(), Some(2));
+    // A clone sees the same closed state.
+    assert!(limiter.clone().is_closed());
+}
