@@ -341,3 +341,134 @@ fn bounded_semaphore_survives_chaos_with_forget_and_release() {
         None,
     );
 }
+
+// --- the composite Limiter ---
+
+use limiters::{Limiter, Quota};
+
+/// One `run` through the limiter: start at a random moment, under a random
+/// timeout (so it is cancelled queued for a slot, in the hold queue, as the
+/// sleeping head of the rate queue, or while its work runs), and count its
+/// slot as in flight while the work runs.
+async fn limiter_task(limiter: Limiter, out: Arc<Outcomes>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    tokio::time::sleep(Duration::from_micros(rng.below(200_000))).await;
+    let deadline = match rng.below(10) {
+        0 => Duration::MAX,
+        _ => Duration::from_micros(rng.below(3000)),
+    };
+    let holding = AtomicBool::new(false);
+    let run = limiter.run(async {
+        holding.store(true, Ordering::SeqCst);
+        let _in_flight = InFlight::new(&out, 1);
+        hold(&mut rng).await;
+    });
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(())) => out.acquired.fetch_add(1, Ordering::SeqCst),
+        Ok(Err(AcquireError::Closed)) => out.closed.fetch_add(1, Ordering::SeqCst),
+        Ok(Err(e)) => panic!("run: {e}"),
+        Err(_) if holding.load(Ordering::SeqCst) => {
+            out.timed_out_holding.fetch_add(1, Ordering::SeqCst)
+        }
+        Err(_) => out.timed_out_queued.fetch_add(1, Ordering::SeqCst),
+    };
+}
+
+/// Runs the limiter chaos (closing after `close_after`, if given) and checks
+/// that every slot comes back and a fresh request gets through.
+fn limiter_chaos(name: &'static str, limiter: Limiter, close_after: Option<Duration>) {
+    let out = Arc::new(Outcomes::default());
+    let (watched, l2, out2) = (limiter.clone(), limiter.clone(), Arc::clone(&out));
+    with_watchdog(
+        name,
+        move || format!("{watched:?}"),
+        move || {
+            let (limiter, out) = (l2, out2);
+            runtime().block_on(async {
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|i| tokio::spawn(limiter_task(limiter.clone(), Arc::clone(&out), i)))
+                    .collect();
+                if let Some(after) = close_after {
+                    let limiter = limiter.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        limiter.close();
+                    });
+                }
+                for t in tasks {
+                    t.await.expect("task panicked");
+                }
+            });
+        },
+    );
+    let count = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+    eprintln!(
+        "{name}: ran {}, closed {}, timed out queued {}, timed out running {}, most in flight {}",
+        count(&out.acquired),
+        count(&out.closed),
+        count(&out.timed_out_queued),
+        count(&out.timed_out_holding),
+        count(&out.max_in_flight),
+    );
+    assert_eq!(
+        count(&out.acquired)
+            + count(&out.closed)
+            + count(&out.timed_out_queued)
+            + count(&out.timed_out_holding),
+        TASKS as usize
+    );
+    assert!(count(&out.acquired) > 0);
+    assert!(count(&out.timed_out_queued) > 0);
+    assert!(count(&out.timed_out_holding) > 0);
+    assert_eq!(count(&out.in_flight), 0);
+    // Every slot is back once the last minimum hold is over (real time: the
+    // hold is a duration, not a synchronisation).
+    let until = std::time::Instant::now() + limiter.min_hold() + Duration::from_secs(5);
+    while limiter.available_slots() != Some(CAPACITY) {
+        assert!(
+            std::time::Instant::now() < until,
+            "{name}: slots not back: {limiter:?}"
+        );
+        std::thread::yield_now();
+    }
+    let again = futures_lite::future::block_on(limiter.acquire());
+    if close_after.is_some() {
+        assert!(count(&out.closed) > 0, "the close hit waiters");
+        assert_eq!(again.unwrap_err(), AcquireError::Closed);
+    } else {
+        assert_eq!(again.unwrap().weight(), 1);
+    }
+}
+
+fn fast_limiter(min_hold: Duration) -> Limiter {
+    Limiter::builder()
+        .concurrency(CAPACITY)
+        .rate(Quota::per_second(100_000).allow_burst(20))
+        .rate(Quota::per_second(50_000).allow_burst(50))
+        .min_hold(min_hold)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn limiter_survives_ten_thousand_cancelled_runs() {
+    limiter_chaos("limiter", fast_limiter(Duration::ZERO), None);
+}
+
+#[test]
+fn limiter_with_min_hold_survives_chaos() {
+    limiter_chaos(
+        "limiter with min_hold",
+        fast_limiter(Duration::from_micros(200)),
+        None,
+    );
+}
+
+#[test]
+fn limiter_survives_a_close_in_the_middle_of_the_chaos() {
+    limiter_chaos(
+        "limiter with close",
+        fast_limiter(Duration::ZERO),
+        Some(Duration::from_millis(100)),
+    );
+}
