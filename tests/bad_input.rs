@@ -706,3 +706,54 @@ fn acquiring_on_a_closed_limiter_fails_and_changes_nothing() {
     // A clone sees the same closed state.
     assert!(limiter.clone().is_closed());
 }
+
+#[test]
+fn close_fails_a_request_waiting_out_a_min_hold_at_once() {
+    // Regression (found by the `limiter` fuzz target): the head of the hold
+    // queue, sleeping until an earlier slot's minimum hold ends, was woken
+    // by `close` but went back to sleep, failing only when the hold ended
+    // (here 10 s later; or never, with no clock advance).
+    let clock = ManualClock::new();
+    let limiter = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(1)
+        .min_hold(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    drop(ready_now(limiter.acquire()).unwrap());
+    let mut waiting = Probe::new(limiter.acquire());
+    let mut run = Probe::new(limiter.run(async { unreachable!("closed before admission") }));
+    assert!(!waiting.poll(), "waits for the hold to end");
+    assert!(!run.poll(), "queued behind it");
+    limiter.close();
+    assert_eq!((waiting.wakes(), run.wakes()), (1, 1), "close wakes both");
+    assert!(waiting.poll(), "fails at once, without any clock advance");
+    assert_eq!(waiting.take().unwrap_err(), AcquireError::Closed);
+    assert!(run.poll());
+    assert_eq!(run.take().unwrap_err(), AcquireError::Closed);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(limiter.available_slots(), Some(1), "everything came back");
+}
+
+#[test]
+fn close_gives_back_the_slot_of_a_request_waiting_for_the_rate() {
+    // A request failed by `close` gives its slot back when it fails, not
+    // only when its future is dropped.
+    let limiter = LimiterBuilder::with_clock(ManualClock::new())
+        .concurrency(2)
+        .rate(Quota::per_second(1))
+        .build()
+        .unwrap();
+    let held = ready_now(limiter.acquire()).unwrap();
+    let mut head = Probe::new(limiter.acquire());
+    assert!(!head.poll(), "holds a slot, sleeps until the next cell");
+    assert_eq!(limiter.available_slots(), Some(0));
+    limiter.close();
+    assert_eq!(head.wakes(), 1);
+    assert!(head.poll());
+    assert_eq!(head.take().unwrap_err(), AcquireError::Closed);
+    assert_eq!(limiter.available_slots(), Some(1), "while `head` is alive");
+    drop(held);
+    assert_eq!(limiter.available_slots(), Some(2));
+    drop(head);
+    assert_eq!(limiter.available_slots(), Some(2));
+}

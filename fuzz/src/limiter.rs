@@ -576,8 +576,8 @@ impl Harness {
             }
             assert!(
                 !self.closed,
-                "after close, {} futures pending and not woken",
-                self.futs.len()
+                "after close, futures pending and not woken: {:?}",
+                self.futs.iter().map(debug).collect::<Vec<_>>()
             );
             self.advance(FOREVER);
             if self.poll_woken() == 0 && self.permits.is_empty() {
