@@ -7,5 +7,5 @@
 //! replays the committed regressions under `fuzz/regressions/`, so the models
 //! run on stable and in CI even where no nightly toolchain is present.
 
-pub mod semaphore;
 pub mod rate;
+pub mod semaphore;
