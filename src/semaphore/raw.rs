@@ -62,6 +62,11 @@ pub(crate) struct RawSemaphore {
     /// Permits detached with `forget` and not yet given back with
     /// `BoundedSemaphore::release`. Counted only when `bounded`.
     detached: AtomicUsize,
+    /// Every permit of a plain semaphore: available, held, or collected by
+    /// waiters. Kept at most `MAX_PERMITS` by `add_permits`, so giving a
+    /// permit back can never overflow the state word. (A bounded
+    /// semaphore's total is its capacity.)
+    total: AtomicUsize,
     /// Largest request that can ever be served.
     capacity: usize,
     bounded: bool,
@@ -127,6 +132,7 @@ impl RawSemaphore {
                 state: AtomicUsize::new(permits << SHIFT),
                 waiters: Mutex::new(WaitList::new()),
                 detached: AtomicUsize::new(0),
+                total: AtomicUsize::new(permits),
                 capacity,
                 bounded,
             }
@@ -197,19 +203,42 @@ impl RawSemaphore {
         }
     }
 
-    /// Adds `n` permits, handing them to queued waiters first.
+    /// Adds `n` new permits to a plain semaphore.
     ///
-    /// Panics (before changing anything) if the available count would pass
-    /// `MAX_PERMITS`.
+    /// Panics, before changing anything, if the semaphore would then have
+    /// more than `MAX_PERMITS` permits in all.
     #[track_caller]
+    pub(crate) fn add_permits(&self, n: usize) {
+        let mut total = self.total.load(Ordering::Relaxed);
+        loop {
+            assert!(
+                n <= MAX_PERMITS - total,
+                "adding {n} permits to {total} would exceed Semaphore::MAX_PERMITS ({MAX_PERMITS})"
+            );
+            // Relaxed: `total` only bounds the count; the permits themselves
+            // are published by `release`.
+            match self.total.compare_exchange_weak(
+                total,
+                total + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => total = actual,
+            }
+        }
+        self.release(n);
+    }
+
+    /// Gives `n` permits back, handing them to queued waiters first.
     pub(crate) fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
         let mut state = self.state.load(Ordering::Relaxed);
         while state & QUEUED == 0 {
-            let available = state >> SHIFT;
-            assert_room(available, n);
+            // Cannot overflow: available + n <= total <= MAX_PERMITS.
+            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT));
             // Release: publishes the holder's writes to the next acquirer's
             // Acquire CAS. No waiter exists, so no lock is needed.
             match self.state.compare_exchange_weak(
@@ -222,9 +251,6 @@ impl RawSemaphore {
                 Err(actual) => state = actual,
             }
         }
-        // Queued, so nothing is available: the whole `n` must fit. Checked
-        // before the hand-off changes anything.
-        assert_room(0, n);
         let list = self.waiters.lock();
         self.hand_off(list, n);
     }
@@ -232,7 +258,6 @@ impl RawSemaphore {
     /// Gives `n` permits to the head of the queue, in order, with the lock
     /// held; what is left once the queue is empty becomes available. Wakes
     /// exactly the waiters whose request is complete, outside the lock.
-    #[track_caller]
     fn hand_off<'a>(&'a self, mut list: MutexGuard<'a, WaitList>, mut n: usize) {
         let mut wakers = WakeList::new();
         loop {
@@ -278,11 +303,10 @@ impl RawSemaphore {
 
     /// Adds `n` available permits and clears `QUEUED`; the caller holds the
     /// lock and has just emptied (or found empty) the queue.
-    #[track_caller]
     fn add_available(&self, n: usize) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            assert_room(state >> SHIFT, n);
+            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT));
             // Release: as in `release`. The word can still change under us
             // (lock-free acquires and releases), hence the loop.
             match self.state.compare_exchange_weak(
@@ -312,16 +336,25 @@ impl RawSemaphore {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return taken,
+                Ok(_) => {
+                    self.total.fetch_sub(taken, Ordering::Relaxed);
+                    return taken;
+                }
                 Err(actual) => state = actual,
             }
         }
     }
 
-    /// Records `n` permits as detached (bounded semaphores only).
+    /// Records `n` permits as forgotten: detached (to be released again) on
+    /// a bounded semaphore, gone for good on a plain one.
     pub(crate) fn detach(&self, n: usize) {
-        if self.bounded && n > 0 {
+        if n == 0 {
+            return;
+        }
+        if self.bounded {
             self.detached.fetch_add(n, Ordering::AcqRel);
+        } else {
+            self.total.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
@@ -386,14 +419,6 @@ impl core::fmt::Debug for RawSemaphore {
             .field("closed", &self.is_closed())
             .finish()
     }
-}
-
-#[track_caller]
-fn assert_room(available: usize, n: usize) {
-    assert!(
-        n <= MAX_PERMITS - available,
-        "adding {n} permits to {available} available would exceed Semaphore::MAX_PERMITS ({MAX_PERMITS})"
-    );
 }
 
 impl WaitList {
