@@ -344,7 +344,8 @@ fn panic_site(f: impl FnOnce()) -> (String, &'static str, u32) {
 
 #[test]
 fn zero_rate_panics_at_the_caller_with_a_clear_message() {
-    let cases: [(fn() -> Quota, &str); 3] = [
+    type Case = (fn() -> Quota, &'static str);
+    let cases: [Case; 3] = [
         (
             || Quota::per_second(0),
             "Quota::per_second(0): a quota must allow at least 1 cell per second",
