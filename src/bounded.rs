@@ -174,6 +174,7 @@ impl BoundedSemaphore {
     /// # drop(permit);
     /// # });
     /// ```
+    #[inline]
     pub fn acquire(&self) -> Acquire<'_> {
         self.sem.acquire()
     }
@@ -202,6 +203,7 @@ impl BoundedSemaphore {
     /// );
     /// # });
     /// ```
+    #[inline]
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
         self.sem.acquire_many(n)
     }
@@ -221,6 +223,7 @@ impl BoundedSemaphore {
     /// let _p = bs.try_acquire().unwrap();
     /// assert!(bs.try_acquire().is_err());
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
         self.sem.try_acquire()
     }
@@ -240,6 +243,7 @@ impl BoundedSemaphore {
     /// let bs = BoundedSemaphore::new(2);
     /// assert!(matches!(bs.try_acquire_many(3), Err(TryAcquireError::ExceedsCapacity { .. })));
     /// ```
+    #[inline]
     pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, TryAcquireError> {
         self.sem.try_acquire_many(n)
     }

@@ -54,6 +54,7 @@ pin_project! {
 }
 
 impl<'a> Acquire<'a> {
+    #[inline]
     pub(crate) fn new(sem: &'a Semaphore, n: usize) -> Self {
         Self {
             sem,
@@ -65,6 +66,7 @@ impl<'a> Acquire<'a> {
 impl<'a> Future for Acquire<'a> {
     type Output = Result<Permit<'a>, AcquireError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let sem: &'a Semaphore = this.sem;
@@ -120,6 +122,7 @@ pin_project! {
 }
 
 impl AcquireOwned {
+    #[inline]
     pub(crate) fn new(sem: Arc<Semaphore>, n: usize) -> Self {
         Self {
             sem,
@@ -131,6 +134,7 @@ impl AcquireOwned {
 impl Future for AcquireOwned {
     type Output = Result<OwnedPermit, AcquireError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let n = this.node.num();
@@ -192,6 +196,7 @@ impl<'a, F> Run<'a, F> {
 impl<'a, F: Future> Future for Run<'a, F> {
     type Output = Result<F::Output, AcquireError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.permit.is_none() {

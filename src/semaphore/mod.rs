@@ -159,6 +159,7 @@ impl Semaphore {
     /// # Ok::<(), limiters::AcquireError>(())
     /// # }).unwrap();
     /// ```
+    #[inline]
     pub fn acquire(&self) -> Acquire<'_> {
         Acquire::new(self, 1)
     }
@@ -192,6 +193,7 @@ impl Semaphore {
     /// assert_eq!(budget.available_permits(), 60);
     /// # });
     /// ```
+    #[inline]
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
         Acquire::new(self, n)
     }
@@ -214,6 +216,7 @@ impl Semaphore {
     /// drop(permit);
     /// assert!(sem.try_acquire().is_ok());
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
         self.try_acquire_many(1)
     }
@@ -236,6 +239,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire_many(3).is_err());
     /// assert_eq!(three.num_permits(), 3);
     /// ```
+    #[inline]
     pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, TryAcquireError> {
         self.raw.try_acquire(n)?;
         Ok(Permit::new(self, n))
@@ -269,6 +273,7 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 2);
     /// # });
     /// ```
+    #[inline]
     pub fn acquire_owned(self: &Arc<Self>) -> AcquireOwned {
         AcquireOwned::new(Arc::clone(self), 1)
     }
@@ -295,6 +300,7 @@ impl Semaphore {
     /// assert_eq!(permit.num_permits(), 3);
     /// # });
     /// ```
+    #[inline]
     pub fn acquire_many_owned(self: &Arc<Self>, n: usize) -> AcquireOwned {
         AcquireOwned::new(Arc::clone(self), n)
     }
@@ -316,6 +322,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire_owned().is_err());
     /// drop(permit);
     /// ```
+    #[inline]
     pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, TryAcquireError> {
         self.try_acquire_many_owned(1)
     }
@@ -698,6 +705,7 @@ macro_rules! permit_methods {
 }
 
 impl<'a> Permit<'a> {
+    #[inline]
     pub(crate) fn new(sem: &'a Semaphore, permits: usize) -> Self {
         Self { sem, permits }
     }
@@ -706,6 +714,7 @@ impl<'a> Permit<'a> {
 }
 
 impl OwnedPermit {
+    #[inline]
     pub(crate) fn new(sem: Arc<Semaphore>, permits: usize) -> Self {
         Self { sem, permits }
     }
@@ -714,12 +723,14 @@ impl OwnedPermit {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.sem.raw.release(self.permits);
     }
 }
 
 impl Drop for OwnedPermit {
+    #[inline]
     fn drop(&mut self) {
         self.sem.raw.release(self.permits);
     }

@@ -171,7 +171,46 @@ impl RawSemaphore {
     }
 
     /// Takes `n` permits if nobody is queued and enough are available.
+    ///
+    /// Inlined into the caller: the common case is one load and one CAS.
+    /// Every other case (zero, over capacity, closed, queued, short, or a
+    /// lost CAS race) goes to [`try_acquire_slow`](Self::try_acquire_slow),
+    /// which decides it from scratch.
+    #[inline]
     pub(crate) fn try_acquire(&self, n: usize) -> Result<(), TryAcquireError> {
+        if self.try_acquire_fast(n) {
+            Ok(())
+        } else {
+            self.try_acquire_slow(n)
+        }
+    }
+
+    /// One attempt at the common case: `1 <= n <= capacity`, not closed,
+    /// nobody queued, enough available. `false` decides nothing.
+    #[inline]
+    fn try_acquire_fast(&self, n: usize) -> bool {
+        if n == 0 || n > self.capacity {
+            return false;
+        }
+        let state = self.state.load(Ordering::Relaxed);
+        // `state >> SHIFT >= n` with neither flag set.
+        state & (CLOSED | QUEUED) == 0
+            && state >> SHIFT >= n
+            // Acquire on success: synchronizes with the Release of whoever
+            // returned these permits, like a lock acquisition would.
+            && self
+                .state
+                .compare_exchange_weak(
+                    state,
+                    state - (n << SHIFT),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    #[inline(never)]
+    fn try_acquire_slow(&self, n: usize) -> Result<(), TryAcquireError> {
         self.check_capacity(n)?;
         if n == 0 {
             // Nothing to take from anyone, so no queue to respect.
@@ -189,8 +228,7 @@ impl RawSemaphore {
             if state & QUEUED != 0 || state >> SHIFT < n {
                 return Err(TryAcquireError::NoPermits);
             }
-            // Acquire on success: synchronizes with the Release of whoever
-            // returned these permits, like a lock acquisition would.
+            // Acquire on success: as in `try_acquire_fast`.
             match self.state.compare_exchange_weak(
                 state,
                 state - (n << SHIFT),
@@ -230,15 +268,42 @@ impl RawSemaphore {
         self.release(n);
     }
 
-    /// Gives `n` permits back, handing them to queued waiters first.
+    /// Gives `n` permits back, handing them to queued waiters first. Cannot
+    /// overflow: available + `n` <= total <= `MAX_PERMITS`.
+    ///
+    /// Inlined into the caller (a permit's `drop`): the common case, nobody
+    /// queued and no overflow, is one load and one CAS. Everything else goes
+    /// to [`release_slow`](Self::release_slow).
+    #[inline]
     pub(crate) fn release(&self, n: usize) {
+        let state = self.state.load(Ordering::Relaxed);
+        if n != 0
+            && state & QUEUED == 0
+            // Release: publishes the holder's writes to the next acquirer's
+            // Acquire CAS. No waiter exists, so no lock is needed.
+            && self
+                .state
+                .compare_exchange_weak(
+                    state,
+                    state + (n << SHIFT),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return;
+        }
+        self.release_slow(n);
+    }
+
+    #[inline(never)]
+    fn release_slow(&self, n: usize) {
         if n == 0 {
             return;
         }
         let mut state = self.state.load(Ordering::Relaxed);
         while state & QUEUED == 0 {
-            // Cannot overflow: available + n <= total <= MAX_PERMITS.
-            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT));
+            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT), "total exceeds MAX_PERMITS");
             // Release: publishes the holder's writes to the next acquirer's
             // Acquire CAS. No waiter exists, so no lock is needed.
             match self.state.compare_exchange_weak(
@@ -306,7 +371,7 @@ impl RawSemaphore {
     fn add_available(&self, n: usize) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT));
+            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT), "total exceeds MAX_PERMITS");
             // Release: as in `release`. The word can still change under us
             // (lock-free acquires and releases), hence the loop.
             match self.state.compare_exchange_weak(
@@ -500,6 +565,12 @@ impl Waiter {
     /// Drives the acquisition of `num` permits. Returns `Ready(Ok(()))` once
     /// the node holds all of them; the caller then owns them (and must turn
     /// them into a permit, since the node is `Done`).
+    ///
+    /// Inlined into the future's `poll`: the common first poll, permits
+    /// available and nobody queued, is the one CAS of
+    /// [`RawSemaphore::try_acquire_fast`]. Anything else goes to
+    /// [`poll_slow`](Self::poll_slow), which decides from scratch.
+    #[inline]
     pub(crate) fn poll_acquire(
         self: Pin<&mut Self>,
         sem: &RawSemaphore,
@@ -507,6 +578,20 @@ impl Waiter {
     ) -> Poll<Result<(), AcquireError>> {
         // Only this future touches `stage`, and the node does not move.
         let node: &Waiter = &self;
+        if node.stage.get() == Stage::Idle && sem.try_acquire_fast(node.num.get()) {
+            node.stage.set(Stage::Done);
+            return Poll::Ready(Ok(()));
+        }
+        node.poll_slow(sem, cx)
+    }
+
+    #[inline(never)]
+    fn poll_slow(
+        &self,
+        sem: &RawSemaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        let node = self;
         match node.stage.get() {
             Stage::Idle => node.poll_first(sem, cx),
             Stage::Queued => node.poll_queued(sem, cx),
@@ -632,11 +717,20 @@ impl Waiter {
     }
 
     /// Undoes whatever the node holds; called when its future is dropped.
+    ///
+    /// Inlined into the future's `drop`: a future that completed (or was
+    /// never polled) holds nothing, and that is one byte compare.
+    #[inline]
     pub(crate) fn cancel(self: Pin<&mut Self>, sem: &RawSemaphore) {
         let node: &Waiter = &self;
-        if node.stage.get() != Stage::Queued {
-            return;
+        if node.stage.get() == Stage::Queued {
+            node.cancel_queued(sem);
         }
+    }
+
+    #[inline(never)]
+    fn cancel_queued(&self, sem: &RawSemaphore) {
+        let node = self;
         node.stage.set(Stage::Done);
         // Acquire: as in `poll_queued`.
         match node.remaining.load(Ordering::Acquire) {

@@ -1,0 +1,348 @@
+//! Semaphores side by side: `limiters` against tokio, async-lock and
+//! futures-intrusive, plus bare-atomic baselines, all in one invocation so the
+//! ratios compare like with like on a noisy machine.
+//!
+//! Scenarios (numbered as in `BENCHMARKS.md`):
+//!
+//! 1. `try_acquire` + drop, uncontended, one thread; a CAS loop and a
+//!    `fetch_sub`/`fetch_add` pair as the physical floor.
+//! 2. `acquire().await` + drop, uncontended, inside one `block_on`.
+//! 3. Contended throughput: T tasks on one 2-worker tokio runtime, each doing
+//!    M x {acquire; yield_now; release}, with 1 and 8 permits.
+//! 4. Mixed-weight `acquire_many` under contention: capacity 16, 64 tasks,
+//!    weights 1, 2, 3, 5, 8.
+//!
+//! Run with `./bench.sh` (which also writes the ratio table), or
+//! `cargo bench --bench semaphore -- <filter>`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use futures_lite::future::block_on;
+use tokio::runtime::Runtime;
+
+/// Acquisitions per contended run (T tasks x M each), the same for every
+/// shape so the timings are comparable across shapes too.
+const CONTENDED_OPS: usize = 64_000;
+/// Weights cycled over the tasks of the weighted scenario.
+const WEIGHTS: [usize; 5] = [1, 2, 3, 5, 8];
+
+// ---------------------------------------------------------------------------
+// 1. uncontended try_acquire + drop
+
+fn try_acquire(c: &mut Criterion) {
+    let mut g = c.benchmark_group("1_try_acquire");
+
+    let sem = limiters::Semaphore::new(1);
+    g.bench_function("limiters", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire().unwrap())))
+    });
+
+    let bounded = limiters::BoundedSemaphore::new(1);
+    g.bench_function("limiters_bounded", |b| {
+        b.iter(|| drop(black_box(bounded.try_acquire().unwrap())))
+    });
+
+    let sem = tokio::sync::Semaphore::new(1);
+    g.bench_function("tokio", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire().unwrap())))
+    });
+
+    let sem = async_lock::Semaphore::new(1);
+    g.bench_function("async_lock", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire().unwrap())))
+    });
+
+    let sem = futures_intrusive::sync::Semaphore::new(true, 1);
+    g.bench_function("futures_intrusive", |b| {
+        b.iter(|| drop(black_box(sem.try_acquire(1).unwrap())))
+    });
+
+    // The floor: what any one-word semaphore must do at least. A CAS loop
+    // that takes one unit if there is one, and a fetch_add to give it back.
+    let word = AtomicUsize::new(1);
+    g.bench_function("baseline_cas_loop", |b| {
+        b.iter(|| {
+            let word = black_box(&word);
+            let mut cur = word.load(Ordering::Relaxed);
+            loop {
+                assert!(cur > 0);
+                match word.compare_exchange_weak(cur, cur - 1, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => break,
+                    Err(actual) => cur = actual,
+                }
+            }
+            word.fetch_add(1, Ordering::Release);
+        })
+    });
+
+    // Two unconditional read-modify-writes: cheaper than any semaphore that
+    // must refuse when empty.
+    g.bench_function("baseline_fetch_sub_add", |b| {
+        b.iter(|| {
+            let word = black_box(&word);
+            let prev = word.fetch_sub(1, Ordering::Acquire);
+            black_box(prev);
+            word.fetch_add(1, Ordering::Release);
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 2. uncontended acquire().await + drop
+
+/// Runs `iters` acquire+drop rounds inside one `block_on` and times them.
+macro_rules! time_awaits {
+    ($iters:expr, $acquire:expr) => {{
+        block_on(async {
+            let start = Instant::now();
+            for _ in 0..$iters {
+                drop(black_box($acquire.await));
+            }
+            start.elapsed()
+        })
+    }};
+}
+
+fn acquire_await(c: &mut Criterion) {
+    let mut g = c.benchmark_group("2_acquire_await");
+
+    let sem = limiters::Semaphore::new(1);
+    g.bench_function("limiters", |b| {
+        b.iter_custom(|iters| time_awaits!(iters, sem.acquire()))
+    });
+
+    let bounded = limiters::BoundedSemaphore::new(1);
+    g.bench_function("limiters_bounded", |b| {
+        b.iter_custom(|iters| time_awaits!(iters, bounded.acquire()))
+    });
+
+    let sem = tokio::sync::Semaphore::new(1);
+    g.bench_function("tokio", |b| {
+        b.iter_custom(|iters| time_awaits!(iters, sem.acquire()))
+    });
+
+    let sem = async_lock::Semaphore::new(1);
+    g.bench_function("async_lock", |b| {
+        b.iter_custom(|iters| time_awaits!(iters, sem.acquire()))
+    });
+
+    let sem = futures_intrusive::sync::Semaphore::new(true, 1);
+    g.bench_function("futures_intrusive", |b| {
+        b.iter_custom(|iters| time_awaits!(iters, sem.acquire(1)))
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 3. contended throughput, 4. weighted
+
+/// The shared runtime: 2 workers, as the machine has 2 cores.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Spawns `tasks` tasks running `body(task_index)` on `rt`, waits for all of
+/// them, and returns the wall time from the first spawn to the last join.
+fn run_tasks<F, Fut>(rt: &Runtime, tasks: usize, body: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks).map(|i| tokio::spawn(body(i))).collect();
+        for h in handles {
+            h.await.expect("task panicked");
+        }
+        start.elapsed()
+    })
+}
+
+/// Times `iters` complete runs of `run`.
+fn time_runs(iters: u64, mut run: impl FnMut() -> Duration) -> Duration {
+    (0..iters).map(|_| run()).sum()
+}
+
+fn long_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    elements: usize,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(elements as u64));
+    g
+}
+
+fn contended(c: &mut Criterion) {
+    let rt = runtime();
+    for tasks in [64, 1000] {
+        for permits in [1, 8] {
+            let rounds = CONTENDED_OPS / tasks;
+            let name = format!("3_contended_t{tasks}_p{permits}");
+            let mut g = long_group(c, &name, rounds * tasks);
+
+            g.bench_function("limiters", |b| {
+                b.iter_custom(|iters| {
+                    time_runs(iters, || {
+                        let sem = Arc::new(limiters::Semaphore::new(permits));
+                        run_tasks(&rt, tasks, |_| {
+                            let sem = Arc::clone(&sem);
+                            async move {
+                                for _ in 0..rounds {
+                                    let p = sem.acquire().await.unwrap();
+                                    tokio::task::yield_now().await;
+                                    drop(p);
+                                }
+                            }
+                        })
+                    })
+                })
+            });
+
+            g.bench_function("tokio", |b| {
+                b.iter_custom(|iters| {
+                    time_runs(iters, || {
+                        let sem = Arc::new(tokio::sync::Semaphore::new(permits));
+                        run_tasks(&rt, tasks, |_| {
+                            let sem = Arc::clone(&sem);
+                            async move {
+                                for _ in 0..rounds {
+                                    let p = sem.acquire().await.unwrap();
+                                    tokio::task::yield_now().await;
+                                    drop(p);
+                                }
+                            }
+                        })
+                    })
+                })
+            });
+
+            g.bench_function("async_lock", |b| {
+                b.iter_custom(|iters| {
+                    time_runs(iters, || {
+                        let sem = Arc::new(async_lock::Semaphore::new(permits));
+                        run_tasks(&rt, tasks, |_| {
+                            let sem = Arc::clone(&sem);
+                            async move {
+                                for _ in 0..rounds {
+                                    let p = sem.acquire().await;
+                                    tokio::task::yield_now().await;
+                                    drop(p);
+                                }
+                            }
+                        })
+                    })
+                })
+            });
+
+            g.bench_function("futures_intrusive", |b| {
+                b.iter_custom(|iters| {
+                    time_runs(iters, || {
+                        let sem = Arc::new(futures_intrusive::sync::Semaphore::new(true, permits));
+                        run_tasks(&rt, tasks, |_| {
+                            let sem = Arc::clone(&sem);
+                            async move {
+                                for _ in 0..rounds {
+                                    let p = sem.acquire(1).await;
+                                    tokio::task::yield_now().await;
+                                    drop(p);
+                                }
+                            }
+                        })
+                    })
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
+fn weighted(c: &mut Criterion) {
+    let rt = runtime();
+    let tasks = 64;
+    let capacity = 16;
+    let rounds = CONTENDED_OPS / tasks;
+    let mut g = long_group(c, "4_weighted", rounds * tasks);
+
+    g.bench_function("limiters", |b| {
+        b.iter_custom(|iters| {
+            time_runs(iters, || {
+                let sem = Arc::new(limiters::Semaphore::new(capacity));
+                run_tasks(&rt, tasks, |i| {
+                    let sem = Arc::clone(&sem);
+                    let w = WEIGHTS[i % WEIGHTS.len()];
+                    async move {
+                        for _ in 0..rounds {
+                            let p = sem.acquire_many(w).await.unwrap();
+                            tokio::task::yield_now().await;
+                            drop(p);
+                        }
+                    }
+                })
+            })
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            time_runs(iters, || {
+                let sem = Arc::new(tokio::sync::Semaphore::new(capacity));
+                run_tasks(&rt, tasks, |i| {
+                    let sem = Arc::clone(&sem);
+                    let w = WEIGHTS[i % WEIGHTS.len()] as u32;
+                    async move {
+                        for _ in 0..rounds {
+                            let p = sem.acquire_many(w).await.unwrap();
+                            tokio::task::yield_now().await;
+                            drop(p);
+                        }
+                    }
+                })
+            })
+        })
+    });
+
+    // async-lock has no weighted acquire; futures-intrusive does, fair and
+    // unfair.
+    for (id, fair) in [
+        ("futures_intrusive", true),
+        ("futures_intrusive_unfair", false),
+    ] {
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                time_runs(iters, || {
+                    let sem = Arc::new(futures_intrusive::sync::Semaphore::new(fair, capacity));
+                    run_tasks(&rt, tasks, |i| {
+                        let sem = Arc::clone(&sem);
+                        let w = WEIGHTS[i % WEIGHTS.len()];
+                        async move {
+                            for _ in 0..rounds {
+                                let p = sem.acquire(w).await;
+                                tokio::task::yield_now().await;
+                                drop(p);
+                            }
+                        }
+                    })
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, try_acquire, acquire_await, contended, weighted);
+criterion_main!(benches);
