@@ -40,6 +40,7 @@ use core::task::{Context, Poll, Waker};
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
+use crate::wait_list::WakeBatch;
 
 const CLOSED: usize = 0b01;
 const QUEUED: usize = 0b10;
@@ -50,10 +51,6 @@ pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
 
 /// `remaining` of a node that was unlinked by `close`.
 const CLOSED_NODE: usize = usize::MAX;
-
-/// How many wakers a release or close collects before it drops the lock to
-/// wake them (wakers never run under the lock).
-const WAKE_BATCH: usize = 32;
 
 /// The untyped core shared by `Semaphore` and `BoundedSemaphore`.
 pub(crate) struct RawSemaphore {
@@ -303,7 +300,10 @@ impl RawSemaphore {
         }
         let mut state = self.state.load(Ordering::Relaxed);
         while state & QUEUED == 0 {
-            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT), "total exceeds MAX_PERMITS");
+            debug_assert!(
+                n <= MAX_PERMITS - (state >> SHIFT),
+                "total exceeds MAX_PERMITS"
+            );
             // Release: publishes the holder's writes to the next acquirer's
             // Acquire CAS. No waiter exists, so no lock is needed.
             match self.state.compare_exchange_weak(
@@ -324,7 +324,7 @@ impl RawSemaphore {
     /// held; what is left once the queue is empty becomes available. Wakes
     /// exactly the waiters whose request is complete, outside the lock.
     fn hand_off<'a>(&'a self, mut list: MutexGuard<'a, WaitList>, mut n: usize) {
-        let mut wakers = WakeList::new();
+        let mut wakers = WakeBatch::new();
         loop {
             while n > 0 && !wakers.is_full() {
                 let Some(head) = list.head else { break };
@@ -343,7 +343,9 @@ impl RawSemaphore {
                 n -= need;
                 // SAFETY: `head` is linked and we hold the lock.
                 unsafe { list.remove(head) };
-                wakers.push(node.take_waker());
+                if let Some(waker) = node.take_waker() {
+                    wakers.push(waker);
+                }
                 // Release: once the owner sees 0 (Acquire) the node is out of
                 // the list and this thread touches it no more.
                 node.remaining.store(0, Ordering::Release);
@@ -371,7 +373,10 @@ impl RawSemaphore {
     fn add_available(&self, n: usize) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            debug_assert!(n <= MAX_PERMITS - (state >> SHIFT), "total exceeds MAX_PERMITS");
+            debug_assert!(
+                n <= MAX_PERMITS - (state >> SHIFT),
+                "total exceeds MAX_PERMITS"
+            );
             // Release: as in `release`. The word can still change under us
             // (lock-free acquires and releases), hence the loop.
             match self.state.compare_exchange_weak(
@@ -450,7 +455,7 @@ impl RawSemaphore {
         // Under the lock, so no acquirer can enqueue after this point: the
         // enqueue path checks `CLOSED` under the same lock.
         self.state.fetch_or(CLOSED, Ordering::Release);
-        let mut wakers = WakeList::new();
+        let mut wakers = WakeBatch::new();
         let mut returned = 0;
         while let Some(head) = list.head {
             // SAFETY: `head` is linked; linked nodes are valid and pinned.
@@ -460,7 +465,9 @@ impl RawSemaphore {
             returned += node.num.get() - remaining;
             // SAFETY: `head` is linked and we hold the lock.
             unsafe { list.remove(head) };
-            wakers.push(node.take_waker());
+            if let Some(waker) = node.take_waker() {
+                wakers.push(waker);
+            }
             // Release: after this the owner may free the node.
             node.remaining.store(CLOSED_NODE, Ordering::Release);
             if wakers.is_full() {
@@ -763,47 +770,5 @@ impl Waiter {
                 }
             }
         }
-    }
-}
-
-/// Wakers collected under the lock, woken after it is dropped.
-struct WakeList {
-    wakers: [Option<Waker>; WAKE_BATCH],
-    len: usize,
-}
-
-impl WakeList {
-    fn new() -> Self {
-        Self {
-            wakers: Default::default(),
-            len: 0,
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == WAKE_BATCH
-    }
-
-    fn push(&mut self, waker: Option<Waker>) {
-        debug_assert!(!self.is_full());
-        if let Some(w) = waker {
-            self.wakers[self.len] = Some(w);
-            self.len += 1;
-        }
-    }
-
-    fn wake_all(&mut self) {
-        for slot in &mut self.wakers[..self.len] {
-            if let Some(w) = slot.take() {
-                w.wake();
-            }
-        }
-        self.len = 0;
-    }
-}
-
-impl Drop for WakeList {
-    fn drop(&mut self) {
-        self.wake_all();
     }
 }
