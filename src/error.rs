@@ -42,7 +42,7 @@ impl fmt::Display for AcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             AcquireError::Closed => {
-                f.write_str("semaphore closed: no more permits will be granted")
+                f.write_str("closed: no more permits will be granted")
             }
             AcquireError::ExceedsCapacity {
                 requested,
@@ -97,7 +97,7 @@ impl fmt::Display for TryAcquireError {
                 f.write_str("no permits available now: wait with acquire() or try again later")
             }
             TryAcquireError::Closed => {
-                f.write_str("semaphore closed: no more permits will be granted")
+                f.write_str("closed: no more permits will be granted")
             }
             TryAcquireError::ExceedsCapacity {
                 requested,

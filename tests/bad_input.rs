@@ -259,11 +259,11 @@ fn acquiring_on_a_closed_semaphore_fails_and_changes_nothing() {
 
     assert_eq!(
         AcquireError::Closed.to_string(),
-        "semaphore closed: no more permits will be granted"
+        "closed: no more permits will be granted"
     );
     assert_eq!(
         TryAcquireError::Closed.to_string(),
-        "semaphore closed: no more permits will be granted"
+        "closed: no more permits will be granted"
     );
     for n in [0, 1, 2] {
         let mut fut = Probe::new(sem.acquire_many(n));
@@ -700,7 +700,7 @@ fn acquiring_on_a_closed_limiter_fails_and_changes_nothing() {
     assert_eq!(run.take().unwrap_err(), AcquireError::Closed);
     assert_eq!(
         AcquireError::Closed.to_string(),
-        "semaphore closed: no more permits will be granted"
+        "closed: no more permits will be granted"
     );
     assert_eq!(limiter_state(&limiter), before, "changed nothing");
     // The permit handed out before the close stays valid; its slot comes
