@@ -141,10 +141,12 @@ pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 #[cfg(feature = "async-io")]
 pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
-pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+pub use error::{
+    BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
+};
 #[cfg(feature = "std")]
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
-pub use limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
+pub use limiter::{Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
 };
