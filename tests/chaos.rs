@@ -123,6 +123,83 @@ async fn hold(rng: &mut Rng) {
     }
 }
 
+/// What a chaos run drives: a semaphore or a limiter.
+trait Target: Clone + Send + Sync + 'static {
+    fn describe(&self) -> String;
+    fn close(&self);
+}
+
+impl Target for Limiter {
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+    fn close(&self) {
+        Limiter::close(self);
+    }
+}
+
+/// Runs `TASKS` tasks of `task` against `target` on the two-worker runtime
+/// under the watchdog, closing `target` after `close_after` if given.
+fn drive<T, F>(
+    name: &'static str,
+    target: T,
+    close_after: Option<Duration>,
+    task: fn(T, Arc<Outcomes>, u64) -> F,
+) -> Arc<Outcomes>
+where
+    T: Target,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let out = Arc::new(Outcomes::default());
+    let (watched, out2) = (target.clone(), Arc::clone(&out));
+    with_watchdog(
+        name,
+        move || watched.describe(),
+        move || {
+            runtime().block_on(async {
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|i| tokio::spawn(task(target.clone(), Arc::clone(&out2), i)))
+                    .collect();
+                if let Some(after) = close_after {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        target.close();
+                    });
+                }
+                for t in tasks {
+                    t.await.expect("task panicked");
+                }
+            });
+        },
+    );
+    out
+}
+
+/// Every task ended one way, every way happened, nothing is held.
+fn check_outcomes(name: &str, out: &Outcomes, acquired: &str) {
+    let count = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+    eprintln!(
+        "{name}: {acquired} {}, closed {}, timed out queued {}, timed out holding {}, most in flight {}",
+        count(&out.acquired),
+        count(&out.closed),
+        count(&out.timed_out_queued),
+        count(&out.timed_out_holding),
+        count(&out.max_in_flight),
+    );
+    assert_eq!(
+        count(&out.acquired)
+            + count(&out.closed)
+            + count(&out.timed_out_queued)
+            + count(&out.timed_out_holding),
+        TASKS as usize
+    );
+    // Every path was taken, not just the easy one.
+    assert!(count(&out.acquired) > 0);
+    assert!(count(&out.timed_out_queued) > 0);
+    assert!(count(&out.timed_out_holding) > 0);
+    assert_eq!(count(&out.in_flight), 0);
+}
+
 #[derive(Clone)]
 enum Sem {
     Plain(Arc<Semaphore>),
@@ -142,12 +219,6 @@ impl Sem {
             Sem::Bounded(s) => s.acquire_many_owned(n),
         }
     }
-    fn close(&self) {
-        match self {
-            Sem::Plain(s) => s.close(),
-            Sem::Bounded(s) => s.close(),
-        }
-    }
     fn available_permits(&self) -> usize {
         match self {
             Sem::Plain(s) => s.available_permits(),
@@ -160,10 +231,19 @@ impl Sem {
             Sem::Bounded(s) => s.waiters(),
         }
     }
+}
+
+impl Target for Sem {
     fn describe(&self) -> String {
         match self {
             Sem::Plain(s) => format!("{s:?}"),
             Sem::Bounded(s) => format!("{s:?}"),
+        }
+    }
+    fn close(&self) {
+        match self {
+            Sem::Plain(s) => s.close(),
+            Sem::Bounded(s) => s.close(),
         }
     }
 }
@@ -254,51 +334,8 @@ async fn task(sem: Sem, out: Arc<Outcomes>, seed: u64) {
 /// Runs the chaos on `sem` (closing it after `close_after`, if given) and
 /// checks that every permit is back.
 fn chaos(name: &'static str, sem: Sem, close_after: Option<Duration>) {
-    let out = Arc::new(Outcomes::default());
-    let (watched, sem2, out2) = (sem.clone(), sem.clone(), Arc::clone(&out));
-    with_watchdog(
-        name,
-        move || watched.describe(),
-        move || {
-            let (sem, out) = (sem2, out2);
-            runtime().block_on(async {
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|i| tokio::spawn(task(sem.clone(), Arc::clone(&out), i)))
-                    .collect();
-                if let Some(after) = close_after {
-                    let sem = sem.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        sem.close();
-                    });
-                }
-                for t in tasks {
-                    t.await.expect("task panicked");
-                }
-            });
-        },
-    );
-    let count = |a: &AtomicUsize| a.load(Ordering::SeqCst);
-    eprintln!(
-        "{name}: acquired {}, closed {}, timed out queued {}, timed out holding {}, most in flight {}",
-        count(&out.acquired),
-        count(&out.closed),
-        count(&out.timed_out_queued),
-        count(&out.timed_out_holding),
-        count(&out.max_in_flight),
-    );
-    assert_eq!(
-        count(&out.acquired)
-            + count(&out.closed)
-            + count(&out.timed_out_queued)
-            + count(&out.timed_out_holding),
-        TASKS as usize
-    );
-    // Every path was taken, not just the easy one.
-    assert!(count(&out.acquired) > 0);
-    assert!(count(&out.timed_out_queued) > 0);
-    assert!(count(&out.timed_out_holding) > 0);
-    assert_eq!(count(&out.in_flight), 0);
+    let out = drive(name, sem.clone(), close_after, task);
+    check_outcomes(name, &out, "acquired");
     // Every permit is back, nobody is queued.
     assert_eq!(sem.available_permits(), CAPACITY, "{}", sem.describe());
     assert_eq!(sem.waiters(), 0, "{}", sem.describe());
@@ -308,7 +345,10 @@ fn chaos(name: &'static str, sem: Sem, close_after: Option<Duration>) {
     }
     let again = futures_lite::future::block_on(sem.acquire_many(CAPACITY));
     if close_after.is_some() {
-        assert!(count(&out.closed) > 0, "the close hit waiters");
+        assert!(
+            out.closed.load(Ordering::SeqCst) > 0,
+            "the close hit waiters"
+        );
         assert_eq!(again.unwrap_err(), AcquireError::Closed);
     } else {
         assert_eq!(again.unwrap().num_permits(), CAPACITY);
@@ -377,50 +417,8 @@ async fn limiter_task(limiter: Limiter, out: Arc<Outcomes>, seed: u64) {
 /// Runs the limiter chaos (closing after `close_after`, if given) and checks
 /// that every slot comes back and a fresh request gets through.
 fn limiter_chaos(name: &'static str, limiter: Limiter, close_after: Option<Duration>) {
-    let out = Arc::new(Outcomes::default());
-    let (watched, l2, out2) = (limiter.clone(), limiter.clone(), Arc::clone(&out));
-    with_watchdog(
-        name,
-        move || format!("{watched:?}"),
-        move || {
-            let (limiter, out) = (l2, out2);
-            runtime().block_on(async {
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|i| tokio::spawn(limiter_task(limiter.clone(), Arc::clone(&out), i)))
-                    .collect();
-                if let Some(after) = close_after {
-                    let limiter = limiter.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        limiter.close();
-                    });
-                }
-                for t in tasks {
-                    t.await.expect("task panicked");
-                }
-            });
-        },
-    );
-    let count = |a: &AtomicUsize| a.load(Ordering::SeqCst);
-    eprintln!(
-        "{name}: ran {}, closed {}, timed out queued {}, timed out running {}, most in flight {}",
-        count(&out.acquired),
-        count(&out.closed),
-        count(&out.timed_out_queued),
-        count(&out.timed_out_holding),
-        count(&out.max_in_flight),
-    );
-    assert_eq!(
-        count(&out.acquired)
-            + count(&out.closed)
-            + count(&out.timed_out_queued)
-            + count(&out.timed_out_holding),
-        TASKS as usize
-    );
-    assert!(count(&out.acquired) > 0);
-    assert!(count(&out.timed_out_queued) > 0);
-    assert!(count(&out.timed_out_holding) > 0);
-    assert_eq!(count(&out.in_flight), 0);
+    let out = drive(name, limiter.clone(), close_after, limiter_task);
+    check_outcomes(name, &out, "ran");
     // Every slot is back once the last minimum hold is over (real time: the
     // hold is a duration, not a synchronisation).
     let until = std::time::Instant::now() + limiter.min_hold() + Duration::from_secs(5);
@@ -433,7 +431,10 @@ fn limiter_chaos(name: &'static str, limiter: Limiter, close_after: Option<Durat
     }
     let again = futures_lite::future::block_on(limiter.acquire());
     if close_after.is_some() {
-        assert!(count(&out.closed) > 0, "the close hit waiters");
+        assert!(
+            out.closed.load(Ordering::SeqCst) > 0,
+            "the close hit waiters"
+        );
         assert_eq!(again.unwrap_err(), AcquireError::Closed);
     } else {
         assert_eq!(again.unwrap().weight(), 1);
