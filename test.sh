@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of the crate: unit, integration and doc tests, then the loom
-# models. This is what CI runs after its lint steps; a newcomer types it too.
+# Runs every test of the crate: unit, integration and doc tests, the loom
+# models, then a short fuzz run. This is what CI runs after its lint steps; a
+# newcomer types it too.
 #
 #   ./test.sh           everything
-#   ./test.sh --quick   skip the loom models
+#   ./test.sh --quick   skip the loom models and the fuzz run
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,7 +12,7 @@ echo "==> cargo test (unit, integration, doc tests)"
 cargo test --locked --all-targets
 cargo test --locked --doc
 
-echo "==> cargo test --no-default-features (no async-io, no std)"
+echo "==> builds without default features (no async-io; no std)"
 cargo build --locked --no-default-features
 cargo build --locked --no-default-features --features std
 
@@ -21,4 +22,9 @@ if [[ "${1:-}" != "--quick" ]]; then
   (cd loom-tests && RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
     cargo test --locked --release)
   echo "loom models took $((SECONDS - start)) s (build included)"
+fi
+
+if [[ "${1:-}" != "--quick" ]]; then
+  echo "==> fuzz smoke run (./fuzz.sh ${FUZZ_SECONDS:-20} per target; skipped without nightly)"
+  ./fuzz.sh "${FUZZ_SECONDS:-20}"
 fi

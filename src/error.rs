@@ -41,9 +41,7 @@ pub enum AcquireError {
 impl fmt::Display for AcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            AcquireError::Closed => {
-                f.write_str("semaphore closed: no more permits will be granted")
-            }
+            AcquireError::Closed => f.write_str("closed: no more permits will be granted"),
             AcquireError::ExceedsCapacity {
                 requested,
                 capacity,
@@ -96,9 +94,7 @@ impl fmt::Display for TryAcquireError {
             TryAcquireError::NoPermits => {
                 f.write_str("no permits available now: wait with acquire() or try again later")
             }
-            TryAcquireError::Closed => {
-                f.write_str("semaphore closed: no more permits will be granted")
-            }
+            TryAcquireError::Closed => f.write_str("closed: no more permits will be granted"),
             TryAcquireError::ExceedsCapacity {
                 requested,
                 capacity,
@@ -451,3 +447,90 @@ impl fmt::Display for TokenBucketError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for TokenBucketError {}
+
+// --- composite limiter ---
+
+/// Why [`LimiterBuilder::build`](crate::LimiterBuilder::build) refused a configuration.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{BuildError, Limiter};
+///
+/// let err = Limiter::builder().concurrency(0).build().unwrap_err();
+/// assert_eq!(err, BuildError::ZeroConcurrency);
+/// assert_eq!(err.to_string(), "concurrency(0) would never admit anything: allow at least 1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Neither a concurrency limit nor a rate: the limiter would limit
+    /// nothing.
+    NoLimits,
+    /// `concurrency(0)`: nothing could ever be admitted.
+    ZeroConcurrency,
+    /// More slots than a semaphore can hold.
+    ConcurrencyTooLarge {
+        /// Slots asked for.
+        requested: usize,
+        /// [`Semaphore::MAX_PERMITS`](crate::Semaphore::MAX_PERMITS).
+        max: usize,
+    },
+    /// `min_hold` holds a concurrency slot; without `concurrency(n)` there is
+    /// none.
+    MinHoldWithoutConcurrency,
+    /// `weight(0)`: calls would pass without counting.
+    ZeroWeight,
+    /// Each call would need more slots than there are.
+    WeightExceedsConcurrency {
+        /// The weight of one call.
+        weight: u32,
+        /// The concurrency limit.
+        concurrency: usize,
+    },
+    /// Each call would need more cells at once than a rate's burst allows.
+    WeightExceedsBurst {
+        /// The weight of one call.
+        weight: u32,
+        /// The smallest burst among the rates.
+        burst: u32,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BuildError::NoLimits => f.write_str(
+                "no limits configured: set concurrency(n) and/or rate(quota) before build()",
+            ),
+            BuildError::ZeroConcurrency => {
+                f.write_str("concurrency(0) would never admit anything: allow at least 1")
+            }
+            BuildError::ConcurrencyTooLarge { requested, max } => {
+                write!(f, "concurrency({requested}) exceeds the maximum of {max} slots")
+            }
+            BuildError::MinHoldWithoutConcurrency => f.write_str(
+                "min_hold needs a concurrency limit: add concurrency(n), or use a rate instead",
+            ),
+            BuildError::ZeroWeight => {
+                f.write_str("weight(0) would let every call through: use a weight of at least 1")
+            }
+            BuildError::WeightExceedsConcurrency {
+                weight,
+                concurrency,
+            } => write!(
+                f,
+                "weight {weight} exceeds concurrency {concurrency}: no call could ever be admitted; \
+                 raise the concurrency or lower the weight"
+            ),
+            BuildError::WeightExceedsBurst { weight, burst } => write!(
+                f,
+                "weight {weight} exceeds a rate's burst of {burst}: no call could ever be admitted; \
+                 use allow_burst({weight}) or lower the weight"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BuildError {}

@@ -4,54 +4,120 @@
 //! Async code is fast enough to overwhelm what it calls: fire 500 requests
 //! with `join_all` and the server answers 429, throttles or bans. Pass every
 //! call through a limiter instead. Every primitive here is a plain `Future`
-//! built on [`event-listener`](https://docs.rs/event-listener)-style waking
 //! with no executor dependency: the same limiter works from tokio, smol,
-//! async-std, `futures_lite::future::block_on` or a plain thread.
+//! async-std, `futures_lite::future::block_on` or a plain thread. Nothing is
+//! spawned; time comes from a [`Clock`] ([`SystemClock`] sleeps on
+//! `async-io`'s timer, [`ManualClock`] is advanced by hand in tests).
 //!
 //! * [`Semaphore`]: at most `n` at once. Weighted, closable, cancel-safe and
 //!   strictly FIFO (no barging, direct hand-off, exact wake-ups).
 //! * [`BoundedSemaphore`]: a semaphore whose
 //!   [`release`](BoundedSemaphore::release) refuses to push the count above
 //!   its capacity.
+//! * [`RateLimiter`]: exact integer GCRA, "`n` per period, bursts of `b`",
+//!   with lock-free checks, FIFO-fair waiting, reservations, runtime quota
+//!   changes and Retry-After pauses. [`TokenBucket`]: the same surface with
+//!   discrete refills.
+//! * [`Limiter`]: concurrency + any number of rates + a minimum hold time,
+//!   around any future with [`Limiter::run`]. [`KeyedLimiter`] and
+//!   [`KeyedRateLimiter`]: the same per key (per host, per client IP), with
+//!   idle keys evicted.
 //!
 //! # Examples
 //!
-//! At most 10 requests in flight, whatever the runtime:
+//! An API allows 10 requests in flight, 50 per second and 1,000 per hour:
 //!
 //! ```
-//! use limiters::Semaphore;
+//! use limiters::{Limiter, Quota};
 //!
-//! async fn fetch(id: u32) -> u32 { id } // your HTTP call here
+//! async fn call_api(id: u32) -> u32 { id } // your HTTP call here
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # futures_lite::future::block_on(async {
-//! let limit = Semaphore::new(10);
-//! let calls = (0..500).map(|id| limit.run(fetch(id)));
+//! let limiter = Limiter::builder()
+//!     .concurrency(10)               // in flight
+//!     .rate(Quota::per_second(50))   // per second...
+//!     .rate(Quota::per_hour(1_000))  // ...and per hour: every rate must admit
+//!     .build()?;
+//! let calls = (0..5).map(|id| limiter.run(call_api(id)));
 //! let answers = futures::future::join_all(calls).await;
 //! assert!(answers.iter().all(Result::is_ok));
-//! # });
+//! # Ok(())
+//! # })
+//! # }
 //! ```
+//!
+//! `cargo run --example http_burst` shows it against a real local HTTP
+//! server that enforces those limits itself: 200 requests fired naively get
+//! mostly 429s; through a `Limiter`, all 200 get a 200.
+//!
+//! # Choosing a limiter
+//!
+//! An API publishes its limits in two shapes, and they need different tools:
+//!
+//! * **"At most N requests in flight"**: a *concurrency* limit, a
+//!   [`Semaphore`] or `Limiter::builder().concurrency(n)`. It does **not**
+//!   cap calls per second: if each call takes 20 ms, 10 slots let through
+//!   500 calls a second, and an API that allows 50 per second answers the
+//!   other 450 with `429 Too Many Requests`.
+//! * **"At most N requests per second / minute / hour"**: a *rate* limit, a
+//!   [`RateLimiter`] (one cell every `period / N`, bursts of at most `B`
+//!   after an idle spell) or a [`TokenBucket`] (tokens refilled in lumps).
+//!   It does **not** cap how many calls are in flight: if the server slows
+//!   down, calls pile up.
+//!
+//! Most APIs publish both, and a client that respects only one of them still
+//! gets 429s: use a [`Limiter`] with both. It takes the concurrency slot
+//! first and the rate cells second, so the rate governs when work starts.
+//!
+//! | You need | Use |
+//! | --- | --- |
+//! | at most N at once | [`Semaphore`], or [`Limiter`] with `concurrency(n)` |
+//! | a budget that must never be over-released | [`BoundedSemaphore`] |
+//! | N per period, smooth, bursts of B | [`RateLimiter`] with `Quota::per_second(n).allow_burst(b)` |
+//! | N tokens refilled every interval, in lumps | [`TokenBucket`] |
+//! | several of the above around any future | [`Limiter`] |
+//! | each call holds its slot at least `d` | [`Limiter`] with `concurrency(n).min_hold(d)` |
+//! | the same limits per host or per user, plus a global cap | [`KeyedLimiter`] |
+//! | N per period per client IP, on a server | [`KeyedRateLimiter`] with `check(&ip)` |
+//! | the server answered 429 with `Retry-After` | [`Limiter::pause_for`] / [`RateLimiter::pause_for`] |
+//!
+//! Rules of thumb: match the published limits minus a little headroom (a
+//! server counts requests when they *arrive*, and network jitter can put 51
+//! into its "50 per second" window); share one limiter (clones of a
+//! `Limiter` share one state); honour `Retry-After` on the limiter, so every
+//! queued request waits too.
 //!
 //! # Guarantees
 //!
 //! * **FIFO fairness**: waiters are served in the order they first polled;
-//!   `try_acquire*` fails while anyone is queued; a large `acquire_many` at
-//!   the head is never starved by small ones behind it.
+//!   `try_acquire*` and `check` never barge past a waiter; a large
+//!   `acquire_many` at the head is never starved by small ones behind it.
 //! * **Direct hand-off, exact wake-ups**: a release grants its permits to the
-//!   waiters that can now proceed and wakes exactly those.
+//!   waiters that can now proceed and wakes exactly those; a rate waiter
+//!   sleeps once, until its own slot.
 //! * **Cancel safety**: dropping any future at any point loses no permit and
-//!   no wake-up.
-//! * **Conservation**: available + held + granted-to-waiters is always the
-//!   total; checked with loom and fuzzing.
-//! * **No allocation per wait**: a queued waiter lives inside its future.
+//!   no wake-up; a cancelled rate reservation refunds what no later
+//!   reservation depends on.
+//! * **Conservation**: available + held + granted to waiters is always the
+//!   total (loom, fuzzing, proptest).
+//! * **Exact rates**: at most `b + floor(W * n / period)` cells in any window
+//!   of length `W`, in integer arithmetic: 300,000,000 per second is exactly
+//!   that. Idle time never builds more than `b` of credit.
+//! * **No allocation per wait**: every queued waiter lives inside its future.
+//! * **Clear errors**: impossible requests, zero rates, over-release and
+//!   overflow get named errors whose messages say what to do.
 //!
 //! # Features
 //!
 //! * `std` (default): blocking acquires for plain threads
-//!   ([`Semaphore::acquire_blocking`]). Without it the crate is `no_std` (it
-//!   needs `alloc`) and uses a spin lock for its short critical sections.
-//! * `async-io` (default, implies `std`): the timer behind the system clock.
-//! * `loom`: forwards `event-listener/loom`, for the models in `loom-tests/`
-//!   (built with `RUSTFLAGS="--cfg loom"`).
+//!   ([`Semaphore::acquire_blocking`]), `std::error::Error` for the errors,
+//!   and the keyed limiters. Without it the crate is `no_std` (it needs
+//!   `alloc`) and uses a spin lock for its short critical sections.
+//! * `async-io` (default, implies `std`): [`SystemClock`], the real-time
+//!   clock that sleeps on `async-io`'s timer, and the default clock type of
+//!   the rate limiters and `Limiter`. Without it, use [`ManualClock`] or your
+//!   own [`Clock`].
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
@@ -75,10 +141,12 @@ pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 #[cfg(feature = "async-io")]
 pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, OverRelease, TryAcquireError};
-pub use error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError};
+pub use error::{
+    BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
+};
 #[cfg(feature = "std")]
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
-pub use limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
+pub use limiter::{Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
 };

@@ -9,6 +9,12 @@
 //! the lock is what makes the raw pointers sound. A future that owns a node
 //! links it while polled and unlinks it in `Drop` (under the same lock), so
 //! the list never points at freed memory.
+//!
+//! `ManualClock`'s sleepers and the rate limiters' waiters use this list.
+//! The semaphore keeps a specialised one (`semaphore/raw.rs`): its hot path
+//! reads a waiter's grant without taking the lock and hands permits to the
+//! head in place, which this list, whose nodes are only touched under the
+//! lock, does not allow. Both share [`WakeBatch`].
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
@@ -224,5 +230,13 @@ impl WakeBatch {
             }
         }
         self.len = 0;
+    }
+}
+
+impl Drop for WakeBatch {
+    /// Wakes whatever is left, so a panic between collecting and waking
+    /// loses no wake-up.
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }

@@ -544,7 +544,7 @@ fn error_messages_say_what_to_do() {
     );
     assert_eq!(
         AcquireError::Closed.to_string(),
-        "semaphore closed: no more permits will be granted"
+        "closed: no more permits will be granted"
     );
     assert_eq!(
         TryAcquireError::NoPermits.to_string(),

@@ -46,6 +46,16 @@ mod models {
         }
     }
 
+    /// Takes `n` permits (waiting if needed), checks the gauge, gives them back.
+    fn hold(sem: &Semaphore, gauge: &Gauge, n: usize) {
+        block_on(async {
+            let p = sem.acquire_many(n).await.unwrap();
+            gauge.enter(n);
+            gauge.leave(n);
+            drop(p);
+        })
+    }
+
     #[test]
     fn basic_acquire_release() {
         loom::model(|| {
@@ -54,22 +64,10 @@ mod models {
             let handles: Vec<_> = (0..2)
                 .map(|_| {
                     let (sem, gauge) = (sem.clone(), gauge.clone());
-                    thread::spawn(move || {
-                        block_on(async {
-                            let p = sem.acquire().await.unwrap();
-                            gauge.enter(1);
-                            gauge.leave(1);
-                            drop(p);
-                        })
-                    })
+                    thread::spawn(move || hold(&sem, &gauge, 1))
                 })
                 .collect();
-            block_on(async {
-                let p = sem.acquire().await.unwrap();
-                gauge.enter(1);
-                gauge.leave(1);
-                drop(p);
-            });
+            hold(&sem, &gauge, 1);
             for h in handles {
                 h.join().unwrap();
             }
@@ -206,22 +204,10 @@ mod models {
                 .into_iter()
                 .map(|n| {
                     let (sem, gauge) = (sem.clone(), gauge.clone());
-                    thread::spawn(move || {
-                        block_on(async {
-                            let p = sem.acquire_many(n).await.unwrap();
-                            gauge.enter(n);
-                            gauge.leave(n);
-                            drop(p);
-                        })
-                    })
+                    thread::spawn(move || hold(&sem, &gauge, n))
                 })
                 .collect();
-            block_on(async {
-                let p = sem.acquire_many(10).await.unwrap();
-                gauge.enter(10);
-                gauge.leave(10);
-                drop(p);
-            });
+            hold(&sem, &gauge, 10);
             for h in handles {
                 h.join().unwrap();
             }

@@ -14,7 +14,8 @@ use crate::clock::Clock;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 use crate::error::AcquireError;
-use crate::limiter::{BuildError, Limiter, LimiterBuilder, LimiterPermit};
+use crate::error::BuildError;
+use crate::limiter::{Limiter, LimiterBuilder, LimiterPermit};
 use crate::limiter::{LimiterAcquire, LimiterRun};
 
 macro_rules! keyed_limiter {

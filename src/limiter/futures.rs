@@ -182,6 +182,17 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                             }
                         }
                     }
+                    // `close` wakes the head of the hold queue: fail now
+                    // instead of sleeping on until the ghosts expire.
+                    // Give the slot back now, not when the future is dropped.
+                    if slots.hold_gate.is_closed() {
+                        slots.clear_head();
+                        *this.hold = None;
+                        *this.slot = None;
+                        this.sleep.set(None);
+                        *this.stage = Stage::Done;
+                        return Poll::Ready(Err(AcquireError::Closed));
+                    }
                     match slots.try_start(w as usize, inner.now_ns(), cx.waker()) {
                         Ok(()) => {
                             *this.running = true;
@@ -223,6 +234,16 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                 }
                 Stage::Rate => {
                     if inner.gate.is_closed() {
+                        // Give the slot back now, not when the future is
+                        // dropped (accounting first, as in `PinnedDrop`).
+                        inner.clear_head();
+                        *this.gate = None;
+                        if core::mem::take(this.running) {
+                            let slots = inner.slots.as_ref().expect("running implies slots");
+                            slots.release(w as usize, None, 0);
+                        }
+                        *this.slot = None;
+                        this.sleep.set(None);
                         *this.stage = Stage::Done;
                         return Poll::Ready(Err(AcquireError::Closed));
                     }

@@ -17,6 +17,7 @@ use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
+use crate::error::BuildError;
 use crate::rate::Quota;
 use crate::semaphore::OwnedPermit;
 use crate::Semaphore;
@@ -806,88 +807,3 @@ impl<C: Clock> fmt::Debug for LimiterPermit<C> {
             .finish_non_exhaustive()
     }
 }
-
-/// Why [`LimiterBuilder::build`] refused a configuration.
-///
-/// # Examples
-///
-/// ```
-/// use limiters::{BuildError, Limiter};
-///
-/// let err = Limiter::builder().concurrency(0).build().unwrap_err();
-/// assert_eq!(err, BuildError::ZeroConcurrency);
-/// assert_eq!(err.to_string(), "concurrency(0) would never admit anything: allow at least 1");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Neither a concurrency limit nor a rate: the limiter would limit
-    /// nothing.
-    NoLimits,
-    /// `concurrency(0)`: nothing could ever be admitted.
-    ZeroConcurrency,
-    /// More slots than a semaphore can hold.
-    ConcurrencyTooLarge {
-        /// Slots asked for.
-        requested: usize,
-        /// [`Semaphore::MAX_PERMITS`].
-        max: usize,
-    },
-    /// `min_hold` holds a concurrency slot; without `concurrency(n)` there is
-    /// none.
-    MinHoldWithoutConcurrency,
-    /// `weight(0)`: calls would pass without counting.
-    ZeroWeight,
-    /// Each call would need more slots than there are.
-    WeightExceedsConcurrency {
-        /// The weight of one call.
-        weight: u32,
-        /// The concurrency limit.
-        concurrency: usize,
-    },
-    /// Each call would need more cells at once than a rate's burst allows.
-    WeightExceedsBurst {
-        /// The weight of one call.
-        weight: u32,
-        /// The smallest burst among the rates.
-        burst: u32,
-    },
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            BuildError::NoLimits => f.write_str(
-                "no limits configured: set concurrency(n) and/or rate(quota) before build()",
-            ),
-            BuildError::ZeroConcurrency => {
-                f.write_str("concurrency(0) would never admit anything: allow at least 1")
-            }
-            BuildError::ConcurrencyTooLarge { requested, max } => {
-                write!(f, "concurrency({requested}) exceeds the maximum of {max} slots")
-            }
-            BuildError::MinHoldWithoutConcurrency => f.write_str(
-                "min_hold needs a concurrency limit: add concurrency(n), or use a rate instead",
-            ),
-            BuildError::ZeroWeight => {
-                f.write_str("weight(0) would let every call through: use a weight of at least 1")
-            }
-            BuildError::WeightExceedsConcurrency {
-                weight,
-                concurrency,
-            } => write!(
-                f,
-                "weight {weight} exceeds concurrency {concurrency}: no call could ever be admitted; \
-                 raise the concurrency or lower the weight"
-            ),
-            BuildError::WeightExceedsBurst { weight, burst } => write!(
-                f,
-                "weight {weight} exceeds a rate's burst of {burst}: no call could ever be admitted; \
-                 use allow_burst({weight}) or lower the weight"
-            ),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for BuildError {}

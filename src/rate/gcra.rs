@@ -217,6 +217,22 @@ macro_rules! rate_limiter {
         /// smoothly, one every `period / N`, with credit for at most `B`
         /// after an idle spell. (A token bucket refills in discrete lumps.)
         ///
+        /// # Precision
+        ///
+        /// The arithmetic is exact integers: the emission interval
+        /// `period / cells` is kept as a fraction, never rounded, so
+        /// `Quota::per_second(300_000_000)` admits exactly 300,000,000 cells a
+        /// second. In any closed window of length `W` at most
+        /// `burst + floor(W * cells / period)` cells are admitted, and idle
+        /// time never builds more than `burst` of credit. Under saturating
+        /// demand the limiter admits at least that bound minus one, with one
+        /// exception the upper bound itself forces: with a burst of 1 and an
+        /// interval that is not a whole number of nanoseconds (the clock's
+        /// unit), cells are admitted on whole nanoseconds, so a window can
+        /// fall short by one more. Times are counted in nanoseconds from the
+        /// limiter's creation and saturate 584 years out: a reservation that
+        /// far ahead is denied, never wrapped.
+        ///
         /// # Fairness
         ///
         /// [`acquire`](Self::acquire) and [`acquire_many`](Self::acquire_many)

@@ -12,6 +12,51 @@
 //!   example "10 requests every full second, unused ones carried over up to
 //!   50").
 
+/// Defines a `run` future: it waits for `$acquire` (one cell), then polls
+/// the wrapped future to completion. `RateRun` and `BucketRun` are both this.
+macro_rules! run_future {
+    ($(#[$attr:meta])* $name:ident, $acquire:ident) => {
+        pin_project_lite::pin_project! {
+            $(#[$attr])*
+            #[must_use = "futures do nothing unless you .await or poll them"]
+            pub struct $name<'a, C: Clock, F> {
+                #[pin]
+                acquire: $acquire<'a, C>,
+                admitted: bool,
+                #[pin]
+                fut: F,
+            }
+        }
+
+        impl<C: Clock, F> core::fmt::Debug for $name<'_, C, F> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("admitted", &self.admitted)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<C: Clock, F: core::future::Future> core::future::Future for $name<'_, C, F> {
+            type Output = F::Output;
+
+            fn poll(
+                self: core::pin::Pin<&mut Self>,
+                cx: &mut core::task::Context<'_>,
+            ) -> core::task::Poll<F::Output> {
+                let this = self.project();
+                if !*this.admitted {
+                    if this.acquire.poll(cx).is_pending() {
+                        return core::task::Poll::Pending;
+                    }
+                    *this.admitted = true;
+                }
+                this.fut.poll(cx)
+            }
+        }
+    };
+}
+pub(crate) use run_future;
+
 pub(crate) mod gcra;
 pub(crate) mod quota;
 pub(crate) mod reservation;

@@ -489,7 +489,7 @@ impl<C: Clock> Future for RateAcquire<'_, C> {
     }
 }
 
-pin_project_lite::pin_project! {
+crate::rate::run_future! {
     /// Future returned by [`RateLimiter::run`].
     ///
     /// # Examples
@@ -504,35 +504,5 @@ pin_project_lite::pin_project! {
     /// assert_eq!(call.await, "answer");
     /// # });
     /// ```
-    #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct RateRun<'a, C: Clock, F> {
-        #[pin]
-        acquire: RateAcquire<'a, C>,
-        admitted: bool,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<C: Clock, F> fmt::Debug for RateRun<'_, C, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateRun")
-            .field("admitted", &self.admitted)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: Clock, F: Future> Future for RateRun<'_, C, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        if !*this.admitted {
-            if this.acquire.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            *this.admitted = true;
-        }
-        this.fut.poll(cx)
-    }
+    RateRun, RateAcquire
 }

@@ -844,7 +844,7 @@ impl<C: Clock> Future for BucketAcquire<'_, C> {
     }
 }
 
-pin_project_lite::pin_project! {
+crate::rate::run_future! {
     /// Future returned by [`TokenBucket::run`].
     ///
     /// # Examples
@@ -859,35 +859,5 @@ pin_project_lite::pin_project! {
     /// assert_eq!(call.await, 1);
     /// # });
     /// ```
-    #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct BucketRun<'a, C: Clock, F> {
-        #[pin]
-        acquire: BucketAcquire<'a, C>,
-        admitted: bool,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<C: Clock, F> fmt::Debug for BucketRun<'_, C, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BucketRun")
-            .field("admitted", &self.admitted)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: Clock, F: Future> Future for BucketRun<'_, C, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        if !*this.admitted {
-            if this.acquire.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            *this.admitted = true;
-        }
-        this.fut.poll(cx)
-    }
+    BucketRun, BucketAcquire
 }

@@ -435,8 +435,11 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the available permits would exceed [`Semaphore::MAX_PERMITS`]. The
-    /// check comes before any change, so nothing is added then.
+    /// If the semaphore would then have more than
+    /// [`Semaphore::MAX_PERMITS`] permits in all (available, held and
+    /// collected by waiters). The check comes before any change, so nothing
+    /// is added or granted then, and giving held permits back can never
+    /// overflow.
     ///
     /// # Examples
     ///
@@ -450,7 +453,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn add_permits(&self, n: usize) {
-        self.raw.release(n);
+        self.raw.add_permits(n);
     }
 
     /// Removes up to `n` *available* permits and returns how many were

@@ -40,6 +40,7 @@ use core::task::{Context, Poll, Waker};
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
+use crate::wait_list::WakeBatch;
 
 const CLOSED: usize = 0b01;
 const QUEUED: usize = 0b10;
@@ -51,10 +52,6 @@ pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
 /// `remaining` of a node that was unlinked by `close`.
 const CLOSED_NODE: usize = usize::MAX;
 
-/// How many wakers a release or close collects before it drops the lock to
-/// wake them (wakers never run under the lock).
-const WAKE_BATCH: usize = 32;
-
 /// The untyped core shared by `Semaphore` and `BoundedSemaphore`.
 pub(crate) struct RawSemaphore {
     state: AtomicUsize,
@@ -62,6 +59,11 @@ pub(crate) struct RawSemaphore {
     /// Permits detached with `forget` and not yet given back with
     /// `BoundedSemaphore::release`. Counted only when `bounded`.
     detached: AtomicUsize,
+    /// Every permit of a plain semaphore: available, held, or collected by
+    /// waiters. Kept at most `MAX_PERMITS` by `add_permits`, so giving a
+    /// permit back can never overflow the state word. (A bounded
+    /// semaphore's total is its capacity.)
+    total: AtomicUsize,
     /// Largest request that can ever be served.
     capacity: usize,
     bounded: bool,
@@ -127,6 +129,7 @@ impl RawSemaphore {
                 state: AtomicUsize::new(permits << SHIFT),
                 waiters: Mutex::new(WaitList::new()),
                 detached: AtomicUsize::new(0),
+                total: AtomicUsize::new(permits),
                 capacity,
                 bounded,
             }
@@ -235,21 +238,44 @@ impl RawSemaphore {
         }
     }
 
-    /// Adds `n` permits, handing them to queued waiters first.
+    /// Adds `n` new permits to a plain semaphore.
     ///
-    /// Panics (before changing anything) if the available count would pass
-    /// `MAX_PERMITS`.
+    /// Panics, before changing anything, if the semaphore would then have
+    /// more than `MAX_PERMITS` permits in all.
+    #[track_caller]
+    pub(crate) fn add_permits(&self, n: usize) {
+        let mut total = self.total.load(Ordering::Relaxed);
+        loop {
+            assert!(
+                n <= MAX_PERMITS - total,
+                "adding {n} permits to {total} would exceed Semaphore::MAX_PERMITS ({MAX_PERMITS})"
+            );
+            // Relaxed: `total` only bounds the count; the permits themselves
+            // are published by `release`.
+            match self.total.compare_exchange_weak(
+                total,
+                total + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => total = actual,
+            }
+        }
+        self.release(n);
+    }
+
+    /// Gives `n` permits back, handing them to queued waiters first. Cannot
+    /// overflow: available + `n` <= total <= `MAX_PERMITS`.
     ///
     /// Inlined into the caller (a permit's `drop`): the common case, nobody
     /// queued and no overflow, is one load and one CAS. Everything else goes
     /// to [`release_slow`](Self::release_slow).
     #[inline]
-    #[track_caller]
     pub(crate) fn release(&self, n: usize) {
         let state = self.state.load(Ordering::Relaxed);
         if n != 0
             && state & QUEUED == 0
-            && n <= MAX_PERMITS - (state >> SHIFT)
             // Release: publishes the holder's writes to the next acquirer's
             // Acquire CAS. No waiter exists, so no lock is needed.
             && self
@@ -268,15 +294,16 @@ impl RawSemaphore {
     }
 
     #[inline(never)]
-    #[track_caller]
     fn release_slow(&self, n: usize) {
         if n == 0 {
             return;
         }
         let mut state = self.state.load(Ordering::Relaxed);
         while state & QUEUED == 0 {
-            let available = state >> SHIFT;
-            assert_room(available, n);
+            debug_assert!(
+                n <= MAX_PERMITS - (state >> SHIFT),
+                "total exceeds MAX_PERMITS"
+            );
             // Release: publishes the holder's writes to the next acquirer's
             // Acquire CAS. No waiter exists, so no lock is needed.
             match self.state.compare_exchange_weak(
@@ -289,9 +316,6 @@ impl RawSemaphore {
                 Err(actual) => state = actual,
             }
         }
-        // Queued, so nothing is available: the whole `n` must fit. Checked
-        // before the hand-off changes anything.
-        assert_room(0, n);
         let list = self.waiters.lock();
         self.hand_off(list, n);
     }
@@ -299,9 +323,8 @@ impl RawSemaphore {
     /// Gives `n` permits to the head of the queue, in order, with the lock
     /// held; what is left once the queue is empty becomes available. Wakes
     /// exactly the waiters whose request is complete, outside the lock.
-    #[track_caller]
     fn hand_off<'a>(&'a self, mut list: MutexGuard<'a, WaitList>, mut n: usize) {
-        let mut wakers = WakeList::new();
+        let mut wakers = WakeBatch::new();
         loop {
             while n > 0 && !wakers.is_full() {
                 let Some(head) = list.head else { break };
@@ -320,7 +343,9 @@ impl RawSemaphore {
                 n -= need;
                 // SAFETY: `head` is linked and we hold the lock.
                 unsafe { list.remove(head) };
-                wakers.push(node.take_waker());
+                if let Some(waker) = node.take_waker() {
+                    wakers.push(waker);
+                }
                 // Release: once the owner sees 0 (Acquire) the node is out of
                 // the list and this thread touches it no more.
                 node.remaining.store(0, Ordering::Release);
@@ -345,11 +370,13 @@ impl RawSemaphore {
 
     /// Adds `n` available permits and clears `QUEUED`; the caller holds the
     /// lock and has just emptied (or found empty) the queue.
-    #[track_caller]
     fn add_available(&self, n: usize) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            assert_room(state >> SHIFT, n);
+            debug_assert!(
+                n <= MAX_PERMITS - (state >> SHIFT),
+                "total exceeds MAX_PERMITS"
+            );
             // Release: as in `release`. The word can still change under us
             // (lock-free acquires and releases), hence the loop.
             match self.state.compare_exchange_weak(
@@ -379,16 +406,25 @@ impl RawSemaphore {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return taken,
+                Ok(_) => {
+                    self.total.fetch_sub(taken, Ordering::Relaxed);
+                    return taken;
+                }
                 Err(actual) => state = actual,
             }
         }
     }
 
-    /// Records `n` permits as detached (bounded semaphores only).
+    /// Records `n` permits as forgotten: detached (to be released again) on
+    /// a bounded semaphore, gone for good on a plain one.
     pub(crate) fn detach(&self, n: usize) {
-        if self.bounded && n > 0 {
+        if n == 0 {
+            return;
+        }
+        if self.bounded {
             self.detached.fetch_add(n, Ordering::AcqRel);
+        } else {
+            self.total.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
@@ -419,7 +455,7 @@ impl RawSemaphore {
         // Under the lock, so no acquirer can enqueue after this point: the
         // enqueue path checks `CLOSED` under the same lock.
         self.state.fetch_or(CLOSED, Ordering::Release);
-        let mut wakers = WakeList::new();
+        let mut wakers = WakeBatch::new();
         let mut returned = 0;
         while let Some(head) = list.head {
             // SAFETY: `head` is linked; linked nodes are valid and pinned.
@@ -429,7 +465,9 @@ impl RawSemaphore {
             returned += node.num.get() - remaining;
             // SAFETY: `head` is linked and we hold the lock.
             unsafe { list.remove(head) };
-            wakers.push(node.take_waker());
+            if let Some(waker) = node.take_waker() {
+                wakers.push(waker);
+            }
             // Release: after this the owner may free the node.
             node.remaining.store(CLOSED_NODE, Ordering::Release);
             if wakers.is_full() {
@@ -453,14 +491,6 @@ impl core::fmt::Debug for RawSemaphore {
             .field("closed", &self.is_closed())
             .finish()
     }
-}
-
-#[track_caller]
-fn assert_room(available: usize, n: usize) {
-    assert!(
-        n <= MAX_PERMITS - available,
-        "adding {n} permits to {available} available would exceed Semaphore::MAX_PERMITS ({MAX_PERMITS})"
-    );
 }
 
 impl WaitList {
@@ -740,47 +770,5 @@ impl Waiter {
                 }
             }
         }
-    }
-}
-
-/// Wakers collected under the lock, woken after it is dropped.
-struct WakeList {
-    wakers: [Option<Waker>; WAKE_BATCH],
-    len: usize,
-}
-
-impl WakeList {
-    fn new() -> Self {
-        Self {
-            wakers: Default::default(),
-            len: 0,
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == WAKE_BATCH
-    }
-
-    fn push(&mut self, waker: Option<Waker>) {
-        debug_assert!(!self.is_full());
-        if let Some(w) = waker {
-            self.wakers[self.len] = Some(w);
-            self.len += 1;
-        }
-    }
-
-    fn wake_all(&mut self) {
-        for slot in &mut self.wakers[..self.len] {
-            if let Some(w) = slot.take() {
-                w.wake();
-            }
-        }
-        self.len = 0;
-    }
-}
-
-impl Drop for WakeList {
-    fn drop(&mut self) {
-        self.wake_all();
     }
 }

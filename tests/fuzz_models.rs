@@ -1,0 +1,104 @@
+//! The fuzz harnesses of `fuzz/` run as ordinary tests: on proptest inputs
+//! (so the reference models run on stable, in every CI run) and on every
+//! input committed under `fuzz/regressions/<target>/` (crashes the fuzzer
+//! found, kept as regression tests once fixed).
+
+#[path = "../fuzz/src/semaphore.rs"]
+#[allow(dead_code)]
+mod semaphore_model;
+
+use std::path::Path;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use semaphore_model::Kind;
+
+fn replay(target: &str, run: impl Fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        eprintln!("replaying {}", path.display());
+        run(&data);
+    }
+}
+
+#[test]
+fn semaphore_regressions() {
+    replay("semaphore", |data| semaphore_model::run(Kind::Plain, data));
+}
+
+#[test]
+fn bounded_regressions() {
+    replay("bounded", |data| semaphore_model::run(Kind::Bounded, data));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn semaphore_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        semaphore_model::run(Kind::Plain, &data);
+    }
+
+    #[test]
+    fn bounded_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        semaphore_model::run(Kind::Bounded, &data);
+    }
+}
+
+#[path = "../fuzz/src/rate.rs"]
+mod rate_model;
+
+#[test]
+fn rate_regressions() {
+    replay("rate", rate_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rate_limiter_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        rate_model::run(&data);
+    }
+}
+
+#[path = "../fuzz/src/token_bucket.rs"]
+mod token_bucket_model;
+
+#[test]
+fn token_bucket_regressions() {
+    replay("token_bucket", token_bucket_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn token_bucket_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        token_bucket_model::run(&data);
+    }
+}
+
+#[path = "../fuzz/src/limiter.rs"]
+mod limiter_model;
+
+#[test]
+fn limiter_regressions() {
+    replay("limiter", limiter_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn limiter_holds_its_limits_and_never_deadlocks(data in vec(any::<u8>(), 0..1500)) {
+        limiter_model::run(&data);
+    }
+}
