@@ -131,6 +131,9 @@ impl<C: Clock> Future for LimiterAcquire<C> {
         let mut this = self.project();
         let inner: &Arc<Inner<C>> = this.inner;
         let w = *this.weight;
+        // A clock reading taken earlier in this poll, for the next stage to
+        // reuse (each reading costs tens of nanoseconds).
+        let mut just_read: Option<u64> = None;
         loop {
             match *this.stage {
                 Stage::Start => {
@@ -229,7 +232,9 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                             return Poll::Ready(Err(e));
                         }
                     }
-                    *this.head_since = inner.now_ns();
+                    let now = inner.now_ns();
+                    *this.head_since = now;
+                    just_read = Some(now);
                     *this.stage = Stage::Rate;
                 }
                 Stage::Rate => {
@@ -247,7 +252,8 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                         *this.stage = Stage::Done;
                         return Poll::Ready(Err(AcquireError::Closed));
                     }
-                    match inner.try_admit(w, *this.head_since, cx.waker()) {
+                    let now = just_read.take().unwrap_or_else(|| inner.now_ns());
+                    match inner.try_admit(w, *this.head_since, now, cx.waker()) {
                         Ok(now) => {
                             this.sleep.set(None);
                             // Let the next request become the head.

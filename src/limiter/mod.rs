@@ -788,12 +788,18 @@ impl<C: Clock> Drop for LimiterPermit<C> {
         if self.running {
             if let Some(slots) = &self.inner.slots {
                 // Before `slot` goes back to the semaphore (a field, dropped
-                // after this), so its next holder sees the ghost.
-                slots.release(
-                    self.weight as usize,
-                    Some(self.admitted_ns),
-                    self.inner.now_ns(),
-                );
+                // after this), so its next holder sees the ghost. Without a
+                // minimum hold there is no ghost, and no need to read the
+                // clock.
+                if slots.has_hold() {
+                    slots.release(
+                        self.weight as usize,
+                        Some(self.admitted_ns),
+                        self.inner.now_ns(),
+                    );
+                } else {
+                    slots.release(self.weight as usize, None, 0);
+                }
             }
         }
     }

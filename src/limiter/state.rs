@@ -135,9 +135,15 @@ impl<C: Clock> Inner<C> {
     /// The head of the rate queue, there since `head_since`, asks to be
     /// admitted with `n` cells: `Ok(now)` if it is (its cells are committed
     /// at an instant between `head_since` and now), `Err(at)` with the
-    /// instant to sleep until; `waker` is then woken by `close`.
-    pub(crate) fn try_admit(&self, n: u32, head_since: u64, waker: &Waker) -> Result<u64, u64> {
-        let now = self.now_ns();
+    /// instant to sleep until; `waker` is then woken by `close`. `now` is a
+    /// fresh reading of the clock (the caller may reuse one it just took).
+    pub(crate) fn try_admit(
+        &self,
+        n: u32,
+        head_since: u64,
+        now: u64,
+        waker: &Waker,
+    ) -> Result<u64, u64> {
         let mut rates = self.rates.lock();
         let at = rates.earliest(n, head_since);
         if at > now {
