@@ -49,6 +49,9 @@ runs=(
     "--test bad_input"
     "--test alloc"
     "--test fuzz_models"
+    "--test rate"
+    "--test token_bucket"
+    "--test limiter"
 )
 
 failed=()
