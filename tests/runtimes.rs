@@ -1,12 +1,17 @@
-//! The same scenario under every runtime: 200 jobs through `sem.run(..)`
-//! with a limit of 10. The semaphore knows no executor, so each runtime must
-//! see at most 10 (and, since jobs hold their permit until the tenth holder
-//! arrives, exactly 10) running at once, and every job must complete.
+//! The same scenarios under every runtime (tokio, smol, async-std,
+//! `futures_lite::future::block_on`, plain threads): nothing in the crate
+//! knows an executor.
+//!
+//! * 200 jobs through `sem.run(..)` and through a composite
+//!   `Limiter::run(..)` with a limit of 10: each runtime must see at most 10
+//!   (and, since jobs hold their slot until the tenth holder arrives,
+//!   exactly 10) running at once, and every job must complete.
+//! * The rate limiters on the real `SystemClock` complete, in FIFO order.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use limiters::Semaphore;
+use limiters::{Limiter, Quota, Semaphore};
 
 const JOBS: usize = 200;
 const LIMIT: usize = 10;
@@ -167,4 +172,214 @@ fn std_threads_with_acquire_blocking() {
         }
     });
     counts.check(&sem);
+}
+
+/// The rate limiters with the real `SystemClock` under every runtime: they
+/// complete, in order. (Precise timing belongs to the benchmarks.)
+mod rate {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use limiters::{Quota, RateLimiter, TokenBucket};
+
+    /// Ten tasks' worth of acquires and runs at 1000/s: all complete, in the
+    /// order they first polled.
+    async fn exercise() {
+        let rl = RateLimiter::new(Quota::per_second(1_000).allow_burst(2));
+        let order = Mutex::new(Vec::new());
+        for i in 0..10 {
+            rl.acquire().await;
+            rl.run(async { order.lock().unwrap().push(i) }).await;
+        }
+        rl.acquire_many(2).await.unwrap();
+        assert!(rl.acquire_many(3).await.is_err());
+        assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+
+        let bucket = TokenBucket::builder()
+            .max(2)
+            .refill(1)
+            .interval(Duration::from_millis(1))
+            .build()
+            .unwrap();
+        for _ in 0..5 {
+            bucket.acquire().await;
+        }
+        assert_eq!(bucket.run(async { 7 }).await, 7);
+    }
+
+    /// Ten concurrent waiters, first polled in index order: they are admitted
+    /// in that order, at 1000/s.
+    async fn fifo() {
+        let rl = RateLimiter::new(Quota::per_second(1_000));
+        rl.check().unwrap();
+        let order = Mutex::new(Vec::new());
+        futures::future::join_all((0..10).map(|i| {
+            let (rl, order) = (&rl, &order);
+            async move {
+                rl.acquire().await;
+                order.lock().unwrap().push(i);
+            }
+        }))
+        .await;
+        assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn futures_lite_block_on() {
+        futures_lite::future::block_on(exercise());
+        futures_lite::future::block_on(fifo());
+    }
+
+    #[tokio::test]
+    async fn tokio_current_thread() {
+        exercise().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokio_multi_thread() {
+        exercise().await;
+        fifo().await;
+        // Shared across spawned tasks on worker threads.
+        let rl = std::sync::Arc::new(RateLimiter::new(Quota::per_second(1_000).allow_burst(5)));
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let rl = rl.clone();
+                tokio::spawn(async move { rl.run(async move { i }).await })
+            })
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        assert_eq!(sum, 45);
+    }
+
+    #[test]
+    fn smol() {
+        smol::block_on(async {
+            exercise().await;
+            fifo().await;
+        });
+    }
+
+    #[test]
+    fn async_std() {
+        async_std::task::block_on(async {
+            exercise().await;
+            fifo().await;
+        });
+    }
+}
+
+/// The composite `Limiter` (concurrency + a rate on the real clock) through
+/// the same 200-job scenario.
+mod limiter {
+    use super::*;
+
+    fn limiter() -> Limiter {
+        Limiter::builder()
+            .concurrency(LIMIT)
+            .rate(Quota::per_second(100_000).allow_burst(50))
+            .build()
+            .unwrap()
+    }
+
+    async fn job(limiter: Limiter, counts: Arc<Counts>, yield_now: impl Fn() -> Yield) -> usize {
+        limiter
+            .run(async {
+                counts.enter();
+                while counts.should_hold() {
+                    yield_now().await;
+                }
+                yield_now().await;
+                counts.leave();
+            })
+            .await
+            .unwrap();
+        1
+    }
+
+    fn check(counts: &Counts, limiter: &Limiter, total: usize) {
+        assert_eq!(total, JOBS);
+        assert_eq!(counts.peak.load(Ordering::SeqCst), LIMIT);
+        assert_eq!(counts.done.load(Ordering::SeqCst), JOBS);
+        assert_eq!(limiter.available_slots(), Some(LIMIT));
+    }
+
+    #[test]
+    fn tokio_multi_thread() {
+        let (l, counts) = (limiter(), Arc::new(Counts::default()));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let total: usize = rt.block_on(async {
+            let handles: Vec<_> = (0..JOBS)
+                .map(|_| {
+                    tokio::spawn(job(l.clone(), counts.clone(), || {
+                        Box::pin(tokio::task::yield_now())
+                    }))
+                })
+                .collect();
+            let mut total = 0;
+            for h in handles {
+                total += h.await.unwrap();
+            }
+            total
+        });
+        check(&counts, &l, total);
+    }
+
+    #[test]
+    fn smol() {
+        let (l, counts) = (limiter(), Arc::new(Counts::default()));
+        let ex = smol::Executor::new();
+        let total: usize = smol::block_on(ex.run(async {
+            let tasks: Vec<_> = (0..JOBS)
+                .map(|_| {
+                    ex.spawn(job(l.clone(), counts.clone(), || {
+                        Box::pin(smol::future::yield_now())
+                    }))
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await;
+            }
+            total
+        }));
+        check(&counts, &l, total);
+    }
+
+    #[test]
+    fn async_std() {
+        let (l, counts) = (limiter(), Arc::new(Counts::default()));
+        let total: usize = async_std::task::block_on(async {
+            let tasks: Vec<_> = (0..JOBS)
+                .map(|_| {
+                    async_std::task::spawn(job(l.clone(), counts.clone(), || {
+                        Box::pin(async_std::task::yield_now())
+                    }))
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await;
+            }
+            total
+        });
+        check(&counts, &l, total);
+    }
+
+    #[test]
+    fn futures_lite_block_on() {
+        let (l, counts) = (limiter(), Arc::new(Counts::default()));
+        let jobs = (0..JOBS).map(|_| {
+            job(l.clone(), counts.clone(), || {
+                Box::pin(futures_lite::future::yield_now())
+            })
+        });
+        let results = futures_lite::future::block_on(futures::future::join_all(jobs));
+        check(&counts, &l, results.iter().sum());
+    }
 }
