@@ -377,6 +377,29 @@ fn pause_survives_a_quota_change() {
 }
 
 #[test]
+fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
+    // Found by the `rate` fuzz target: raising the burst while a pause was
+    // in force granted the queued waiters at once.
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut a = Probe::new(rl.acquire());
+    assert!(!a.poll()); // at 100 ms
+    let r = rl.reserve_many(1).unwrap(); // at 200 ms
+    rl.pause_for(Duration::from_secs(5));
+    assert!(!a.poll());
+    rl.set_quota(Quota::per_second(10).allow_burst(1000));
+    assert_eq!(a.wakes(), 2); // the pause, then the quota change
+    assert!(!a.poll());
+    assert_eq!(r.ready_at(), clock.now() + Duration::from_secs(5) + ms(100));
+    assert!(rl.check().is_err());
+    clock.advance(Duration::from_secs(5) - ns(1));
+    assert!(!a.poll());
+    assert!(rl.check().is_err());
+    clock.advance(ns(1));
+    assert!(a.poll());
+}
+
+#[test]
 fn run_waits_for_its_cell_then_runs() {
     let (clock, rl) = limiter(Quota::per_second(10));
     let mut first = Probe::new(rl.run(async { 1 }));

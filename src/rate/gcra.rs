@@ -805,14 +805,13 @@ impl Retime {
         let mut tat = scaled_tat;
         if pause_ns > now {
             // Delay the waiters (keeping every gap) just enough that the
-            // first one still waiting is admitted at the end of the pause...
+            // first one still waiting is admitted at the end of the pause,
+            // even if a larger burst would have admitted it at once...
             if let Some(head) = head {
                 let behind = old_tat.saturating_sub(head) / old.t;
                 let head = scaled_tat.saturating_sub(behind.saturating_mul(new.t));
-                if head > new.at(now) + new.tau {
-                    shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
-                    tat = tat.saturating_add(shift);
-                }
+                shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
+                tat = tat.saturating_add(shift);
             }
             // ...and admit no newcomer before it: then the steady rate, with
             // no burst credit.
@@ -854,8 +853,9 @@ impl Retime {
             return 0;
         }
         let granted = self.new.at(now) + self.new.tau;
-        if scaled <= granted {
-            // A larger burst admits it right away.
+        if scaled.saturating_add(self.shift) <= granted {
+            // A larger burst admits it right away (never during a pause:
+            // then `shift` puts it at the pause's end or later).
             waiter.status = Status::Granted;
             waiter.tat = scaled;
             waiter.ready_ns = now;
