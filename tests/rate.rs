@@ -400,6 +400,26 @@ fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
 }
 
 #[test]
+fn a_re_timed_saturated_reservation_stays_denied() {
+    // Found by the `rate` fuzz target: a reservation saturated 584 years out
+    // (it lost count of the cells ahead of it) was granted by the rescale of
+    // any quota change or pause, together with everything behind it: here
+    // 2^32 cells at once against a burst of 2^32 - 1.
+    let (clock, rl) = limiter(Quota::new(1, ns(1 << 56)).unwrap().allow_burst(u32::MAX));
+    let far = rl.reserve_many(u32::MAX).unwrap();
+    let one = rl.reserve_many(1).unwrap();
+    assert_eq!(far.delay(), ns(u64::MAX));
+    assert_eq!(one.delay(), ns(u64::MAX));
+    rl.pause_for(Duration::ZERO);
+    rl.set_quota(Quota::new(1, ns(1 << 56)).unwrap().allow_burst(u32::MAX));
+    assert_eq!(far.delay(), ns(u64::MAX));
+    assert_eq!(one.delay(), ns(u64::MAX));
+    assert_eq!(far.ready_at(), one.ready_at());
+    clock.advance(ns(1 << 60));
+    assert!(far.delay() > Duration::ZERO);
+}
+
+#[test]
 fn run_waits_for_its_cell_then_runs() {
     let (clock, rl) = limiter(Quota::per_second(10));
     let mut first = Probe::new(rl.run(async { 1 }));

@@ -852,6 +852,12 @@ impl Retime {
             waiter.tat = end.saturating_add(extra);
             return 0;
         }
+        if waiter.ready_ns == u64::MAX {
+            // Saturated (584 years out): it lost count of the cells ahead of
+            // it, so the rescale cannot place it. It stays denied, as it was.
+            waiter.tat = self.new.max_tat();
+            return 0;
+        }
         let granted = self.new.at(now) + self.new.tau;
         if scaled.saturating_add(self.shift) <= granted {
             // A larger burst admits it right away (never during a pause:
