@@ -420,6 +420,29 @@ fn a_re_timed_saturated_reservation_stays_denied() {
 }
 
 #[test]
+fn a_saturated_waiter_refused_by_a_smaller_burst_refunds_nothing() {
+    // Found by the `rate` fuzz target: a saturated waiter that a smaller
+    // burst refused was re-timed to the end of the queue, so cancelling it
+    // gave back its cells from under a later reservation.
+    let (_clock, rl) = limiter(Quota::new(1, ns(u64::MAX)).unwrap().allow_burst(2));
+    rl.check().unwrap();
+    let far = rl.reserve_many(2).unwrap();
+    assert_eq!(far.delay(), ns(u64::MAX));
+    rl.set_quota(Quota::per_second(1).allow_burst(2));
+    assert_eq!(far.delay(), ns(u64::MAX));
+    let _now = rl.reserve_many(1).unwrap();
+    let later = rl.reserve_many(1).unwrap();
+    assert!(later.delay() > Duration::ZERO);
+    rl.set_quota(Quota::per_second(1));
+    far.cancel();
+    let next = rl.reserve_many(1).unwrap();
+    assert!(
+        next.ready_at() > later.ready_at(),
+        "{next:?} overtook {later:?}"
+    );
+}
+
+#[test]
 fn run_waits_for_its_cell_then_runs() {
     let (clock, rl) = limiter(Quota::per_second(10));
     let mut first = Probe::new(rl.run(async { 1 }));

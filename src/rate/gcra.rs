@@ -838,6 +838,19 @@ impl Retime {
             waiter.status = Status::Granted;
             return 0;
         }
+        if waiter.ready_ns == u64::MAX {
+            // Saturated (584 years out): it lost count of the cells ahead of
+            // it, so the rescale cannot place it. It stays denied, as it was,
+            // and its `tat` stays saturated so that it never refunds (later
+            // reservations may be timed before it).
+            waiter.tat = self.new.max_tat();
+            if waiter.n > self.new.burst {
+                waiter.status = Status::TooLarge {
+                    burst: self.new.burst,
+                };
+            }
+            return 0;
+        }
         // While it waits, no gap opens behind it: it is a whole number of
         // cells from the end of the queue.
         let behind = self.old_tat.saturating_sub(waiter.tat) / self.old.t;
@@ -850,12 +863,6 @@ impl Retime {
                 burst: self.new.burst,
             };
             waiter.tat = end.saturating_add(extra);
-            return 0;
-        }
-        if waiter.ready_ns == u64::MAX {
-            // Saturated (584 years out): it lost count of the cells ahead of
-            // it, so the rescale cannot place it. It stays denied, as it was.
-            waiter.tat = self.new.max_tat();
             return 0;
         }
         let granted = self.new.at(now) + self.new.tau;
