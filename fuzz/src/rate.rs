@@ -569,7 +569,9 @@ impl<'b> Harness<'b> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.backlog = self.backlog.saturating_add(u128::from(n));
+        self.backlog = self
+            .backlog
+            .saturating_add(u128::from(n) + self.cells_per_ns());
         if ready == u64::MAX {
             self.saturable = true;
         }
@@ -607,6 +609,7 @@ impl<'b> Harness<'b> {
     fn poll(&mut self, i: usize) -> bool {
         let now = self.now;
         let burst = self.burst();
+        let cells_per_ns = self.cells_per_ns();
         let first = !self.futs[i].queued;
         if first {
             let f = &mut self.futs[i];
@@ -701,7 +704,7 @@ impl<'b> Harness<'b> {
         match got {
             Poll::Pending => {
                 if first {
-                    self.backlog = self.backlog.saturating_add(u128::from(n));
+                    self.backlog = self.backlog.saturating_add(u128::from(n) + cells_per_ns);
                 }
                 f.queued = true;
                 f.wakes_at_poll = wakes;
@@ -735,6 +738,14 @@ impl<'b> Harness<'b> {
         }
     }
 
+    /// The cells of one ns, rounded up: what aligning a slot to a whole ns
+    /// (reservations, re-timed waiters) can add to the backlog. A quota
+    /// change carries the backlog over in cells, so with more than a cell
+    /// per ns this gap can grow into years under a slower quota.
+    fn cells_per_ns(&self) -> u128 {
+        u128::from(self.quota.cells()).div_ceil(self.quota.period().as_nanos())
+    }
+
     fn changed(&mut self) {
         self.model = None;
         // A pause's floor and the rescale's rounding add at most this.
@@ -742,9 +753,11 @@ impl<'b> Harness<'b> {
         let pause_cells = u128::from(self.paused_until.saturating_sub(self.now))
             * u128::from(q.cells())
             / q.period().as_nanos();
-        self.backlog = self
-            .backlog
-            .saturating_add(pause_cells + u128::from(q.burst()) + 1);
+        // Every waiter re-timed may be pushed to a whole ns.
+        let waiters = (self.futs.len() + self.reservations.len() + 1) as u128;
+        self.backlog = self.backlog.saturating_add(
+            pause_cells + u128::from(q.burst()) + waiters * (self.cells_per_ns() + 1),
+        );
         let burst = self.burst();
         for f in &mut self.futs {
             f.exact = None;
