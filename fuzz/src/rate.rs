@@ -26,7 +26,9 @@
 //! * always, FIFO: when anything is admitted (a check, a future, a due
 //!   reservation), every future queued before it is ready at its next poll
 //!   and every reservation queued before it is due (`ready_at <= now`);
-//!   live reservations' `ready_at` keep their queue order;
+//!   live reservations' `ready_at` keep their queue order (waiters whose
+//!   slot saturated 584 years out lost count and are exempt, as are zero-cell
+//!   requests);
 //! * always: nothing is admitted inside a pause;
 //! * always: the window bound: the cells admitted in any closed window of
 //!   length `W` lying within one quota epoch (between two `set_quota`s)
@@ -48,8 +50,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use limiters::futures::RateAcquireMany;
-use limiters::{ManualClock, Quota, RateLimitError, RateLimiter, Reservation};
+use limiters::futures::{RateAcquire, RateAcquireMany};
+use limiters::{
+    InsufficientCapacity, ManualClock, Quota, RateLimitError, RateLimiter, Reservation,
+};
 
 /// Live futures and reservations are capped so long inputs keep cycling.
 const MAX_LIVE: usize = 32;
@@ -196,11 +200,26 @@ struct Admission {
     n: u32,
 }
 
+/// `acquire()` or `acquire_many(n)`.
+enum Acquire<'b> {
+    One(Pin<Box<RateAcquire<'b, ManualClock>>>),
+    Many(Pin<Box<RateAcquireMany<'b, ManualClock>>>),
+}
+
+impl Acquire<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), InsufficientCapacity>> {
+        match self {
+            Acquire::One(f) => f.as_mut().poll(cx).map(Ok),
+            Acquire::Many(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
 struct Fut<'b> {
     /// Queue position (shared with reservations), set at the first poll.
     seq: u64,
     n: u32,
-    fut: Pin<Box<RateAcquireMany<'b, ManualClock>>>,
+    fut: Acquire<'b>,
     waker: Waker,
     counter: Arc<Counter>,
     /// Polled `Pending` at least once (it is queued).
@@ -349,17 +368,18 @@ impl<'b> Harness<'b> {
                 }
             }
             14 | 15 => {
-                let n = if bool::arbitrary(u)? {
-                    1
-                } else {
-                    amount(u, burst)?
-                };
+                let one = bool::arbitrary(u)?;
+                let n = if one { 1 } else { amount(u, burst)? };
                 if self.futs.len() < MAX_LIVE {
                     let counter = Arc::new(Counter::default());
                     self.futs.push(Fut {
                         seq: 0,
                         n,
-                        fut: Box::pin(self.rl.acquire_many(n)),
+                        fut: if one {
+                            Acquire::One(Box::pin(self.rl.acquire()))
+                        } else {
+                            Acquire::Many(Box::pin(self.rl.acquire_many(n)))
+                        },
                         waker: Waker::from(Arc::clone(&counter)),
                         counter,
                         queued: false,
@@ -631,7 +651,7 @@ impl<'b> Harness<'b> {
         }
         let f = &mut self.futs[i];
         let mut cx = Context::from_waker(&f.waker);
-        let got = f.fut.as_mut().poll(&mut cx);
+        let got = f.fut.poll(&mut cx);
         let wakes = f.counter.0.load(Ordering::SeqCst);
         let woken = wakes - f.wakes_at_poll;
         let n = f.n;
