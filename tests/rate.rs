@@ -377,6 +377,72 @@ fn pause_survives_a_quota_change() {
 }
 
 #[test]
+fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
+    // Found by the `rate` fuzz target: raising the burst while a pause was
+    // in force granted the queued waiters at once.
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut a = Probe::new(rl.acquire());
+    assert!(!a.poll()); // at 100 ms
+    let r = rl.reserve_many(1).unwrap(); // at 200 ms
+    rl.pause_for(Duration::from_secs(5));
+    assert!(!a.poll());
+    rl.set_quota(Quota::per_second(10).allow_burst(1000));
+    assert_eq!(a.wakes(), 2); // the pause, then the quota change
+    assert!(!a.poll());
+    assert_eq!(r.ready_at(), clock.now() + Duration::from_secs(5) + ms(100));
+    assert!(rl.check().is_err());
+    clock.advance(Duration::from_secs(5) - ns(1));
+    assert!(!a.poll());
+    assert!(rl.check().is_err());
+    clock.advance(ns(1));
+    assert!(a.poll());
+}
+
+#[test]
+fn a_re_timed_saturated_reservation_stays_denied() {
+    // Found by the `rate` fuzz target: a reservation saturated 584 years out
+    // (it lost count of the cells ahead of it) was granted by the rescale of
+    // any quota change or pause, together with everything behind it: here
+    // 2^32 cells at once against a burst of 2^32 - 1.
+    let (clock, rl) = limiter(Quota::new(1, ns(1 << 56)).unwrap().allow_burst(u32::MAX));
+    let far = rl.reserve_many(u32::MAX).unwrap();
+    let one = rl.reserve_many(1).unwrap();
+    assert_eq!(far.delay(), ns(u64::MAX));
+    assert_eq!(one.delay(), ns(u64::MAX));
+    rl.pause_for(Duration::ZERO);
+    rl.set_quota(Quota::new(1, ns(1 << 56)).unwrap().allow_burst(u32::MAX));
+    assert_eq!(far.delay(), ns(u64::MAX));
+    assert_eq!(one.delay(), ns(u64::MAX));
+    assert_eq!(far.ready_at(), one.ready_at());
+    clock.advance(ns(1 << 60));
+    assert!(far.delay() > Duration::ZERO);
+}
+
+#[test]
+fn a_saturated_waiter_refused_by_a_smaller_burst_refunds_nothing() {
+    // Found by the `rate` fuzz target: a saturated waiter that a smaller
+    // burst refused was re-timed to the end of the queue, so cancelling it
+    // gave back its cells from under a later reservation.
+    let (_clock, rl) = limiter(Quota::new(1, ns(u64::MAX)).unwrap().allow_burst(2));
+    rl.check().unwrap();
+    let far = rl.reserve_many(2).unwrap();
+    assert_eq!(far.delay(), ns(u64::MAX));
+    rl.set_quota(Quota::per_second(1).allow_burst(2));
+    assert_eq!(far.delay(), ns(u64::MAX));
+    let _now = rl.reserve_many(1).unwrap();
+    let later = rl.reserve_many(1).unwrap();
+    assert!(later.delay() > Duration::ZERO);
+    rl.set_quota(Quota::per_second(1));
+    far.cancel();
+    let next = rl.reserve_many(1).unwrap();
+    assert!(
+        next.ready_at() > later.ready_at(),
+        "{next:?} overtook {later:?}"
+    );
+}
+
+#[test]
 fn run_waits_for_its_cell_then_runs() {
     let (clock, rl) = limiter(Quota::per_second(10));
     let mut first = Probe::new(rl.run(async { 1 }));

@@ -805,14 +805,13 @@ impl Retime {
         let mut tat = scaled_tat;
         if pause_ns > now {
             // Delay the waiters (keeping every gap) just enough that the
-            // first one still waiting is admitted at the end of the pause...
+            // first one still waiting is admitted at the end of the pause,
+            // even if a larger burst would have admitted it at once...
             if let Some(head) = head {
                 let behind = old_tat.saturating_sub(head) / old.t;
                 let head = scaled_tat.saturating_sub(behind.saturating_mul(new.t));
-                if head > new.at(now) + new.tau {
-                    shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
-                    tat = tat.saturating_add(shift);
-                }
+                shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
+                tat = tat.saturating_add(shift);
             }
             // ...and admit no newcomer before it: then the steady rate, with
             // no burst credit.
@@ -839,6 +838,19 @@ impl Retime {
             waiter.status = Status::Granted;
             return 0;
         }
+        if waiter.ready_ns == u64::MAX {
+            // Saturated (584 years out): it lost count of the cells ahead of
+            // it, so the rescale cannot place it. It stays denied, as it was,
+            // and its `tat` stays saturated so that it never refunds (later
+            // reservations may be timed before it).
+            waiter.tat = self.new.max_tat();
+            if waiter.n > self.new.burst {
+                waiter.status = Status::TooLarge {
+                    burst: self.new.burst,
+                };
+            }
+            return 0;
+        }
         // While it waits, no gap opens behind it: it is a whole number of
         // cells from the end of the queue.
         let behind = self.old_tat.saturating_sub(waiter.tat) / self.old.t;
@@ -854,8 +866,9 @@ impl Retime {
             return 0;
         }
         let granted = self.new.at(now) + self.new.tau;
-        if scaled <= granted {
-            // A larger burst admits it right away.
+        if scaled.saturating_add(self.shift) <= granted {
+            // A larger burst admits it right away (never during a pause:
+            // then `shift` puts it at the pause's end or later).
             waiter.status = Status::Granted;
             waiter.tat = scaled;
             waiter.ready_ns = now;
