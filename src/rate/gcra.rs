@@ -453,8 +453,9 @@ impl<C: Clock> RateLimiter<C> {
     /// re-timed under the new quota (a waiter `k` cells from the end of the
     /// queue stays `k` cells from it); a waiter asking for more than the new
     /// burst gets [`InsufficientCapacity`]. Credit already used is carried
-    /// over as a fraction of the burst; the window bound holds for the new
-    /// quota from the moment of the change.
+    /// over as a number of cells (the backlog ahead of now, re-timed at the
+    /// new rate); the window bound holds for the new quota from the moment
+    /// of the change.
     ///
     /// # Examples
     ///
