@@ -8,6 +8,8 @@
 //!   exactly 10) running at once, and every job must complete.
 //! * The rate limiters on the real `SystemClock` complete, in FIFO order.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -49,107 +51,116 @@ impl Counts {
     }
 }
 
-async fn job(sem: Arc<Semaphore>, counts: Arc<Counts>, yield_now: impl Fn() -> Yield) -> usize {
-    sem.run(async {
-        counts.enter();
-        while counts.should_hold() {
-            yield_now().await;
-        }
+type Yield = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// One job: waits for its slot, works, returns 1.
+type Job = Pin<Box<dyn Future<Output = usize> + Send>>;
+
+/// What a job does while it holds its slot.
+async fn work(counts: &Counts, yield_now: fn() -> Yield) {
+    counts.enter();
+    while counts.should_hold() {
         yield_now().await;
-        counts.leave();
-    })
-    .await
-    .unwrap();
-    1
+    }
+    yield_now().await;
+    counts.leave();
 }
 
-type Yield = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-fn setup() -> (Arc<Semaphore>, Arc<Counts>) {
-    (Arc::new(Semaphore::new(LIMIT)), Arc::new(Counts::default()))
-}
-
-#[test]
-fn tokio_multi_thread() {
-    let (sem, counts) = setup();
+/// Runs `JOBS` jobs made by `make` as tasks on a two-worker tokio runtime.
+fn on_tokio(make: impl Fn(fn() -> Yield) -> Job) -> usize {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
-    let total: usize = rt.block_on(async {
-        let handles: Vec<_> = (0..JOBS)
-            .map(|_| {
-                tokio::spawn(job(sem.clone(), counts.clone(), || {
-                    Box::pin(tokio::task::yield_now())
-                }))
-            })
-            .collect();
+    rt.block_on(async {
+        let yield_now: fn() -> Yield = || Box::pin(tokio::task::yield_now());
+        let handles: Vec<_> = (0..JOBS).map(|_| tokio::spawn(make(yield_now))).collect();
         let mut total = 0;
         for h in handles {
             total += h.await.unwrap();
         }
         total
-    });
-    assert_eq!(total, JOBS);
-    counts.check(&sem);
+    })
 }
 
-#[test]
-fn smol() {
-    let (sem, counts) = setup();
-    let total: usize = smol::block_on(async {
-        let ex = smol::Executor::new();
-        ex.run(async {
-            let tasks: Vec<_> = (0..JOBS)
-                .map(|_| {
-                    ex.spawn(job(sem.clone(), counts.clone(), || {
-                        Box::pin(smol::future::yield_now())
-                    }))
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await;
-            }
-            total
-        })
-        .await
-    });
-    assert_eq!(total, JOBS);
-    counts.check(&sem);
+/// The same on a smol executor.
+fn on_smol(make: impl Fn(fn() -> Yield) -> Job) -> usize {
+    let ex = smol::Executor::new();
+    smol::block_on(ex.run(async {
+        let yield_now: fn() -> Yield = || Box::pin(smol::future::yield_now());
+        let tasks: Vec<_> = (0..JOBS).map(|_| ex.spawn(make(yield_now))).collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await;
+        }
+        total
+    }))
 }
 
-#[test]
-fn async_std() {
-    let (sem, counts) = setup();
-    let total: usize = async_std::task::block_on(async {
+/// The same as async-std tasks.
+fn on_async_std(make: impl Fn(fn() -> Yield) -> Job) -> usize {
+    async_std::task::block_on(async {
+        let yield_now: fn() -> Yield = || Box::pin(async_std::task::yield_now());
         let tasks: Vec<_> = (0..JOBS)
-            .map(|_| {
-                async_std::task::spawn(job(sem.clone(), counts.clone(), || {
-                    Box::pin(async_std::task::yield_now())
-                }))
-            })
+            .map(|_| async_std::task::spawn(make(yield_now)))
             .collect();
         let mut total = 0;
         for t in tasks {
             total += t.await;
         }
         total
-    });
-    assert_eq!(total, JOBS);
+    })
+}
+
+/// The same, joined inside one `futures_lite::future::block_on`.
+fn on_block_on(make: impl Fn(fn() -> Yield) -> Job) -> usize {
+    let yield_now: fn() -> Yield = || Box::pin(futures_lite::future::yield_now());
+    let jobs = (0..JOBS).map(|_| make(yield_now));
+    futures_lite::future::block_on(futures::future::join_all(jobs))
+        .into_iter()
+        .sum()
+}
+
+fn setup() -> (Arc<Semaphore>, Arc<Counts>) {
+    (Arc::new(Semaphore::new(LIMIT)), Arc::new(Counts::default()))
+}
+
+/// Jobs that pass through `sem.run(..)`.
+fn through(sem: &Arc<Semaphore>, counts: &Arc<Counts>) -> impl Fn(fn() -> Yield) -> Job {
+    let (sem, counts) = (Arc::clone(sem), Arc::clone(counts));
+    move |yield_now| {
+        let (sem, counts) = (Arc::clone(&sem), Arc::clone(&counts));
+        Box::pin(async move {
+            sem.run(work(&counts, yield_now)).await.unwrap();
+            1
+        })
+    }
+}
+
+#[test]
+fn tokio_multi_thread() {
+    let (sem, counts) = setup();
+    assert_eq!(on_tokio(through(&sem, &counts)), JOBS);
+    counts.check(&sem);
+}
+
+#[test]
+fn smol() {
+    let (sem, counts) = setup();
+    assert_eq!(on_smol(through(&sem, &counts)), JOBS);
+    counts.check(&sem);
+}
+
+#[test]
+fn async_std() {
+    let (sem, counts) = setup();
+    assert_eq!(on_async_std(through(&sem, &counts)), JOBS);
     counts.check(&sem);
 }
 
 #[test]
 fn futures_lite_block_on() {
     let (sem, counts) = setup();
-    let jobs = (0..JOBS).map(|_| {
-        job(sem.clone(), counts.clone(), || {
-            Box::pin(futures_lite::future::yield_now())
-        })
-    });
-    let results = futures_lite::future::block_on(futures::future::join_all(jobs));
-    assert_eq!(results.iter().sum::<usize>(), JOBS);
+    assert_eq!(on_block_on(through(&sem, &counts)), JOBS);
     counts.check(&sem);
 }
 
@@ -284,19 +295,16 @@ mod limiter {
             .unwrap()
     }
 
-    async fn job(limiter: Limiter, counts: Arc<Counts>, yield_now: impl Fn() -> Yield) -> usize {
-        limiter
-            .run(async {
-                counts.enter();
-                while counts.should_hold() {
-                    yield_now().await;
-                }
-                yield_now().await;
-                counts.leave();
+    /// Jobs that pass through `limiter.run(..)`.
+    fn through(limiter: &Limiter, counts: &Arc<Counts>) -> impl Fn(fn() -> Yield) -> Job {
+        let (limiter, counts) = (limiter.clone(), Arc::clone(counts));
+        move |yield_now| {
+            let (limiter, counts) = (limiter.clone(), Arc::clone(&counts));
+            Box::pin(async move {
+                limiter.run(work(&counts, yield_now)).await.unwrap();
+                1
             })
-            .await
-            .unwrap();
-        1
+        }
     }
 
     fn check(counts: &Counts, limiter: &Limiter, total: usize) {
@@ -309,77 +317,24 @@ mod limiter {
     #[test]
     fn tokio_multi_thread() {
         let (l, counts) = (limiter(), Arc::new(Counts::default()));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
-        let total: usize = rt.block_on(async {
-            let handles: Vec<_> = (0..JOBS)
-                .map(|_| {
-                    tokio::spawn(job(l.clone(), counts.clone(), || {
-                        Box::pin(tokio::task::yield_now())
-                    }))
-                })
-                .collect();
-            let mut total = 0;
-            for h in handles {
-                total += h.await.unwrap();
-            }
-            total
-        });
-        check(&counts, &l, total);
+        check(&counts, &l, on_tokio(through(&l, &counts)));
     }
 
     #[test]
     fn smol() {
         let (l, counts) = (limiter(), Arc::new(Counts::default()));
-        let ex = smol::Executor::new();
-        let total: usize = smol::block_on(ex.run(async {
-            let tasks: Vec<_> = (0..JOBS)
-                .map(|_| {
-                    ex.spawn(job(l.clone(), counts.clone(), || {
-                        Box::pin(smol::future::yield_now())
-                    }))
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await;
-            }
-            total
-        }));
-        check(&counts, &l, total);
+        check(&counts, &l, on_smol(through(&l, &counts)));
     }
 
     #[test]
     fn async_std() {
         let (l, counts) = (limiter(), Arc::new(Counts::default()));
-        let total: usize = async_std::task::block_on(async {
-            let tasks: Vec<_> = (0..JOBS)
-                .map(|_| {
-                    async_std::task::spawn(job(l.clone(), counts.clone(), || {
-                        Box::pin(async_std::task::yield_now())
-                    }))
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await;
-            }
-            total
-        });
-        check(&counts, &l, total);
+        check(&counts, &l, on_async_std(through(&l, &counts)));
     }
 
     #[test]
     fn futures_lite_block_on() {
         let (l, counts) = (limiter(), Arc::new(Counts::default()));
-        let jobs = (0..JOBS).map(|_| {
-            job(l.clone(), counts.clone(), || {
-                Box::pin(futures_lite::future::yield_now())
-            })
-        });
-        let results = futures_lite::future::block_on(futures::future::join_all(jobs));
-        check(&counts, &l, results.iter().sum());
+        check(&counts, &l, on_block_on(through(&l, &counts)));
     }
 }
