@@ -63,7 +63,7 @@ for target in "${targets[@]}"; do
     log="$(mktemp)"
     echo "fuzz.sh: running $target for ${seconds}s"
     cargo +nightly fuzz run "$target" "${dirs[@]}" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} >"$log" 2>&1
     status=$?
     runs="$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)"
     runs="${runs:-$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1)}"

@@ -157,12 +157,15 @@ proptest! {
         n in 1u32..=3,
         rounds in 20usize..200,
     ) {
-        // With a burst of one cell and an interval that is not a whole
-        // number of ns, a cell admitted at the first whole ns after its
-        // theoretical time cannot pass the lateness on (the upper bound
-        // forbids it); there the guarantee is the long-run rate only.
-        prop_assume!(burst >= 2 || period % u64::from(cells) == 0);
+        // When each request takes the whole burst (a burst of one cell is
+        // the common case) and the interval is not a whole number of ns, a
+        // request admitted at the first whole ns after its theoretical time
+        // cannot pass that lateness on: the upper bound forbids it, as the
+        // burst has no room to absorb it. There the guarantee is the
+        // long-run rate only. (Found by this test: cells 34 per 1,006 ns,
+        // burst 2, requests of 2.)
         let n = n.min(burst);
+        prop_assume!(n < burst || period % u64::from(cells) == 0);
         let clock = ManualClock::new();
         let rl = RateLimiter::with_clock(quota(cells, period, burst), clock.clone());
         let mut count: u128 = 0;

@@ -225,11 +225,13 @@ macro_rules! rate_limiter {
         /// second. In any closed window of length `W` at most
         /// `burst + floor(W * cells / period)` cells are admitted, and idle
         /// time never builds more than `burst` of credit. Under saturating
-        /// demand the limiter admits at least that bound minus one, with one
-        /// exception the upper bound itself forces: with a burst of 1 and an
-        /// interval that is not a whole number of nanoseconds (the clock's
-        /// unit), cells are admitted on whole nanoseconds, so a window can
-        /// fall short by one more. Times are counted in nanoseconds from the
+        /// demand the limiter admits at least that bound minus one request,
+        /// with one exception the upper bound itself forces: when every
+        /// request takes the whole burst (for instance a burst of 1) and the
+        /// interval is not a whole number of nanoseconds (the clock's unit),
+        /// requests are admitted on whole nanoseconds and the burst has no
+        /// room to absorb that rounding: each request can lose up to one
+        /// nanosecond, so a long window can fall short by more than one. Times are counted in nanoseconds from the
         /// limiter's creation and saturate 584 years out: a reservation that
         /// far ahead is denied, never wrapped.
         ///
