@@ -214,8 +214,14 @@ impl fmt::Debug for ManualInstant {
     }
 }
 
-fn duration_nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+/// Whole nanoseconds in `duration`, saturating at `u64::MAX` (584 years).
+/// In `u64` arithmetic: every check converts a clock reading with it.
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(duration.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 impl ClockInstant for ManualInstant {
@@ -224,7 +230,7 @@ impl ClockInstant for ManualInstant {
     }
 
     fn saturating_add(self, duration: Duration) -> Self {
-        ManualInstant(self.0.saturating_add(duration_nanos(duration)))
+        ManualInstant(self.0.saturating_add(nanos(duration)))
     }
 }
 
@@ -362,7 +368,7 @@ impl ManualClock {
                     // either sees the new time or is found by this scan.
                     self.shared
                         .now
-                        .store(now.saturating_add(duration_nanos(by)), Ordering::Release);
+                        .store(now.saturating_add(nanos(by)), Ordering::Release);
                     moved = true;
                 }
                 let now = self.shared.now.load(Ordering::Relaxed);
@@ -471,5 +477,27 @@ impl Future for ManualSleep {
         // `drop` before it can move or be freed.
         unsafe { sleepers.link(node) };
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nanos;
+    use core::time::Duration;
+
+    #[test]
+    fn nanos_is_exact_then_saturates() {
+        assert_eq!(nanos(Duration::ZERO), 0);
+        assert_eq!(nanos(Duration::new(3, 7)), 3_000_000_007);
+        assert_eq!(nanos(Duration::from_nanos(u64::MAX)), u64::MAX);
+        assert_eq!(
+            nanos(Duration::from_nanos(u64::MAX) + Duration::from_nanos(1)),
+            u64::MAX
+        );
+        assert_eq!(
+            nanos(Duration::new(u64::MAX / 1_000_000_000 + 1, 0)),
+            u64::MAX
+        );
+        assert_eq!(nanos(Duration::MAX), u64::MAX);
     }
 }

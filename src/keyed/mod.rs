@@ -9,6 +9,13 @@
 //! shard for a few map operations, so keys in other shards never wait for
 //! it.
 //!
+//! The key is hashed twice: once with a fast unkeyed hash (multiply and
+//! rotate, as rustc's FxHash) to pick the shard, and once by the shard's
+//! `HashMap` with its randomly keyed SipHash. Only the second decides how
+//! long a lookup takes, so keys chosen by an attacker (client IPs, tokens)
+//! can crowd one shard's lock but cannot degrade its map; a keyed hash for
+//! the shard too would cost a second SipHash (about 20 ns) on every check.
+//!
 //! Eviction is amortized and needs no background task: when inserting a new
 //! key finds its shard at its *sweep mark*, the shard first drops every idle
 //! entry (one whose state is the same as a fresh one's: nobody holds or
@@ -20,8 +27,7 @@
 mod limiter;
 mod rate;
 
-use core::hash::{BuildHasher, Hash};
-use std::collections::hash_map::RandomState;
+use core::hash::{Hash, Hasher};
 use std::collections::HashMap;
 
 pub use self::limiter::{KeyedLimiter, KeyedRun};
@@ -32,7 +38,6 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 pub(crate) const MIN_SWEEP: usize = 64;
 
 pub(crate) struct Shards<K, V> {
-    hasher: RandomState,
     shards: Box<[Mutex<Shard<K, V>>]>,
     /// Keys stored over all shards (a statistic: updated with `Relaxed`
     /// under each shard's lock, it orders nothing).
@@ -55,7 +60,6 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         let count = (cores * 4).clamp(8, 256).next_power_of_two();
         Self {
-            hasher: RandomState::new(),
             shards: (0..count)
                 .map(|_| {
                     Mutex::new(Shard {
@@ -69,9 +73,10 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
     }
 
     fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
-        let hash = self.hasher.hash_one(key);
-        // High bits: the map inside uses the low ones.
-        let index = (hash >> 32) as usize & (self.shards.len() - 1);
+        let mut hasher = ShardHasher(0);
+        key.hash(&mut hasher);
+        // The high bits: a multiplicative hash mixes its input up into them.
+        let index = (hasher.finish() >> 32) as usize & (self.shards.len() - 1);
         &self.shards[index]
     }
 
@@ -122,5 +127,59 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
             self.len.fetch_sub(before - after, Ordering::Relaxed);
             shard.sweep_at = (after * 2).max(MIN_SWEEP);
         }
+    }
+}
+
+/// The shard-picking hash: rustc's FxHash step (rotate, xor, multiply by an
+/// odd constant). Fast and unkeyed; see the module docs for why that is
+/// enough here.
+struct ShardHasher(u64);
+
+impl ShardHasher {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for ShardHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(n.into());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

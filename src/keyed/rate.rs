@@ -10,11 +10,11 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::Shards;
+use crate::clock::nanos;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 use crate::clock::{Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, RateLimitError};
-use crate::limiter::nanos;
 use crate::rate::gcra::{Step, Ticks};
 use crate::rate::Quota;
 

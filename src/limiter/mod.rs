@@ -12,7 +12,6 @@ use core::time::Duration;
 
 pub use self::futures::{LimiterAcquire, LimiterRun};
 #[cfg(feature = "std")]
-pub(crate) use self::state::nanos;
 use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
@@ -518,7 +517,7 @@ impl<C: Clock> Limiter<C> {
     /// assert_eq!(limiter.paused_until(), Some(clock.now() + Duration::from_secs(30)));
     /// ```
     pub fn pause_for(&self, d: Duration) {
-        let until = self.inner.now_ns().saturating_add(self::state::nanos(d));
+        let until = self.inner.now_ns().saturating_add(crate::clock::nanos(d));
         self.inner.pause_until_ns(until);
     }
 

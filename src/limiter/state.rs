@@ -36,17 +36,12 @@ use alloc::vec::Vec;
 use core::task::Waker;
 use core::time::Duration;
 
-use crate::clock::{Clock, ClockInstant};
+use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::rate::gcra::{Step, Ticks};
 use crate::rate::Quota;
 use crate::sync::Mutex;
 use crate::Semaphore;
-
-/// Nanoseconds in `d`, saturating.
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// State shared by every clone of a `Limiter`.
 pub(crate) struct Inner<C: Clock> {

@@ -47,7 +47,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::clock::{Clock, ClockInstant};
+use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, RateLimitError};
 use crate::rate::quota::Quota;
 use crate::sync::{AtomicU128, Mutex, MutexGuard, Ordering};
@@ -893,8 +893,4 @@ impl Retime {
         waiter.ready_ns = ready_ns;
         push
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

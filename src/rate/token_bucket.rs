@@ -22,7 +22,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::clock::{Clock, ClockInstant};
+use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError};
 use crate::sync::{AtomicU128, Ordering};
 
@@ -317,13 +317,7 @@ impl<C: Clock> TokenBucket<C> {
     }
 
     fn now_ns(&self) -> u64 {
-        u64::try_from(
-            self.clock
-                .now()
-                .saturating_duration_since(self.base)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        nanos(self.clock.now().saturating_duration_since(self.base))
     }
 
     fn boundary(&self, now_ns: u64) -> u128 {
