@@ -5,7 +5,9 @@
 //! Scenarios (numbered as in `BENCHMARKS.md`):
 //!
 //! 5. `check` that admits (a quota that never denies), `check` that denies,
-//!    and keyed `check` with 1 key and with 10,000 keys.
+//!    the same two on hand-advanced clocks (the algorithm without the clock
+//!    read), and keyed `check` with 1 key and with 10,000 keys (idle between
+//!    visits, so evicted and re-inserted, and busy, so kept).
 //! 7. Composite `run` overhead, uncontended, inside one `block_on`:
 //!    `Limiter` with concurrency + rate vs tokio `Semaphore` + governor.
 //!
@@ -79,6 +81,42 @@ fn check_allow(c: &mut Criterion) {
     g.bench_function("baseline_instant_now", |b| {
         b.iter(|| black_box(Instant::now()))
     });
+    // The clock governor reads: quanta's TSC-based clock.
+    let quanta = governor::clock::QuantaClock::default();
+    g.bench_function("baseline_quanta_now", |b| {
+        b.iter(|| black_box(governor::clock::Clock::now(&quanta)))
+    });
+    g.finish();
+}
+
+/// The same checks with the clock taken out: each limiter on its
+/// hand-advanced test clock (`ManualClock`, governor's `FakeRelativeClock`),
+/// whose reading is one atomic load. What is left is the algorithm and its
+/// state word.
+fn check_manual_clock(c: &mut Criterion) {
+    let clock = governor::clock::FakeRelativeClock::default();
+
+    let mut g = c.benchmark_group("5_check_allow_manual_clock");
+    let rl = limiters::RateLimiter::with_clock(admit_all(), limiters::ManualClock::new());
+    g.bench_function("limiters", |b| b.iter(|| black_box(rl.check()).unwrap()));
+    let gov = governor::RateLimiter::direct_with_clock(governor_admit_all(), clock.clone());
+    g.bench_function("governor", |b| b.iter(|| black_box(gov.check()).unwrap()));
+    g.finish();
+
+    let mut g = c.benchmark_group("5_check_deny_manual_clock");
+    let rl = limiters::RateLimiter::with_clock(
+        limiters::Quota::per_hour(1),
+        limiters::ManualClock::new(),
+    );
+    rl.check().unwrap();
+    g.bench_function("limiters", |b| {
+        b.iter(|| black_box(rl.check()).unwrap_err())
+    });
+    let gov = governor::RateLimiter::direct_with_clock(governor::Quota::per_hour(nz(1)), clock);
+    gov.check().unwrap();
+    g.bench_function("governor", |b| {
+        b.iter(|| black_box(gov.check()).unwrap_err())
+    });
     g.finish();
 }
 
@@ -122,10 +160,21 @@ fn check_deny(c: &mut Criterion) {
 }
 
 fn keyed(c: &mut Criterion) {
-    for (name, keys) in [("5_keyed_1", 1), ("5_keyed_10k", KEYS)] {
+    // With the admit-all quota a key's credit is full again long before it
+    // comes round, so `limiters` evicts it and inserts it again on its next
+    // visit (governor keeps every key until `retain_recent` is called). In
+    // the "busy" run every key stays in debt (100 per second, a huge burst,
+    // visited every ~millisecond), so nothing is evicted.
+    let busy = || limiters::Quota::per_second(100).allow_burst(u32::MAX);
+    let governor_busy = || governor::Quota::per_second(nz(100)).allow_burst(nz(u32::MAX));
+    for (name, keys, quota, governor_quota) in [
+        ("5_keyed_1", 1, admit_all(), governor_admit_all()),
+        ("5_keyed_10k", KEYS, admit_all(), governor_admit_all()),
+        ("5_keyed_10k_busy", KEYS, busy(), governor_busy()),
+    ] {
         let mut g = c.benchmark_group(name);
 
-        let rl = limiters::KeyedRateLimiter::<u64>::new(admit_all());
+        let rl = limiters::KeyedRateLimiter::<u64>::new(quota);
         for k in 0..keys {
             rl.check(&k).unwrap();
         }
@@ -137,7 +186,7 @@ fn keyed(c: &mut Criterion) {
             })
         });
 
-        let gov = governor::RateLimiter::keyed(governor_admit_all());
+        let gov = governor::RateLimiter::keyed(governor_quota);
         for k in 0..keys {
             gov.check_key(&k).unwrap();
         }
@@ -197,5 +246,12 @@ fn composite(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, check_allow, check_deny, keyed, composite);
+criterion_group!(
+    benches,
+    check_allow,
+    check_deny,
+    check_manual_clock,
+    keyed,
+    composite
+);
 criterion_main!(benches);

@@ -37,8 +37,11 @@ SCENARIOS = [
     ("4_weighted", "4. weighted `acquire_many`, cap 16, 64 tasks", "limiters"),
     ("5_check_allow", "5. rate `check` that admits", "limiters"),
     ("5_check_deny", "5. rate `check` that denies", "limiters"),
+    ("5_check_allow_manual_clock", "5. `check` that admits, hand-advanced clocks (no clock read)", "limiters"),
+    ("5_check_deny_manual_clock", "5. `check` that denies, hand-advanced clocks (no clock read)", "limiters"),
     ("5_keyed_1", "5. keyed `check`, 1 key", "limiters"),
     ("5_keyed_10k", "5. keyed `check`, 10,000 keys", "limiters"),
+    ("5_keyed_10k_busy", "5. keyed `check`, 10,000 keys, none idle (no eviction)", "limiters"),
     ("7_composite_run", "7. composite `run` (concurrency + rate)", "limiters"),
 ]
 

@@ -211,7 +211,13 @@ impl Admission {
                 u128::from(tat_ns) | u128::from(tat_rem) << 64 | u128::from(state_gen(word)) << 96,
             )
         } else {
-            let wait = u64::try_from((ahead - tau).div_ceil(u128::from(cells))).unwrap_or(u64::MAX);
+            // Ticks past the burst, in whole ns rounded up (a 64-bit
+            // division unless the debt is beyond 2^64 ticks).
+            let over = ahead - tau;
+            let wait = match u64::try_from(over) {
+                Ok(over) => over.div_ceil(cells),
+                Err(_) => u64::try_from(over.div_ceil(u128::from(cells))).unwrap_or(u64::MAX),
+            };
             Admission::Deny(now.saturating_add(wait))
         })
     }
