@@ -310,9 +310,22 @@ macro_rules! rate_limiter {
         /// interval is not a whole number of nanoseconds (the clock's unit),
         /// requests are admitted on whole nanoseconds and the burst has no
         /// room to absorb that rounding: each request can lose up to one
-        /// nanosecond, so a long window can fall short by more than one. Times are counted in nanoseconds from the
-        /// limiter's creation and saturate 584 years out: a reservation that
-        /// far ahead is denied, never wrapped.
+        /// nanosecond, so a long window can fall short by more than one.
+        /// Times are counted in nanoseconds from the limiter's creation and
+        /// saturate 584 years out: a reservation that far ahead is denied,
+        /// never wrapped.
+        ///
+        /// The bound is on *admissions*: a `check` is admitted when it is
+        /// made, an `acquire` at the start of the slot it reserved. The
+        /// future returns when the clock's timer has woken its task, which
+        /// is later by the timer's and the executor's lateness (on
+        /// `SystemClock` in a 2-core VM: 86 µs on
+        /// average, 0.2 ms at the 99th percentile, a few ms when a thread is
+        /// descheduled; `BENCHMARKS.md` has the figures). Lateness never
+        /// pushes later slots back, so the long-run rate stays exact, but
+        /// after a stall the waiters whose slots passed meanwhile return
+        /// together. Where the far side counts arrivals strictly (a server
+        /// allowing a burst of 1), leave a little headroom in the quota.
         ///
         /// # Fairness
         ///
