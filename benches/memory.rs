@@ -99,17 +99,30 @@ fn token_bucket(per_second: u32) -> limiters::TokenBucket {
         .unwrap()
 }
 
+/// What drives the waiting futures of [`allocs_per_rate_wait`].
+#[derive(Clone, Copy)]
+enum Driver {
+    /// The current-thread tokio runtime's `block_on`. Its waker does not
+    /// `will_wake` its own clone, so a timer polled again with it
+    /// re-registers itself (async-io's does) on every poll.
+    Tokio,
+    /// `futures_lite::future::block_on`, whose waker is stable (as are
+    /// spawned tasks' wakers on any runtime).
+    FuturesLite,
+}
+
 /// Allocations per wait for a rate limiter on the real clock: `RATE_WAITERS`
 /// futures (boxed before counting starts) are driven together by one
 /// allocation-free poll loop until all are admitted; everything allocated
 /// meanwhile, on any thread (timers included), is charged to them.
 fn allocs_per_rate_wait<F: Future>(
     rt: &tokio::runtime::Runtime,
+    driver: Driver,
     mut make: impl FnMut() -> F,
 ) -> f64 {
     let mut futs: Vec<Option<Pin<Box<F>>>> =
         (0..RATE_WAITERS).map(|_| Some(Box::pin(make()))).collect();
-    rt.block_on(async {
+    let measure = async {
         let before = allocs();
         std::future::poll_fn(|cx| {
             let mut pending = false;
@@ -130,7 +143,11 @@ fn allocs_per_rate_wait<F: Future>(
         })
         .await;
         (allocs() - before) as f64 / RATE_WAITERS as f64
-    })
+    };
+    match driver {
+        Driver::Tokio => rt.block_on(measure),
+        Driver::FuturesLite => futures_lite::future::block_on(measure),
+    }
 }
 
 fn main() {
@@ -262,52 +279,78 @@ fn main() {
         .enable_time()
         .build()
         .unwrap();
-    let rate_rows: [(&str, f64); 5] = [
-        ("limiters `RateLimiter::acquire` (SystemClock)", {
-            let rl = limiters::RateLimiter::new(limiters::Quota::per_second(RATE_WAIT_HZ));
-            allocs_per_rate_wait(&rt, || rl.acquire())
-        }),
-        ("limiters `TokenBucket::acquire` (SystemClock)", {
-            let tb = token_bucket(RATE_WAIT_HZ);
-            allocs_per_rate_wait(&rt, || tb.acquire())
-        }),
+    let drivers = [Driver::Tokio, Driver::FuturesLite];
+    let rate_rows: [(&str, [Option<f64>; 2]); 5] = [
+        (
+            "limiters `RateLimiter::acquire` (SystemClock)",
+            drivers.map(|d| {
+                let rl = limiters::RateLimiter::new(limiters::Quota::per_second(RATE_WAIT_HZ));
+                Some(allocs_per_rate_wait(&rt, d, || rl.acquire()))
+            }),
+        ),
+        (
+            "limiters `TokenBucket::acquire` (SystemClock)",
+            drivers.map(|d| {
+                let tb = token_bucket(RATE_WAIT_HZ);
+                Some(allocs_per_rate_wait(&rt, d, || tb.acquire()))
+            }),
+        ),
         (
             "limiters `SystemClock::sleep_until` alone (async-io `Timer`)",
-            {
+            drivers.map(|d| {
                 use limiters::Clock;
                 let clock = limiters::SystemClock;
                 let base = clock.now();
                 let mut i = 0;
-                allocs_per_rate_wait(&rt, || {
+                Some(allocs_per_rate_wait(&rt, d, || {
                     i += 1;
                     clock.sleep_until(base + std::time::Duration::from_millis(i))
-                })
-            },
+                }))
+            }),
         ),
-        ("governor `until_ready`", {
-            let quota = governor::Quota::per_second(nz(RATE_WAIT_HZ)).allow_burst(nz(1));
-            let gov = governor::RateLimiter::direct(quota);
-            allocs_per_rate_wait(&rt, || gov.until_ready())
-        }),
-        ("leaky-bucket `acquire_one`", {
-            let lb = leaky_bucket::RateLimiter::builder()
-                .max(1)
-                .initial(1)
-                .refill(1)
-                .interval(std::time::Duration::from_secs(1) / RATE_WAIT_HZ)
-                .build();
-            allocs_per_rate_wait(&rt, || lb.acquire_one())
-        }),
+        (
+            "governor `until_ready`",
+            drivers.map(|d| {
+                let quota = governor::Quota::per_second(nz(RATE_WAIT_HZ)).allow_burst(nz(1));
+                let gov = governor::RateLimiter::direct(quota);
+                Some(allocs_per_rate_wait(&rt, d, || gov.until_ready()))
+            }),
+        ),
+        (
+            // Its sleeps are tokio's, which only run inside the runtime.
+            "leaky-bucket `acquire_one`",
+            [
+                Some({
+                    let lb = leaky_bucket::RateLimiter::builder()
+                        .max(1)
+                        .initial(1)
+                        .refill(1)
+                        .interval(std::time::Duration::from_secs(1) / RATE_WAIT_HZ)
+                        .build();
+                    allocs_per_rate_wait(&rt, Driver::Tokio, || lb.acquire_one())
+                }),
+                None,
+            ],
+        ),
     ];
     println!();
     println!(
-        "| rate wait ({RATE_WAITERS} waiters at {RATE_WAIT_HZ}/s, real clock) | heap allocations per wait |"
+        "| rate wait ({RATE_WAITERS} waiters at {RATE_WAIT_HZ}/s, real clock) | allocations per wait, tokio current-thread `block_on` | allocations per wait, `futures_lite::future::block_on` |"
     );
-    println!("| --- | ---: |");
+    println!("| --- | ---: | ---: |");
+    let cell = |v: Option<f64>| {
+        v.map_or("n/a (needs tokio's timer)".to_string(), |v| {
+            format!("{v:.2}")
+        })
+    };
     for (name, per_wait) in &rate_rows {
-        println!("| {name} | {per_wait:.2} |");
+        println!("| {name} | {} | {} |", cell(per_wait[0]), cell(per_wait[1]));
     }
-    let rate_allocs = rate_rows[..2].iter().map(|r| r.1).fold(0.0, f64::max);
+    let rate_allocs = rate_rows[..2]
+        .iter()
+        .flat_map(|r| r.1)
+        .flatten()
+        .fold(0.0, f64::max);
 
     // The issue-5 targets that this binary measures.
     let acquire_size = size_of_val(&l.acquire()).max(size_of_val(&la.acquire_owned()));
