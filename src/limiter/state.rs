@@ -214,7 +214,16 @@ impl Rates {
     fn earliest(&self, n: u32, from: u64) -> u64 {
         self.tats
             .iter()
-            .map(|&(k, tat)| Step::new(tat, from, n, &k).earliest_ns(&k))
+            .map(|&(k, tat)| {
+                let step = Step::new(tat, from, n, &k);
+                // Conforming at `from` means earliest <= from: skip the
+                // division that rounds it to whole ns.
+                if step.conforms(from, &k) {
+                    from
+                } else {
+                    step.earliest_ns(&k)
+                }
+            })
             .fold(from.max(self.paused_until_ns), u64::max)
     }
 
