@@ -575,8 +575,9 @@ impl Waiter {
     ///
     /// Inlined into the future's `poll`: the common first poll, permits
     /// available and nobody queued, is the one CAS of
-    /// [`RawSemaphore::try_acquire_fast`]. Anything else goes to
-    /// [`poll_slow`](Self::poll_slow), which decides from scratch.
+    /// [`RawSemaphore::try_acquire_fast`], and the common poll after a
+    /// wake-up, the grant already handed over, is one load. Anything else
+    /// goes to [`poll_slow`](Self::poll_slow), which decides from scratch.
     #[inline]
     pub(crate) fn poll_acquire(
         self: Pin<&mut Self>,
@@ -585,7 +586,14 @@ impl Waiter {
     ) -> Poll<Result<(), AcquireError>> {
         // Only this future touches `stage`, and the node does not move.
         let node: &Waiter = &self;
-        if node.stage.get() == Stage::Idle && sem.try_acquire_fast(node.num.get()) {
+        let ready = match node.stage.get() {
+            Stage::Idle => sem.try_acquire_fast(node.num.get()),
+            // Woken by the grant that unlinked us: no lock needed. Acquire:
+            // as in `poll_queued`.
+            Stage::Queued => node.remaining.load(Ordering::Acquire) == 0,
+            Stage::Done => false,
+        };
+        if ready {
             node.stage.set(Stage::Done);
             return Poll::Ready(Ok(()));
         }
