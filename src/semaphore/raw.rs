@@ -624,8 +624,9 @@ impl Waiter {
             self.stage.set(Stage::Done);
             return Poll::Ready(Err(e));
         }
-        // Fast path: one CAS, no lock. (Also serves `num == 0` at once.)
-        match sem.try_acquire(num) {
+        // One more try without the lock (the inline attempt may have lost a
+        // race, or not applied). Also serves `num == 0` at once.
+        match sem.try_acquire_slow(num) {
             Ok(()) => {
                 self.stage.set(Stage::Done);
                 return Poll::Ready(Ok(()));
@@ -661,10 +662,19 @@ impl Waiter {
                 }
                 continue;
             }
-            // Join the queue, taking whatever is available (only possible
-            // when the queue is empty: then we are its head). Acquire:
-            // the taken permits may carry a previous holder's writes.
-            let taken = if queued { 0 } else { available };
+            if queued {
+                // Someone is queued, so nothing is available, and the word
+                // cannot change while we hold the lock: `QUEUED` and
+                // `CLOSED` change only under it, and lock-free acquires and
+                // releases leave the word alone while `QUEUED` is set. Join
+                // the tail without touching the contended word.
+                self.enqueue(&mut list, num, cx);
+                return Poll::Pending;
+            }
+            // Join the queue as its head, taking whatever is available.
+            // Acquire: the taken permits may carry a previous holder's
+            // writes.
+            let taken = available;
             match sem.state.compare_exchange_weak(
                 state,
                 (state - (taken << SHIFT)) | QUEUED,
@@ -672,21 +682,28 @@ impl Waiter {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    // Relaxed: the lock publishes it to releasers.
-                    self.remaining.store(num - taken, Ordering::Relaxed);
-                    // SAFETY: we hold the lock, and the node is unlinked.
-                    self.waker
-                        .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
-                    self.stage.set(Stage::Queued);
-                    // SAFETY: the node is pinned (we were reached through
-                    // `Pin<&mut Self>`), not linked, and its owner unlinks it
-                    // under the lock before it is dropped.
-                    unsafe { list.push_back(NonNull::from(self)) };
+                    self.enqueue(&mut list, num - taken, cx);
                     return Poll::Pending;
                 }
                 Err(actual) => state = actual,
             }
         }
+    }
+
+    /// Links the node at the tail, still missing `remaining` (> 0) permits.
+    /// The caller holds the lock and has set `QUEUED`.
+    fn enqueue(&self, list: &mut WaitList, remaining: usize, cx: &mut Context<'_>) {
+        debug_assert!(remaining > 0);
+        // Relaxed: the lock publishes it to releasers.
+        self.remaining.store(remaining, Ordering::Relaxed);
+        // SAFETY: we hold the lock, and the node is unlinked.
+        self.waker
+            .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
+        self.stage.set(Stage::Queued);
+        // SAFETY: the node is pinned (`poll_acquire` is reached through
+        // `Pin<&mut Self>`), not linked, and its owner unlinks it under the
+        // lock before it is dropped.
+        unsafe { list.push_back(NonNull::from(self)) };
     }
 
     fn poll_queued(
