@@ -18,6 +18,7 @@
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::task::Waker;
 
@@ -197,45 +198,66 @@ impl<T> List<T> {
 /// Wakers gathered under a lock and woken after it is released, a batch at a
 /// time, so waking (which may run arbitrary code) never happens under a lock
 /// and never allocates.
+///
+/// The slots are uninitialised until pushed: creating and dropping an empty
+/// or one-waker batch touches one or two slots, not all [`CAP`](Self::CAP)
+/// (the semaphore's hand-off makes one per contended release).
 pub(crate) struct WakeBatch {
-    wakers: [Option<Waker>; WakeBatch::CAP],
+    /// `wakers[woken..len]` are initialised and not woken yet; the rest is
+    /// uninitialised (or already moved out by `wake_all`).
+    wakers: [MaybeUninit<Waker>; WakeBatch::CAP],
     len: usize,
+    /// How many of the first `len` were already taken and woken, so a panic
+    /// in one `wake` leaves the others to `Drop`.
+    woken: usize,
 }
 
 impl WakeBatch {
     pub(crate) const CAP: usize = 16;
 
+    #[inline]
     pub(crate) const fn new() -> Self {
-        const NONE: Option<Waker> = None;
         Self {
-            wakers: [NONE; Self::CAP],
+            wakers: [const { MaybeUninit::uninit() }; Self::CAP],
             len: 0,
+            woken: 0,
         }
     }
 
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.len == Self::CAP
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
-        debug_assert!(!self.is_full());
-        self.wakers[self.len] = Some(waker);
+        assert!(!self.is_full(), "WakeBatch overflow");
+        self.wakers[self.len].write(waker);
         self.len += 1;
     }
 
+    /// Wakes every pushed waker, in push order, and empties the batch.
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
-        for slot in &mut self.wakers[..self.len] {
-            if let Some(waker) = slot.take() {
-                waker.wake();
-            }
+        while self.woken < self.len {
+            let slot = &self.wakers[self.woken];
+            // Counted as taken before `wake` runs, so it is never read twice,
+            // even if `wake` panics.
+            self.woken += 1;
+            // SAFETY: slots `woken..len` are initialised and not yet read; the
+            // increment above marks this one as moved out.
+            let waker = unsafe { slot.assume_init_read() };
+            waker.wake();
         }
         self.len = 0;
+        self.woken = 0;
     }
 }
 
 impl Drop for WakeBatch {
     /// Wakes whatever is left, so a panic between collecting and waking
     /// loses no wake-up.
+    #[inline]
     fn drop(&mut self) {
         self.wake_all();
     }

@@ -575,8 +575,9 @@ impl Waiter {
     ///
     /// Inlined into the future's `poll`: the common first poll, permits
     /// available and nobody queued, is the one CAS of
-    /// [`RawSemaphore::try_acquire_fast`]. Anything else goes to
-    /// [`poll_slow`](Self::poll_slow), which decides from scratch.
+    /// [`RawSemaphore::try_acquire_fast`], and the common poll after a
+    /// wake-up, the grant already handed over, is one load. Anything else
+    /// goes to [`poll_slow`](Self::poll_slow), which decides from scratch.
     #[inline]
     pub(crate) fn poll_acquire(
         self: Pin<&mut Self>,
@@ -585,7 +586,14 @@ impl Waiter {
     ) -> Poll<Result<(), AcquireError>> {
         // Only this future touches `stage`, and the node does not move.
         let node: &Waiter = &self;
-        if node.stage.get() == Stage::Idle && sem.try_acquire_fast(node.num.get()) {
+        let ready = match node.stage.get() {
+            Stage::Idle => sem.try_acquire_fast(node.num.get()),
+            // Woken by the grant that unlinked us: no lock needed. Acquire:
+            // as in `poll_queued`.
+            Stage::Queued => node.remaining.load(Ordering::Acquire) == 0,
+            Stage::Done => false,
+        };
+        if ready {
             node.stage.set(Stage::Done);
             return Poll::Ready(Ok(()));
         }
@@ -616,8 +624,9 @@ impl Waiter {
             self.stage.set(Stage::Done);
             return Poll::Ready(Err(e));
         }
-        // Fast path: one CAS, no lock. (Also serves `num == 0` at once.)
-        match sem.try_acquire(num) {
+        // One more try without the lock (the inline attempt may have lost a
+        // race, or not applied). Also serves `num == 0` at once.
+        match sem.try_acquire_slow(num) {
             Ok(()) => {
                 self.stage.set(Stage::Done);
                 return Poll::Ready(Ok(()));
@@ -653,10 +662,19 @@ impl Waiter {
                 }
                 continue;
             }
-            // Join the queue, taking whatever is available (only possible
-            // when the queue is empty: then we are its head). Acquire:
-            // the taken permits may carry a previous holder's writes.
-            let taken = if queued { 0 } else { available };
+            if queued {
+                // Someone is queued, so nothing is available, and the word
+                // cannot change while we hold the lock: `QUEUED` and
+                // `CLOSED` change only under it, and lock-free acquires and
+                // releases leave the word alone while `QUEUED` is set. Join
+                // the tail without touching the contended word.
+                self.enqueue(&mut list, num, cx);
+                return Poll::Pending;
+            }
+            // Join the queue as its head, taking whatever is available.
+            // Acquire: the taken permits may carry a previous holder's
+            // writes.
+            let taken = available;
             match sem.state.compare_exchange_weak(
                 state,
                 (state - (taken << SHIFT)) | QUEUED,
@@ -664,21 +682,28 @@ impl Waiter {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    // Relaxed: the lock publishes it to releasers.
-                    self.remaining.store(num - taken, Ordering::Relaxed);
-                    // SAFETY: we hold the lock, and the node is unlinked.
-                    self.waker
-                        .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
-                    self.stage.set(Stage::Queued);
-                    // SAFETY: the node is pinned (we were reached through
-                    // `Pin<&mut Self>`), not linked, and its owner unlinks it
-                    // under the lock before it is dropped.
-                    unsafe { list.push_back(NonNull::from(self)) };
+                    self.enqueue(&mut list, num - taken, cx);
                     return Poll::Pending;
                 }
                 Err(actual) => state = actual,
             }
         }
+    }
+
+    /// Links the node at the tail, still missing `remaining` (> 0) permits.
+    /// The caller holds the lock and has set `QUEUED`.
+    fn enqueue(&self, list: &mut WaitList, remaining: usize, cx: &mut Context<'_>) {
+        debug_assert!(remaining > 0);
+        // Relaxed: the lock publishes it to releasers.
+        self.remaining.store(remaining, Ordering::Relaxed);
+        // SAFETY: we hold the lock, and the node is unlinked.
+        self.waker
+            .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
+        self.stage.set(Stage::Queued);
+        // SAFETY: the node is pinned (`poll_acquire` is reached through
+        // `Pin<&mut Self>`), not linked, and its owner unlinks it under the
+        // lock before it is dropped.
+        unsafe { list.push_back(NonNull::from(self)) };
     }
 
     fn poll_queued(
