@@ -11,7 +11,6 @@ use core::future::Future;
 use core::time::Duration;
 
 pub use self::futures::{LimiterAcquire, LimiterRun};
-#[cfg(feature = "std")]
 use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
