@@ -306,7 +306,7 @@ fn acquiring_on_a_closed_semaphore_fails_and_changes_nothing() {
 
 // --- rates, token buckets, the composite limiter ---
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::panic::Location;
 use std::sync::Once;
 use std::time::Duration;
@@ -318,27 +318,26 @@ use limiters::{
 
 thread_local! {
     /// Where the last panic on this thread happened (file, line).
-    static PANIC_AT: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
+    static PANIC_AT: RefCell<Option<(String, u32)>> = const { RefCell::new(None) };
 }
 
 /// The panic message of `f` and the location the panic reports: with
 /// `#[track_caller]`, the caller's line in this file.
-fn panic_site(f: impl FnOnce()) -> (String, &'static str, u32) {
+fn panic_site(f: impl FnOnce()) -> (String, String, u32) {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let at = info.location().map(|l| {
-                let file: &'static str = Box::leak(l.file().to_owned().into_boxed_str());
-                (file, l.line())
-            });
-            PANIC_AT.with(|p| p.set(at));
+            let at = info.location().map(|l| (l.file().to_owned(), l.line()));
+            PANIC_AT.with(|p| *p.borrow_mut() = at);
             previous(info);
         }));
     });
-    PANIC_AT.with(|p| p.set(None));
+    PANIC_AT.with(|p| *p.borrow_mut() = None);
     let msg = panic_message(f);
-    let (file, line) = PANIC_AT.with(|p| p.get()).expect("the hook saw the panic");
+    let (file, line) = PANIC_AT
+        .with(|p| p.borrow_mut().take())
+        .expect("the hook saw the panic");
     (msg, file, line)
 }
 
