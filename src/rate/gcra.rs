@@ -211,15 +211,20 @@ impl Admission {
                 u128::from(tat_ns) | u128::from(tat_rem) << 64 | u128::from(state_gen(word)) << 96,
             )
         } else {
-            // Ticks past the burst, in whole ns rounded up (a 64-bit
-            // division unless the debt is beyond 2^64 ticks).
-            let over = ahead - tau;
-            let wait = match u64::try_from(over) {
-                Ok(over) => over.div_ceil(cells),
-                Err(_) => u64::try_from(over.div_ceil(u128::from(cells))).unwrap_or(u64::MAX),
-            };
-            Admission::Deny(now.saturating_add(wait))
+            Admission::Deny(now.saturating_add(Self::wait_ns(ahead - tau, cells)))
         })
+    }
+
+    /// `over` ticks past the burst, in whole ns rounded up: a 64-bit
+    /// division unless the debt is beyond 2^64 ticks. Out of line, so the
+    /// admitting path keeps its registers and layout.
+    #[cold]
+    #[inline(never)]
+    fn wait_ns(over: u128, cells: u64) -> u64 {
+        match u64::try_from(over) {
+            Ok(over) => over.div_ceil(cells),
+            Err(_) => u64::try_from(over.div_ceil(u128::from(cells))).unwrap_or(u64::MAX),
+        }
     }
 
     /// The general form, in `u128` ticks, saturating.
