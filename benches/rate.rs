@@ -27,14 +27,18 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("non-zero")
 }
 
-/// A quota that never denies at benchmark speed: u32::MAX cells per second
-/// with a burst of u32::MAX.
+/// A quota that never denies at benchmark speed: one cell per nanosecond
+/// (a check takes longer than that) with a burst of u32::MAX (4.3 s of
+/// credit, more than a run takes even on a clock that stands still). The
+/// interval is a whole nanosecond, so both crates represent it exactly
+/// (governor truncates `1 s / cells` to whole ns: u32::MAX per second would
+/// be an interval of 0 for it).
 fn admit_all() -> limiters::Quota {
-    limiters::Quota::per_second(u32::MAX).allow_burst(u32::MAX)
+    limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX)
 }
 
 fn governor_admit_all() -> governor::Quota {
-    governor::Quota::per_second(nz(u32::MAX)).allow_burst(nz(u32::MAX))
+    governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX))
 }
 
 /// A leaky bucket that never runs dry at benchmark speed.
