@@ -183,3 +183,37 @@ impl Hasher for ShardHasher {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Shards;
+
+    /// The unkeyed shard hash still spreads everyday keys (counters, IPs,
+    /// host names) evenly: no shard gets more than twice its share.
+    #[test]
+    fn shard_hash_spreads_keys() {
+        fn spread<K: core::hash::Hash + Eq + Clone>(keys: impl Iterator<Item = K>) {
+            let shards = Shards::<K, ()>::new();
+            let mut count = vec![0usize; shards.shards.len()];
+            let mut total = 0;
+            for key in keys {
+                let shard = shards.shard(&key);
+                let index = shards
+                    .shards
+                    .iter()
+                    .position(|s| core::ptr::eq(s, shard))
+                    .unwrap();
+                count[index] += 1;
+                total += 1;
+            }
+            let share = total / count.len();
+            assert!(
+                count.iter().all(|&c| c > share / 2 && c < share * 2),
+                "{count:?}"
+            );
+        }
+        spread(0..10_000u64);
+        spread((0..10_000u32).map(|i| std::net::IpAddr::from(i.to_be_bytes())));
+        spread((0..10_000).map(|i| format!("api-{i}.example.com")));
+    }
+}
