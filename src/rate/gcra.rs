@@ -324,9 +324,9 @@ macro_rules! rate_limiter {
         /// made, an `acquire` at the start of the slot it reserved. The
         /// future returns when the clock's timer has woken its task, which
         /// is later by the timer's and the executor's lateness (on
-        /// `SystemClock` in a 2-core VM: 86 µs on
-        /// average, 0.2 ms at the 99th percentile, a few ms when a thread is
-        /// descheduled; `BENCHMARKS.md` has the figures). Lateness never
+        /// `SystemClock` in a 2-core VM: about 90 µs on average, 0.2 ms at
+        /// the 99th percentile, a few ms when a thread is descheduled;
+        /// `BENCHMARKS.md` has the figures). Lateness never
         /// pushes later slots back, so the long-run rate stays exact, but
         /// after a stall the waiters whose slots passed meanwhile return
         /// together. Where the far side counts arrivals strictly (a server
