@@ -187,84 +187,84 @@ fn long_group<'a>(
     g
 }
 
+/// One contended shape: `tasks` tasks on `rt`, task `i` taking `weight(i)`
+/// permits `rounds` times.
+struct Shape<'a> {
+    rt: &'a Runtime,
+    tasks: usize,
+    rounds: usize,
+    weight: fn(usize) -> usize,
+}
+
+/// Adds one implementation to a contended group: per timed run a fresh
+/// semaphore `$new`, shared by the shape's tasks; each acquires with
+/// `$acquire` (`$sem` and `$w` bound to the semaphore and the task's weight)
+/// and holds the permit across a `yield_now`.
+macro_rules! bench_contended {
+    ($g:expr, $shape:expr, $id:expr, $new:expr, |$sem:ident, $w:ident| $acquire:expr) => {{
+        let shape: &Shape = $shape;
+        $g.bench_function($id, |b| {
+            b.iter_custom(|iters| {
+                time_runs(iters, || {
+                    let shared = Arc::new($new);
+                    run_tasks(shape.rt, shape.tasks, |i| {
+                        let $sem = Arc::clone(&shared);
+                        let $w = (shape.weight)(i);
+                        let rounds = shape.rounds;
+                        async move {
+                            for _ in 0..rounds {
+                                let permit = $acquire;
+                                tokio::task::yield_now().await;
+                                drop(permit);
+                            }
+                        }
+                    })
+                })
+            })
+        });
+    }};
+}
+
 fn contended(c: &mut Criterion) {
     let rt = runtime();
     for tasks in [64, 1000] {
         for permits in [1, 8] {
             let rounds = CONTENDED_OPS / tasks;
-            let name = format!("3_contended_t{tasks}_p{permits}");
-            let mut g = long_group(c, &name, rounds * tasks);
-
-            g.bench_function("limiters", |b| {
-                b.iter_custom(|iters| {
-                    time_runs(iters, || {
-                        let sem = Arc::new(limiters::Semaphore::new(permits));
-                        run_tasks(&rt, tasks, |_| {
-                            let sem = Arc::clone(&sem);
-                            async move {
-                                for _ in 0..rounds {
-                                    let p = sem.acquire().await.unwrap();
-                                    tokio::task::yield_now().await;
-                                    drop(p);
-                                }
-                            }
-                        })
-                    })
-                })
-            });
-
-            g.bench_function("tokio", |b| {
-                b.iter_custom(|iters| {
-                    time_runs(iters, || {
-                        let sem = Arc::new(tokio::sync::Semaphore::new(permits));
-                        run_tasks(&rt, tasks, |_| {
-                            let sem = Arc::clone(&sem);
-                            async move {
-                                for _ in 0..rounds {
-                                    let p = sem.acquire().await.unwrap();
-                                    tokio::task::yield_now().await;
-                                    drop(p);
-                                }
-                            }
-                        })
-                    })
-                })
-            });
-
-            g.bench_function("async_lock", |b| {
-                b.iter_custom(|iters| {
-                    time_runs(iters, || {
-                        let sem = Arc::new(async_lock::Semaphore::new(permits));
-                        run_tasks(&rt, tasks, |_| {
-                            let sem = Arc::clone(&sem);
-                            async move {
-                                for _ in 0..rounds {
-                                    let p = sem.acquire().await;
-                                    tokio::task::yield_now().await;
-                                    drop(p);
-                                }
-                            }
-                        })
-                    })
-                })
-            });
-
-            g.bench_function("futures_intrusive", |b| {
-                b.iter_custom(|iters| {
-                    time_runs(iters, || {
-                        let sem = Arc::new(futures_intrusive::sync::Semaphore::new(true, permits));
-                        run_tasks(&rt, tasks, |_| {
-                            let sem = Arc::clone(&sem);
-                            async move {
-                                for _ in 0..rounds {
-                                    let p = sem.acquire(1).await;
-                                    tokio::task::yield_now().await;
-                                    drop(p);
-                                }
-                            }
-                        })
-                    })
-                })
+            let s = &Shape {
+                rt: &rt,
+                tasks,
+                rounds,
+                weight: |_| 1,
+            };
+            let mut g = long_group(
+                c,
+                &format!("3_contended_t{tasks}_p{permits}"),
+                rounds * tasks,
+            );
+            bench_contended!(
+                g,
+                s,
+                "limiters",
+                limiters::Semaphore::new(permits),
+                |sem, _w| sem.acquire().await.unwrap()
+            );
+            bench_contended!(
+                g,
+                s,
+                "tokio",
+                tokio::sync::Semaphore::new(permits),
+                |sem, _w| sem.acquire().await.unwrap()
+            );
+            bench_contended!(
+                g,
+                s,
+                "async_lock",
+                async_lock::Semaphore::new(permits),
+                |sem, _w| sem.acquire().await
+            );
+            let new = futures_intrusive::sync::Semaphore::new;
+            bench_contended!(g, s, "futures_intrusive", new(true, permits), |sem, w| {
+                sem.acquire(w).await
             });
             g.finish();
         }
@@ -273,74 +273,41 @@ fn contended(c: &mut Criterion) {
 
 fn weighted(c: &mut Criterion) {
     let rt = runtime();
-    let tasks = 64;
     let capacity = 16;
-    let rounds = CONTENDED_OPS / tasks;
-    let mut g = long_group(c, "4_weighted", rounds * tasks);
-
-    g.bench_function("limiters", |b| {
-        b.iter_custom(|iters| {
-            time_runs(iters, || {
-                let sem = Arc::new(limiters::Semaphore::new(capacity));
-                run_tasks(&rt, tasks, |i| {
-                    let sem = Arc::clone(&sem);
-                    let w = WEIGHTS[i % WEIGHTS.len()];
-                    async move {
-                        for _ in 0..rounds {
-                            let p = sem.acquire_many(w).await.unwrap();
-                            tokio::task::yield_now().await;
-                            drop(p);
-                        }
-                    }
-                })
-            })
-        })
-    });
-
-    g.bench_function("tokio", |b| {
-        b.iter_custom(|iters| {
-            time_runs(iters, || {
-                let sem = Arc::new(tokio::sync::Semaphore::new(capacity));
-                run_tasks(&rt, tasks, |i| {
-                    let sem = Arc::clone(&sem);
-                    let w = WEIGHTS[i % WEIGHTS.len()] as u32;
-                    async move {
-                        for _ in 0..rounds {
-                            let p = sem.acquire_many(w).await.unwrap();
-                            tokio::task::yield_now().await;
-                            drop(p);
-                        }
-                    }
-                })
-            })
-        })
-    });
-
+    let s = &Shape {
+        rt: &rt,
+        tasks: 64,
+        rounds: CONTENDED_OPS / 64,
+        weight: |i| WEIGHTS[i % WEIGHTS.len()],
+    };
+    let mut g = long_group(c, "4_weighted", s.rounds * s.tasks);
+    bench_contended!(
+        g,
+        s,
+        "limiters",
+        limiters::Semaphore::new(capacity),
+        |sem, w| { sem.acquire_many(w).await.unwrap() }
+    );
+    bench_contended!(
+        g,
+        s,
+        "tokio",
+        tokio::sync::Semaphore::new(capacity),
+        |sem, w| { sem.acquire_many(w as u32).await.unwrap() }
+    );
     // async-lock has no weighted acquire; futures-intrusive does, fair and
     // unfair.
-    for (id, fair) in [
-        ("futures_intrusive", true),
-        ("futures_intrusive_unfair", false),
-    ] {
-        g.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                time_runs(iters, || {
-                    let sem = Arc::new(futures_intrusive::sync::Semaphore::new(fair, capacity));
-                    run_tasks(&rt, tasks, |i| {
-                        let sem = Arc::clone(&sem);
-                        let w = WEIGHTS[i % WEIGHTS.len()];
-                        async move {
-                            for _ in 0..rounds {
-                                let p = sem.acquire(w).await;
-                                tokio::task::yield_now().await;
-                                drop(p);
-                            }
-                        }
-                    })
-                })
-            })
-        });
-    }
+    let new = futures_intrusive::sync::Semaphore::new;
+    bench_contended!(g, s, "futures_intrusive", new(true, capacity), |sem, w| {
+        sem.acquire(w).await
+    });
+    bench_contended!(
+        g,
+        s,
+        "futures_intrusive_unfair",
+        new(false, capacity),
+        |sem, w| { sem.acquire(w).await }
+    );
     g.finish();
 }
 
