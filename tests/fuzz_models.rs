@@ -3,6 +3,9 @@
 //! input committed under `fuzz/regressions/<target>/` (crashes the fuzzer
 //! found, kept as regression tests once fixed).
 
+#[path = "../fuzz/src/wake_counter.rs"]
+mod wake_counter;
+
 #[path = "../fuzz/src/semaphore.rs"]
 #[allow(dead_code)]
 mod semaphore_model;

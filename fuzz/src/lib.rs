@@ -11,3 +11,4 @@ pub mod limiter;
 pub mod rate;
 pub mod semaphore;
 pub mod token_bucket;
+mod wake_counter;

@@ -25,11 +25,11 @@
 //!   when nobody is woken: each must complete; then all the slots are back
 //!   and (unless closed) a fresh request of the largest weight is admitted.
 
+use crate::wake_counter::WakeCounter;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -42,18 +42,6 @@ const MAX_LIVE: usize = 24;
 /// Longer than any deadline an input can set up (periods, holds and pauses
 /// are at most a few ms of fake time, times at most a few hundred cells).
 const FOREVER: u64 = 10_000_000_000_000;
-
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// The work inside a `run`: pending until the harness finishes it.
 #[derive(Default)]
@@ -92,7 +80,7 @@ struct Fut {
     handle: Handle,
     w: u32,
     waker: Waker,
-    counter: Arc<Counter>,
+    counter: Arc<WakeCounter>,
     /// Wake count at the last poll.
     seen: usize,
     /// Its last poll returned `Pending`.
@@ -356,7 +344,7 @@ impl Harness {
         if self.futs.len() >= MAX_LIVE {
             return;
         }
-        let counter = Arc::new(Counter::default());
+        let counter = Arc::new(WakeCounter::default());
         self.futs.push(Fut {
             handle,
             w,
@@ -380,11 +368,7 @@ impl Harness {
         // Every future waiting in a queue or on the clock is woken at once.
         for f in &self.futs {
             if f.pending && f.admission.is_none() {
-                assert!(
-                    f.counter.0.load(Ordering::SeqCst) > f.seen,
-                    "{} not woken by close",
-                    debug(f)
-                );
+                assert!(f.counter.get() > f.seen, "{} not woken by close", debug(f));
             }
         }
     }
@@ -428,7 +412,7 @@ impl Harness {
     /// Polls future `i`; returns whether it is gone (completed).
     fn poll(&mut self, i: usize) -> bool {
         let f = &mut self.futs[i];
-        f.seen = f.counter.0.load(Ordering::SeqCst);
+        f.seen = f.counter.get();
         let mut cx = Context::from_waker(&f.waker);
         let w = f.w;
         let (result, started) = match &mut f.handle {
@@ -487,7 +471,7 @@ impl Harness {
         let mut i = 0;
         while i < self.futs.len() {
             let f = &self.futs[i];
-            if f.counter.0.load(Ordering::SeqCst) > f.seen {
+            if f.counter.get() > f.seen {
                 polled += 1;
                 if self.poll(i) {
                     continue;
@@ -607,14 +591,14 @@ impl Harness {
             );
         }
         // A fresh request of the largest weight gets through.
-        let counter = Arc::new(Counter::default());
+        let counter = Arc::new(WakeCounter::default());
         let waker = Waker::from(Arc::clone(&counter));
         let mut fresh = Box::pin(self.limiter.acquire_many(self.max_w));
         let got = match fresh.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(got) => got,
             Poll::Pending => {
                 self.advance(FOREVER);
-                assert_eq!(counter.0.load(Ordering::SeqCst), 1, "fresh request woken");
+                assert_eq!(counter.get(), 1, "fresh request woken");
                 match fresh.as_mut().poll(&mut Context::from_waker(&waker)) {
                     Poll::Ready(got) => got,
                     Poll::Pending => panic!("fresh request still pending: {:?}", self.limiter),

@@ -42,11 +42,11 @@
 //!   instant, is woken then, and is admitted (no lost capacity, no lost
 //!   wake-up).
 
+use crate::wake_counter::WakeCounter;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -59,18 +59,6 @@ use limiters::{
 const MAX_LIVE: usize = 32;
 /// The clock never goes past this (no saturation games at `u64::MAX`).
 const HORIZON: u64 = u64::MAX / 4;
-
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 fn duration_ns(u: &mut Unstructured<'_>, period: u64) -> arbitrary::Result<u64> {
     Ok(match u8::arbitrary(u)? % 8 {
@@ -221,7 +209,7 @@ struct Fut<'b> {
     n: u32,
     fut: Acquire<'b>,
     waker: Waker,
-    counter: Arc<Counter>,
+    counter: Arc<WakeCounter>,
     /// Polled `Pending` at least once (it is queued).
     queued: bool,
     /// Wake count at its last poll.
@@ -371,7 +359,7 @@ impl<'b> Harness<'b> {
                 let one = bool::arbitrary(u)?;
                 let n = if one { 1 } else { amount(u, burst)? };
                 if self.futs.len() < MAX_LIVE {
-                    let counter = Arc::new(Counter::default());
+                    let counter = Arc::new(WakeCounter::default());
                     self.futs.push(Fut {
                         seq: 0,
                         n,
@@ -403,7 +391,7 @@ impl<'b> Harness<'b> {
                 let mut i = 0;
                 while i < self.futs.len() {
                     let f = &self.futs[i];
-                    let woken = f.queued && f.counter.0.load(Ordering::SeqCst) > f.wakes_at_poll;
+                    let woken = f.queued && f.counter.get() > f.wakes_at_poll;
                     if woken && self.poll(i) {
                         continue;
                     }
@@ -435,15 +423,11 @@ impl<'b> Harness<'b> {
     fn advance(&mut self, by: u64) {
         let by = by.min(HORIZON - self.now);
         let before = self.now;
-        let wakes: Vec<usize> = self
-            .futs
-            .iter()
-            .map(|f| f.counter.0.load(Ordering::SeqCst))
-            .collect();
+        let wakes: Vec<usize> = self.futs.iter().map(|f| f.counter.get()).collect();
         self.clock.advance(Duration::from_nanos(by));
         self.now += by;
         for (f, w) in self.futs.iter_mut().zip(wakes) {
-            let now_wakes = f.counter.0.load(Ordering::SeqCst);
+            let now_wakes = f.counter.get();
             if f.queued && !f.changed && now_wakes > w && w == f.wakes_at_poll {
                 // Woken by its own sleep: its slot lies in this advance.
                 f.lo = f.lo.max(before + 1);
@@ -652,7 +636,7 @@ impl<'b> Harness<'b> {
         let f = &mut self.futs[i];
         let mut cx = Context::from_waker(&f.waker);
         let got = f.fut.poll(&mut cx);
-        let wakes = f.counter.0.load(Ordering::SeqCst);
+        let wakes = f.counter.get();
         let woken = wakes - f.wakes_at_poll;
         let n = f.n;
         if first {
@@ -822,7 +806,7 @@ impl<'b> Harness<'b> {
             self.saturable = true;
         }
         for f in &self.futs {
-            let wakes = f.counter.0.load(Ordering::SeqCst);
+            let wakes = f.counter.get();
             if !f.queued {
                 assert_eq!(
                     wakes, 0,
@@ -895,16 +879,16 @@ impl<'b> Harness<'b> {
         if wait >= HORIZON - self.now {
             return;
         }
-        let counter = Arc::new(Counter::default());
+        let counter = Arc::new(WakeCounter::default());
         let waker = Waker::from(Arc::clone(&counter));
         let mut cx = Context::from_waker(&waker);
         let mut fut = Box::pin(self.rl.acquire_many(burst));
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         self.clock.advance(Duration::from_nanos(wait - 1));
-        assert_eq!(counter.0.load(Ordering::SeqCst), 0, "woken before its slot");
+        assert_eq!(counter.get(), 0, "woken before its slot");
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         self.clock.advance(Duration::from_nanos(1));
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "not woken at its slot");
+        assert_eq!(counter.get(), 1, "not woken at its slot");
         assert!(
             matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
             "acquire_many(burst) not admitted at its slot"

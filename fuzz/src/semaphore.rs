@@ -25,12 +25,12 @@
 //! fuzzer cannot catch (libFuzzer aborts on panic): operations that would
 //! overflow are skipped here and tested in `tests/bad_input.rs`.
 
+use crate::wake_counter::WakeCounter;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use arbitrary::{Arbitrary, Unstructured};
 use limiters::futures::{Acquire, AcquireOwned};
@@ -228,24 +228,6 @@ impl Sem {
     }
 }
 
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Counter {
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 enum FutHandle<'s> {
     Borrowed(Pin<Box<Acquire<'s>>>),
     Owned(Pin<Box<AcquireOwned>>),
@@ -299,7 +281,7 @@ struct Fut<'s> {
     stage: Stage,
     /// Every waker this future was polled with, and how often each must have
     /// been woken.
-    wakers: Vec<(Arc<Counter>, usize)>,
+    wakers: Vec<(Arc<WakeCounter>, usize)>,
     /// The waker the semaphore holds (index into `wakers`).
     registered: Option<usize>,
     /// Wake count of the registered waker at the last `PollWoken`.
@@ -557,7 +539,7 @@ impl<'s> Harness<'s> {
     fn poll(&mut self, i: usize, fresh: bool) -> bool {
         let f = &mut self.futs[i];
         if fresh || f.wakers.is_empty() {
-            f.wakers.push((Arc::new(Counter::default()), 0));
+            f.wakers.push((Arc::new(WakeCounter::default()), 0));
         }
         let w = f.wakers.len() - 1;
         let waker = Waker::from(Arc::clone(&f.wakers[w].0));

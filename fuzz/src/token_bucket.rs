@@ -24,11 +24,11 @@
 //! * at the end, with every future and reservation dropped, the bucket
 //!   refills to `max` and a full `check_n(max)` succeeds.
 
+use crate::wake_counter::WakeCounter;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -42,18 +42,6 @@ use limiters::{
 const MAX_LIVE: usize = 32;
 /// The clock never goes past this (no saturation games at `u64::MAX`).
 const HORIZON: u64 = u64::MAX / 4;
-
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 fn count(u: &mut Unstructured<'_>, max: u32) -> arbitrary::Result<u32> {
     Ok(match u8::arbitrary(u)? % 10 {
@@ -258,7 +246,7 @@ struct Fut<'b> {
     n: u32,
     fut: Pin<Box<BucketAcquireMany<'b, ManualClock>>>,
     waker: Waker,
-    counter: Arc<Counter>,
+    counter: Arc<WakeCounter>,
     /// Set at the first poll (`None` inside: refused as too large).
     ready_ns: Option<Option<u64>>,
     /// Polled `Pending` and not woken since.
@@ -397,7 +385,7 @@ impl<'b> Harness<'b, '_> {
             10..=11 => {
                 let n = count(u, max)?;
                 if self.futs.len() < MAX_LIVE {
-                    let counter = Arc::new(Counter::default());
+                    let counter = Arc::new(WakeCounter::default());
                     self.futs.push(Fut {
                         id: self.next_id,
                         n,
@@ -531,7 +519,7 @@ impl<'b> Harness<'b, '_> {
             ),
         }
         assert_eq!(
-            f.counter.0.load(Ordering::SeqCst),
+            f.counter.get(),
             f.wakes,
             "wake-ups of acquire_many({})",
             f.n
@@ -553,7 +541,7 @@ impl<'b> Harness<'b, '_> {
         assert!(i128::from(available) <= self.model.max);
         for f in &self.futs {
             assert_eq!(
-                f.counter.0.load(Ordering::SeqCst),
+                f.counter.get(),
                 f.wakes,
                 "wake-ups of acquire_many({})",
                 f.n
