@@ -51,6 +51,27 @@ struct Outcomes {
     max_in_flight: AtomicUsize,
 }
 
+impl Outcomes {
+    /// Counts how a task's `work` (timed out, or ended with `result`) came
+    /// out; `holding` says whether it had got its permits. Any error other
+    /// than `Closed` fails the test, naming `what`.
+    fn record(
+        &self,
+        result: Result<Result<(), AcquireError>, tokio::time::error::Elapsed>,
+        holding: &AtomicBool,
+        what: &str,
+    ) {
+        let counter = match result {
+            Ok(Ok(())) => &self.acquired,
+            Ok(Err(AcquireError::Closed)) => &self.closed,
+            Ok(Err(e)) => panic!("{what}: {e}"),
+            Err(_) if holding.load(Ordering::SeqCst) => &self.timed_out_holding,
+            Err(_) => &self.timed_out_queued,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Counts a task's permits as in flight until dropped, even when the task
 /// is cancelled while holding them.
 struct InFlight<'a> {
@@ -320,15 +341,8 @@ async fn task(sem: Sem, out: Arc<Outcomes>, seed: u64) {
         }
         Ok::<(), AcquireError>(())
     };
-    match tokio::time::timeout(deadline, work).await {
-        Ok(Ok(())) => out.acquired.fetch_add(1, Ordering::SeqCst),
-        Ok(Err(AcquireError::Closed)) => out.closed.fetch_add(1, Ordering::SeqCst),
-        Ok(Err(e)) => panic!("acquire_many({n}): {e}"),
-        Err(_) if holding.load(Ordering::SeqCst) => {
-            out.timed_out_holding.fetch_add(1, Ordering::SeqCst)
-        }
-        Err(_) => out.timed_out_queued.fetch_add(1, Ordering::SeqCst),
-    };
+    let result = tokio::time::timeout(deadline, work).await;
+    out.record(result, &holding, &format!("acquire_many({n})"));
 }
 
 /// Runs the chaos on `sem` (closing it after `close_after`, if given) and
@@ -403,15 +417,7 @@ async fn limiter_task(limiter: Limiter, out: Arc<Outcomes>, seed: u64) {
         let _in_flight = InFlight::new(&out, 1);
         hold(&mut rng).await;
     });
-    match tokio::time::timeout(deadline, run).await {
-        Ok(Ok(())) => out.acquired.fetch_add(1, Ordering::SeqCst),
-        Ok(Err(AcquireError::Closed)) => out.closed.fetch_add(1, Ordering::SeqCst),
-        Ok(Err(e)) => panic!("run: {e}"),
-        Err(_) if holding.load(Ordering::SeqCst) => {
-            out.timed_out_holding.fetch_add(1, Ordering::SeqCst)
-        }
-        Err(_) => out.timed_out_queued.fetch_add(1, Ordering::SeqCst),
-    };
+    out.record(tokio::time::timeout(deadline, run).await, &holding, "run");
 }
 
 /// Runs the limiter chaos (closing after `close_after`, if given) and checks
