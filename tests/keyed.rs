@@ -31,6 +31,50 @@ fn rate_per_key_is_exact_and_keys_are_independent() {
     assert_eq!(denied.earliest(), clock.now() + ms(500));
 }
 
+/// Per key, `remaining` is the largest `n` `check_n` admits now (reading
+/// takes nothing) and `until_full` the exact time to a whole burst; other
+/// keys, and evicted ones, have the whole burst.
+#[test]
+fn rate_remaining_and_until_full_per_key() {
+    let clock = ManualClock::new();
+    // 3 cells per second (an interval of 333,333,333 1/3 ns), bursts of 4.
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(3).allow_burst(4), clock.clone());
+    let steps = [
+        (0, 3),
+        (100, 1),
+        (250, 2),
+        (333, 0),
+        (1, 4),
+        (999, 1),
+        (1_400, 0),
+    ];
+    for (advance, take) in steps {
+        clock.advance(ms(advance));
+        let r = limiter.remaining(&"a");
+        assert_eq!(limiter.remaining(&"a"), r);
+        assert!(limiter.check_n(&"a", r + 1).is_err(), "remaining {r}");
+        assert_eq!(limiter.remaining(&"a"), r);
+        assert_eq!(limiter.until_full(&"a").is_zero(), r == 4);
+        if take <= r {
+            limiter.check_n(&"a", take).unwrap();
+        }
+        assert_eq!(limiter.remaining(&"b"), 4);
+        assert_eq!(limiter.until_full(&"b"), Duration::ZERO);
+    }
+    // The last step took nothing after a long idle spell: the burst is whole.
+    assert_eq!(limiter.remaining(&"a"), 4);
+    limiter.check_n(&"a", 2).unwrap();
+    // Two cells of 1/3 s: whole again in 666,666,667 ns (rounded up).
+    assert_eq!(limiter.until_full(&"a"), Duration::from_nanos(666_666_667));
+    clock.advance(Duration::from_nanos(666_666_666));
+    assert_eq!(limiter.remaining(&"a"), 3);
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(limiter.remaining(&"a"), 4);
+    limiter.evict_idle();
+    assert!(limiter.is_empty());
+    assert_eq!(limiter.remaining(&"a"), 4);
+}
+
 #[test]
 fn rate_acquire_waits_in_order_and_cancel_refunds() {
     let clock = ManualClock::new();

@@ -360,4 +360,103 @@ proptest! {
             }
         }
     }
+
+    /// `remaining()` is exactly the largest `n` `check_n(n)` admits now and
+    /// `until_full()` exactly when the burst is whole again, through checks,
+    /// reservations, cancellations, pauses and quota changes.
+    #[test]
+    fn remaining_and_until_full_are_exact(
+        (cells, period, burst) in quota_strategy(),
+        (cells2, period2, burst2) in quota_strategy(),
+        ops in prop::collection::vec((0u8..7, 0u64..=3_000, 1u32..=8), 1..80),
+    ) {
+        let clock = ManualClock::new();
+        let rl = RateLimiter::with_clock(quota(cells, period, burst), clock.clone());
+        let t = period / u64::from(cells) + 1;
+        let mut held = Vec::new();
+        for (op, x, n) in ops {
+            let burst = rl.quota().burst();
+            match op {
+                0 => { let _ = rl.check_n(n.min(burst)); }
+                1 => held.push(rl.reserve_many(n.min(burst)).unwrap()),
+                2 if !held.is_empty() => held.remove(x as usize % held.len()).cancel(),
+                3 => rl.pause_for(Duration::from_nanos(t * x / 300)),
+                4 => rl.set_quota(quota(cells2, period2, burst2)),
+                _ => clock.advance(Duration::from_nanos(t * x / 1000)),
+            }
+            let take = x % 2 == 0;
+            assert_exact(&clock, burst_of(&rl), || rl.remaining(), |n| rl.check_n(n).is_ok(), || rl.until_full(), take, op == 6)?;
+        }
+    }
+
+    /// The same for the token bucket.
+    #[test]
+    fn bucket_remaining_and_until_full_are_exact(
+        max in 1u32..=20,
+        refill_frac in 1u32..=20,
+        initial_frac in 0u32..=20,
+        interval in 1u64..=1_000_000,
+        ops in prop::collection::vec((0u8..4, 0u64..=3_000_000, 1u32..=21), 1..80),
+    ) {
+        let clock = ManualClock::new();
+        let bucket: TokenBucket<ManualClock> = TokenBucketBuilder::new()
+            .max(max)
+            .initial(initial_frac % (max + 1))
+            .refill(1 + (refill_frac - 1) % max)
+            .interval(Duration::from_nanos(interval))
+            .build_with_clock(clock.clone())
+            .unwrap();
+        let mut held = Vec::new();
+        for (op, x, n) in ops {
+            match op {
+                0 => { let _ = bucket.check_n(n.min(max)); }
+                1 => held.push(bucket.reserve_many(n.min(max)).unwrap()),
+                2 if !held.is_empty() => held.remove(x as usize % held.len()).cancel(),
+                _ => clock.advance(Duration::from_nanos(x % (3 * interval + 1))),
+            }
+            let take = x % 2 == 0;
+            assert_exact(&clock, max, || bucket.remaining(), |n| bucket.check_n(n).is_ok(), || bucket.until_full(), take, op == 3)?;
+        }
+    }
+}
+
+fn burst_of(rl: &RateLimiter<ManualClock>) -> u32 {
+    rl.quota().burst()
+}
+
+/// Reading `remaining` takes nothing (two reads agree); `check_n(r + 1)` is
+/// denied (and takes nothing) and, if `take`, `check_n(r)` is admitted.
+/// If `settle`, time moves to `until_full`: one nanosecond before it the
+/// burst is not whole, at it it is.
+fn assert_exact(
+    clock: &ManualClock,
+    burst: u32,
+    remaining: impl Fn() -> u32,
+    check_n: impl Fn(u32) -> bool,
+    until_full: impl Fn() -> Duration,
+    take: bool,
+    settle: bool,
+) -> Result<(), TestCaseError> {
+    let r = remaining();
+    prop_assert!(r <= burst);
+    prop_assert_eq!(remaining(), r);
+    prop_assert!(!check_n(r + 1), "remaining {} but {} admitted", r, r + 1);
+    prop_assert_eq!(remaining(), r);
+    prop_assert_eq!(until_full().is_zero(), r == burst);
+    if take && r > 0 {
+        prop_assert!(check_n(r), "remaining {} but not admitted", r);
+        prop_assert_eq!(remaining(), 0);
+    }
+    if settle {
+        let wait = until_full();
+        if !wait.is_zero() {
+            clock.advance(wait - Duration::from_nanos(1));
+            prop_assert_eq!(until_full(), Duration::from_nanos(1));
+            prop_assert!(remaining() < burst);
+            clock.advance(Duration::from_nanos(1));
+        }
+        prop_assert_eq!(remaining(), burst);
+        prop_assert_eq!(until_full(), Duration::ZERO);
+    }
+    Ok(())
 }

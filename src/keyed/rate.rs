@@ -191,15 +191,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             None,
             self.idle(now),
             || 0,
-            |tat| {
-                let step = Step::new(*tat, now, n, &k);
-                if step.conforms(now, &k) {
-                    *tat = step.tat;
-                    None
-                } else {
-                    Some(step.earliest_ns(&k))
-                }
-            },
+            |tat| Self::admit(tat, now, n, &k),
         );
         match denied.flatten() {
             None => Ok(()),
@@ -208,6 +200,61 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
                 Duration::from_nanos(at.saturating_sub(now)),
             ))),
         }
+    }
+
+    /// Admits `n` cells on `tat` at `now` (`None`), or returns the first ns
+    /// at which they would conform.
+    fn admit(tat: &mut u128, now: u64, n: u32, k: &Ticks) -> Option<u64> {
+        let step = Step::new(*tat, now, n, k);
+        if step.conforms(now, k) {
+            *tat = step.tat;
+            None
+        } else {
+            Some(step.earliest_ns(k))
+        }
+    }
+
+    /// Cells a check for `key` could take right now: the largest `n` for
+    /// which [`check_n(key, n)`](Self::check_n) would succeed at this
+    /// instant, computed without taking anything (a key never seen, or
+    /// evicted, has the whole burst). See
+    /// [`RateLimiter::remaining`](crate::RateLimiter::remaining).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(5).allow_burst(5), ManualClock::new());
+    /// limiter.check_n(&"alice", 3).unwrap();
+    /// assert_eq!(limiter.remaining(&"alice"), 2);
+    /// assert_eq!(limiter.remaining(&"bob"), 5);
+    /// ```
+    pub fn remaining(&self, key: &K) -> u32 {
+        let now = self.now_ns();
+        let tat = self.keys.with_existing(key, |tat| *tat).unwrap_or(0);
+        self.ticks.remaining(tat, now)
+    }
+
+    /// Time until `key` has its whole burst again if it takes nothing more
+    /// (zero for a key with full credit). See
+    /// [`RateLimiter::until_full`](crate::RateLimiter::until_full).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(5).allow_burst(5), ManualClock::new());
+    /// limiter.check_n(&"alice", 3).unwrap();
+    /// assert_eq!(limiter.until_full(&"alice"), Duration::from_millis(600));
+    /// assert_eq!(limiter.until_full(&"bob"), Duration::ZERO);
+    /// ```
+    pub fn until_full(&self, key: &K) -> Duration {
+        let now = self.now_ns();
+        let tat = self.keys.with_existing(key, |tat| *tat).unwrap_or(0);
+        Duration::from_nanos(self.ticks.until_full_ns(tat, now))
     }
 
     /// Waits for one cell for `key`.

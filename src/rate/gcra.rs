@@ -106,6 +106,27 @@ impl Ticks {
     pub(crate) fn cells_ticks(&self, n: u32) -> u128 {
         n as u128 * self.t
     }
+
+    /// The largest `n` for which a request at `now` conforms with `tat` as
+    /// it stands ([`Step::new`] then [`Step::conforms`]): the credit left,
+    /// `tau - (max(tat, now) - now)`, in whole cells, and no more than
+    /// fits the state word.
+    pub(crate) fn remaining(&self, tat: u128, now: u64) -> u32 {
+        let now = self.at(now);
+        let base = tat.max(now);
+        let room = self
+            .tau
+            .saturating_sub(base - now)
+            .min(self.max_tat().saturating_sub(base));
+        // At most `tau / t`, the burst: fits a `u32`.
+        (room / self.t) as u32
+    }
+
+    /// Nanoseconds from `now` until `tat` is in the past, that is until the
+    /// whole burst conforms again.
+    pub(crate) fn until_full_ns(&self, tat: u128, now: u64) -> u64 {
+        self.ns_ceil(tat).saturating_sub(now)
+    }
 }
 
 /// What a request for `n` cells at `now` would do to `tat`.
@@ -557,6 +578,74 @@ impl<C: Clock> RateLimiter<C> {
                 Ok(_) => return Ok(()),
                 Err(actual) => word = actual,
             }
+        }
+    }
+
+    /// Cells a check could take right now: the largest `n` for which
+    /// [`check_n(n)`](Self::check_n) would succeed at this instant (0 while
+    /// waiters are queued or a pause is in force), computed without taking
+    /// anything. At most the burst.
+    ///
+    /// Lock-free. Another thread may take cells between this call and
+    /// yours, so use it to report (a `RateLimit` header's "remaining"), and
+    /// [`check_n`](Self::check_n) to decide.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(5), clock.clone());
+    /// assert_eq!(limiter.remaining(), 5);
+    /// limiter.check_n(5).unwrap();
+    /// assert_eq!(limiter.remaining(), 0);
+    /// clock.advance(Duration::from_millis(250)); // 2.5 cells earned back
+    /// assert_eq!(limiter.remaining(), 2);
+    /// ```
+    pub fn remaining(&self) -> u32 {
+        self.read(|k, tat, now| k.remaining(tat, now))
+    }
+
+    /// Time until the whole burst is available again if nothing else is
+    /// taken: zero when [`remaining`](Self::remaining) is the burst. Exact
+    /// to the nanosecond (rounded up); it includes queued waiters and a
+    /// pause in force. This is the "reset" of a `RateLimit` header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(5), clock.clone());
+    /// limiter.check_n(3).unwrap();
+    /// assert_eq!(limiter.until_full(), Duration::from_millis(300));
+    /// clock.advance(Duration::from_millis(300));
+    /// assert_eq!(limiter.until_full(), Duration::ZERO);
+    /// assert_eq!(limiter.remaining(), 5);
+    /// ```
+    pub fn until_full(&self) -> Duration {
+        Duration::from_nanos(self.read(|k, tat, now| k.until_full_ns(tat, now)))
+    }
+
+    /// `f(quota, tat, now)` on one consistent reading of the state word.
+    fn read<R>(&self, f: impl Fn(&Ticks, u128, u64) -> R) -> R {
+        let now = self.now_ns();
+        let mut word = self.state.load(Ordering::Acquire);
+        loop {
+            let k = self.ticks_of(word);
+            let out = f(&k, state_tat(word, &k), now);
+            // As in a denied `check_n`: the word unchanged says the quota
+            // read was its generation's (Acquire orders this load after
+            // the quota's).
+            let now_word = self.state.load(Ordering::Acquire);
+            if now_word == word {
+                return out;
+            }
+            word = now_word;
         }
     }
 

@@ -362,11 +362,73 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn available(&self) -> u32 {
+        self.remaining()
+    }
+
+    /// Tokens a check could take right now: the largest `n` for which
+    /// [`check_n(n)`](Self::check_n) would succeed at this instant (0 while
+    /// waiters hold reservations), computed without taking anything. The
+    /// same as [`available`](Self::available), under the name
+    /// [`RateLimiter::remaining`](crate::RateLimiter::remaining) has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let clock = ManualClock::new();
+    /// let bucket = TokenBucket::builder()
+    ///     .max(4)
+    ///     .refill(2)
+    ///     .interval(Duration::from_secs(1))
+    ///     .build_with_clock(clock.clone())?;
+    /// bucket.check_n(4).unwrap();
+    /// assert_eq!(bucket.remaining(), 0);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(bucket.remaining(), 2);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn remaining(&self) -> u32 {
         let k = self.boundary(self.now_ns());
         let floor = self.supply(k).saturating_sub(self.max as u128);
         // Acquire: see every take before this read.
         let taken = self.taken.load(Ordering::Acquire).max(floor);
+        // At most `max`: `taken` is at least `supply - max`.
         self.supply(k).saturating_sub(taken) as u32
+    }
+
+    /// Time until the bucket is full again (holds `max` tokens) if nothing
+    /// else is taken: zero when it is full. Refills land on interval
+    /// boundaries, so this is the time to the first boundary whose refill
+    /// fills it, exact to the nanosecond.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let clock = ManualClock::new();
+    /// let bucket = TokenBucket::builder()
+    ///     .max(4)
+    ///     .refill(2)
+    ///     .interval(Duration::from_secs(1))
+    ///     .build_with_clock(clock.clone())?;
+    /// bucket.check_n(3).unwrap();
+    /// clock.advance(Duration::from_millis(400));
+    /// assert_eq!(bucket.until_full(), Duration::from_millis(1_600)); // two refills
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub fn until_full(&self) -> Duration {
+        let now = self.now_ns();
+        // Acquire: see every take before this read.
+        let taken = self.taken.load(Ordering::Acquire);
+        // Full at the first boundary `k` with `supply(k) >= taken + max`.
+        let full_k = (taken + self.max as u128)
+            .saturating_sub(self.initial as u128)
+            .div_ceil(self.refill as u128);
+        Duration::from_nanos(self.ns_of_boundary(full_k).saturating_sub(now))
     }
 
     /// The bucket's capacity.
