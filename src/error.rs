@@ -375,6 +375,127 @@ impl<I> From<InsufficientCapacity> for RateLimitError<I> {
     }
 }
 
+with_default_instant! {
+    /// Why an `acquire_within` / `run_within` future ended without
+    /// admission: the deadline could not be met, or the request failed as
+    /// its plain `acquire` would have.
+    ///
+    /// `I` is the limiter's clock's instant ([`std::time::Instant`] for the
+    /// default [`SystemClock`](crate::SystemClock)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(2), clock.clone());
+    /// limiter.acquire_within(Duration::ZERO).await?; // the burst
+    /// let late = limiter.acquire_within(Duration::from_millis(100)).await.unwrap_err();
+    /// assert_eq!(
+    ///     late,
+    ///     DeadlineError::WouldExceed {
+    ///         wait: Duration::from_millis(500),
+    ///         earliest: clock.now() + Duration::from_millis(500),
+    ///     }
+    /// );
+    /// assert_eq!(
+    ///     late.to_string(),
+    ///     "admission is 500ms away, past the deadline: allow a longer timeout or shed the request"
+    /// );
+    /// # Ok::<(), DeadlineError<limiters::ManualInstant>>(())
+    /// # }).unwrap();
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum DeadlineError<I> {
+        /// Known at once to be admitted only after the deadline: failed
+        /// without queueing, nothing taken, no other waiter disturbed.
+        WouldExceed {
+            /// How long from the call until `earliest`.
+            wait: core::time::Duration,
+            /// The earliest instant the request would have been admitted (if
+            /// nothing else is admitted first).
+            earliest: I,
+        },
+        /// Queued, and the deadline passed (or it became known that
+        /// admission would come after it) first: everything the request
+        /// held was given back, as if its future had been dropped.
+        TimedOut,
+        /// The limiter was closed before admission.
+        Closed,
+        /// More than the concurrency or a burst: never admitted (as
+        /// [`AcquireError::ExceedsCapacity`]).
+        ExceedsCapacity {
+            /// Slots or cells asked for.
+            requested: usize,
+            /// The most that can ever be admitted at once.
+            capacity: usize,
+        },
+        /// More cells than the burst: never admitted (as
+        /// [`InsufficientCapacity`]).
+        InsufficientCapacity {
+            /// Cells asked for.
+            requested: u32,
+            /// The most cells the limiter can ever admit at once.
+            burst: u32,
+        },
+    }
+}
+
+impl<I> fmt::Display for DeadlineError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DeadlineError::WouldExceed { wait, .. } => write!(
+                f,
+                "admission is {wait:?} away, past the deadline: allow a longer timeout or shed \
+                 the request"
+            ),
+            DeadlineError::TimedOut => f.write_str(
+                "timed out while queued: everything held was given back; allow a longer timeout \
+                 or shed the request",
+            ),
+            DeadlineError::Closed => AcquireError::Closed.fmt(f),
+            DeadlineError::ExceedsCapacity {
+                requested,
+                capacity,
+            } => exceeds(f, requested, capacity),
+            DeadlineError::InsufficientCapacity { requested, burst } => {
+                InsufficientCapacity { requested, burst }.fmt(f)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<I: fmt::Debug> std::error::Error for DeadlineError<I> {}
+
+impl<I> From<InsufficientCapacity> for DeadlineError<I> {
+    fn from(e: InsufficientCapacity) -> Self {
+        DeadlineError::InsufficientCapacity {
+            requested: e.requested,
+            burst: e.burst,
+        }
+    }
+}
+
+impl<I> From<AcquireError> for DeadlineError<I> {
+    fn from(e: AcquireError) -> Self {
+        match e {
+            AcquireError::Closed => DeadlineError::Closed,
+            AcquireError::ExceedsCapacity {
+                requested,
+                capacity,
+            } => DeadlineError::ExceedsCapacity {
+                requested,
+                capacity,
+            },
+        }
+    }
+}
+
 /// Why [`TokenBucketBuilder::build`](crate::TokenBucketBuilder::build)
 /// refused its settings.
 ///

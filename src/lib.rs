@@ -51,6 +51,24 @@
 //! server that enforces those limits itself: 200 requests fired naively get
 //! mostly 429s; through a `Limiter`, all 200 get a 200.
 //!
+//! A call only worth making soon gets a deadline, on the limiter's own
+//! clock: a wait known to end too late fails at once and takes nothing, a
+//! request that times out while queued gives everything back:
+//!
+//! ```
+//! use core::time::Duration;
+//! use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
+//!
+//! # futures_lite::future::block_on(async {
+//! let limiter = RateLimiter::with_clock(Quota::per_second(10), ManualClock::new());
+//! let budget = Duration::from_millis(50);
+//! assert!(limiter.acquire_within(budget).await.is_ok());
+//! // The next cell is 100 ms away: shed the request instead of queueing.
+//! let shed = limiter.acquire_within(budget).await;
+//! assert!(matches!(shed, Err(DeadlineError::WouldExceed { .. })));
+//! # });
+//! ```
+//!
 //! # Choosing a limiter
 //!
 //! An API publishes its limits in two shapes, and they need different tools:
@@ -127,6 +145,7 @@ extern crate alloc;
 mod block;
 mod bounded;
 mod clock;
+mod deadline;
 mod error;
 #[cfg(feature = "std")]
 mod keyed;
@@ -140,7 +159,7 @@ pub use bounded::BoundedSemaphore;
 pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 #[cfg(feature = "async-io")]
 pub use clock::{SystemClock, SystemSleep};
-pub use error::{AcquireError, OverRelease, TryAcquireError};
+pub use error::{AcquireError, DeadlineError, OverRelease, TryAcquireError};
 pub use error::{
     BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
 };
@@ -154,11 +173,15 @@ pub use semaphore::{OwnedPermit, Permit, Semaphore};
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {
+    pub use crate::deadline::{Attempt, Within};
     #[cfg(feature = "std")]
-    pub use crate::keyed::{KeyedRateAcquire, KeyedRateAcquireMany, KeyedRun};
-    pub use crate::limiter::{LimiterAcquire, LimiterRun};
+    pub use crate::keyed::{
+        KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRun,
+    };
+    pub use crate::limiter::{LimiterAcquire, LimiterAcquireWithin, LimiterRun, LimiterRunWithin};
     pub use crate::rate::{
-        BucketAcquire, BucketAcquireMany, BucketRun, RateAcquire, RateAcquireMany, RateRun,
+        BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketRun, RateAcquire,
+        RateAcquireMany, RateAcquireWithin, RateRun,
     };
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
 }

@@ -761,3 +761,163 @@ fn close_gives_back_the_slot_of_a_request_waiting_for_the_rate() {
     drop(head);
     assert_eq!(limiter.available_slots(), Some(2));
 }
+
+// --- deadlines ---
+
+use limiters::{DeadlineError, KeyedRateLimiter};
+
+#[test]
+fn deadline_that_cannot_be_met_fails_at_once_and_changes_nothing() {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(4), clock.clone());
+    rl.check().unwrap();
+    // A queued waiter must not be passed, woken or moved by the refusal.
+    let mut queued = Probe::new(rl.acquire());
+    assert!(!queued.poll());
+    let before = rl.reserve_many(1).map(|r| {
+        let at = r.ready_at();
+        r.cancel();
+        at
+    });
+    for timeout in [Duration::ZERO, Duration::from_millis(499)] {
+        let err = ready_now(rl.acquire_within(timeout)).unwrap_err();
+        assert_eq!(
+            err,
+            DeadlineError::WouldExceed {
+                wait: Duration::from_millis(500),
+                earliest: clock.now() + Duration::from_millis(500),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "admission is 500ms away, past the deadline: allow a longer timeout or shed the request"
+        );
+    }
+    let after = rl.reserve_many(1).map(|r| {
+        let at = r.ready_at();
+        r.cancel();
+        at
+    });
+    assert_eq!(before, after, "changed nothing");
+    assert_eq!(queued.wakes(), 0);
+    // The same on the token bucket, the keyed limiter and the Limiter.
+    let bucket = TokenBucketBuilder::new()
+        .build_with_clock(clock.clone())
+        .unwrap();
+    bucket.check().unwrap();
+    let err = ready_now(bucket.acquire_within(Duration::ZERO)).unwrap_err();
+    assert!(
+        matches!(err, DeadlineError::WouldExceed { wait, .. } if wait == Duration::from_secs(1))
+    );
+    assert_eq!(bucket.available(), 0);
+    let keyed = KeyedRateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    keyed.check(&7).unwrap();
+    let err = ready_now(keyed.acquire_within(&7, Duration::ZERO)).unwrap_err();
+    assert!(matches!(err, DeadlineError::WouldExceed { .. }));
+    let limiter = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(2)
+        .rate(Quota::per_second(1))
+        .build()
+        .unwrap();
+    let held = ready_now(limiter.acquire()).unwrap();
+    let before = limiter_state(&limiter);
+    let err = ready_now(limiter.run_within(Duration::ZERO, async {
+        unreachable!("never polled past a deadline")
+    }))
+    .unwrap_err();
+    assert!(matches!(err, DeadlineError::WouldExceed { .. }));
+    assert_eq!(limiter_state(&limiter), before);
+    drop(held);
+}
+
+#[test]
+fn deadline_passed_while_queued_gives_everything_back() {
+    let clock = ManualClock::new();
+    let limiter = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(1)
+        .build()
+        .unwrap();
+    let held = ready_now(limiter.acquire()).unwrap();
+    let mut call = Probe::new(limiter.run_within(Duration::from_secs(1), async {
+        unreachable!("never polled past a deadline")
+    }));
+    assert!(!call.poll());
+    clock.advance(Duration::from_secs(1));
+    assert!(call.poll());
+    let err = call.take().unwrap_err();
+    assert_eq!(err, DeadlineError::TimedOut);
+    assert_eq!(
+        err.to_string(),
+        "timed out while queued: everything held was given back; allow a longer timeout or shed \
+         the request"
+    );
+    drop(held);
+    assert_eq!(limiter.available_slots(), Some(1), "nothing kept");
+}
+
+#[test]
+fn deadline_keeps_the_errors_of_impossible_and_closed_requests() {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(4).allow_burst(2), clock.clone());
+    let err = ready_now(rl.acquire_many_within(3, Duration::MAX)).unwrap_err();
+    assert_eq!(
+        err,
+        DeadlineError::InsufficientCapacity {
+            requested: 3,
+            burst: 2
+        }
+    );
+    assert_eq!(err.to_string(), rl.reserve_many(3).unwrap_err().to_string());
+    assert_eq!(rl.check_n(2), Ok(()), "nothing taken");
+    let limiter = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(2)
+        .weight(2)
+        .build()
+        .unwrap();
+    let err = ready_now(limiter.acquire_within(Duration::MAX)).unwrap();
+    drop(err);
+    limiter.close();
+    let err = ready_now(limiter.acquire_within(Duration::MAX)).unwrap_err();
+    assert_eq!(err, DeadlineError::Closed);
+    assert_eq!(err.to_string(), "closed: no more permits will be granted");
+    let capped = LimiterBuilder::with_clock(clock)
+        .rate(Quota::per_second(4).allow_burst(2))
+        .build()
+        .unwrap();
+    let err = ready_now(capped.acquire_many_within(3, Duration::from_secs(1))).unwrap_err();
+    assert_eq!(
+        err,
+        DeadlineError::ExceedsCapacity {
+            requested: 3,
+            capacity: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "requested 3 permits but capacity is 2: ask for at most 2"
+    );
+}
+
+#[test]
+fn huge_timeouts_saturate_on_every_clock() {
+    // Duration::MAX past now overflows every instant type: it saturates
+    // instead (no panic), and the request waits as a plain acquire would.
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    rl.check().unwrap();
+    let mut waiter = Probe::new(rl.acquire_within(Duration::MAX));
+    assert!(!waiter.poll());
+    clock.advance(Duration::from_secs(1));
+    assert!(waiter.poll());
+    assert_eq!(waiter.take(), Ok(()));
+    let system = RateLimiter::new(Quota::per_second(1));
+    assert_eq!(ready_now(system.acquire_within(Duration::MAX)), Ok(()));
+    let mut queued = Probe::new(system.acquire_within(Duration::MAX));
+    assert!(!queued.poll(), "queued for a second, no overflow");
+    let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    let held = ready_now(limiter.acquire_within(Duration::MAX)).unwrap();
+    let mut queued = Probe::new(limiter.acquire_within(Duration::MAX));
+    assert!(!queued.poll(), "its deadline timer is armed at the far end");
+    drop(held);
+    assert!(queued.poll());
+}

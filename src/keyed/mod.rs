@@ -31,7 +31,9 @@ use core::hash::{Hash, Hasher};
 use std::collections::HashMap;
 
 pub use self::limiter::{KeyedLimiter, KeyedRun};
-pub use self::rate::{KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateLimiter};
+pub use self::rate::{
+    KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRateLimiter,
+};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
 /// A shard is swept no earlier than at this many keys.

@@ -14,7 +14,8 @@ use crate::clock::nanos;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 use crate::clock::{Clock, ClockInstant};
-use crate::error::{InsufficientCapacity, NotUntil, RateLimitError};
+use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
+use crate::error::{DeadlineError, InsufficientCapacity, NotUntil, RateLimitError};
 use crate::rate::gcra::{Step, Ticks};
 use crate::rate::Quota;
 
@@ -314,6 +315,74 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         }
     }
 
+    /// Waits for one cell for `key`, but not past `timeout` from now on the
+    /// limiter's clock. A wait known to end after the deadline fails at once
+    /// with [`DeadlineError::WouldExceed`], taking nothing; a zero `timeout`
+    /// is [`check`](Self::check); a huge one saturates.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`DeadlineError::WouldExceed`] at once. (A key's reservations never
+    /// move, so a request queued in time is served in time.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_user = KeyedRateLimiter::with_clock(Quota::per_second(2), ManualClock::new());
+    /// let budget = Duration::from_millis(100);
+    /// assert!(per_user.acquire_within(&"ann", budget).await.is_ok());
+    /// let again = per_user.acquire_within(&"ann", budget).await;
+    /// assert!(matches!(again, Err(DeadlineError::WouldExceed { .. })));
+    /// assert!(per_user.acquire_within(&"bob", budget).await.is_ok());
+    /// # });
+    /// ```
+    pub fn acquire_within(&self, key: &K, timeout: Duration) -> KeyedRateAcquireWithin<'_, K, C> {
+        self.acquire_many_within(key, 1, timeout)
+    }
+
+    /// Waits for `n` cells for `key`, admitted together, but not past
+    /// `timeout` from now (see [`acquire_within`](Self::acquire_within)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within), and
+    /// [`DeadlineError::InsufficientCapacity`] at once if `n` exceeds the
+    /// burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = KeyedRateLimiter::with_clock(Quota::per_second(10).allow_burst(3), ManualClock::new());
+    /// let second = Duration::from_secs(1);
+    /// assert!(limiter.acquire_many_within(&1, 3, second).await.is_ok());
+    /// assert!(limiter.acquire_many_within(&1, 4, second).await.is_err());
+    /// # });
+    /// ```
+    pub fn acquire_many_within(
+        &self,
+        key: &K,
+        n: u32,
+        timeout: Duration,
+    ) -> KeyedRateAcquireWithin<'_, K, C> {
+        Within::new(self.acquire_many(key, n), timeout)
+    }
+
     /// Keys stored now: those that used credit recently, plus idle ones not
     /// yet swept (see the type's docs).
     ///
@@ -569,5 +638,39 @@ impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquire<'_, K, C> {
 impl<K: Hash + Eq + Clone, C: Clock> fmt::Debug for KeyedRateAcquire<'_, K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("KeyedRateAcquire { .. }")
+    }
+}
+
+/// The future returned by [`KeyedRateLimiter::acquire_within`] and
+/// [`KeyedRateLimiter::acquire_many_within`] (see [`Within`]).
+pub type KeyedRateAcquireWithin<'a, K, C> = Within<KeyedRateAcquireMany<'a, K, C>>;
+
+impl<K: Hash + Eq + Clone, C: Clock> Sealed for KeyedRateAcquireMany<'_, K, C> {}
+
+impl<K: Hash + Eq + Clone, C: Clock> Attempt for KeyedRateAcquireMany<'_, K, C> {
+    type Clock = C;
+    type Admitted = ();
+
+    fn clock(&self) -> &C {
+        &self.limiter.clock
+    }
+
+    fn try_now(
+        self: Pin<&mut Self>,
+        deadline: C::Instant,
+    ) -> Option<Result<(), DeadlineError<C::Instant>>> {
+        try_check(self.limiter.check_n(&self.key, self.n), deadline)
+    }
+
+    fn sleeping_until(&self) -> Option<C::Instant> {
+        // Later than the check said only if a reservation raced ours.
+        match self.state {
+            State::Waiting { ready_ns, .. } => Some(self.limiter.instant_at(ready_ns)),
+            _ => None,
+        }
+    }
+
+    fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {
+        output.map_err(Into::into)
     }
 }

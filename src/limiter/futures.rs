@@ -5,13 +5,15 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
+use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
 use super::state::Inner;
 use super::LimiterPermit;
 use crate::clock::Clock;
-use crate::error::AcquireError;
+use crate::deadline::{sealed::Sealed, would_exceed, Attempt, Within};
+use crate::error::{AcquireError, DeadlineError, NotUntil};
 use crate::semaphore::{AcquireOwned, OwnedPermit};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,6 +364,117 @@ impl<C: Clock, F> fmt::Debug for LimiterRun<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterRun")
             .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> Sealed for LimiterAcquire<C> {}
+
+impl<C: Clock> Attempt for LimiterAcquire<C> {
+    type Clock = C;
+    type Admitted = LimiterPermit<C>;
+
+    fn clock(&self) -> &C {
+        &self.inner.clock
+    }
+
+    fn try_now(
+        self: Pin<&mut Self>,
+        deadline: C::Instant,
+    ) -> Option<Result<LimiterPermit<C>, DeadlineError<C::Instant>>> {
+        let inner = &self.inner;
+        if let Err(e) = inner.validate(self.weight) {
+            return Some(Err(e.into()));
+        }
+        // The rates alone, were it at the head of every queue now: the
+        // queues ahead can only make it later.
+        let now = inner.now_ns();
+        let earliest = inner.earliest_ns(self.weight, now);
+        (inner.instant_at(earliest) > deadline).then(|| {
+            Err(would_exceed(NotUntil::new(
+                inner.instant_at(earliest),
+                Duration::from_nanos(earliest - now),
+            )))
+        })
+    }
+
+    fn sleeping_until(&self) -> Option<C::Instant> {
+        // Sleeping for the rate (or for ghosts of the minimum hold) until
+        // `sleep_at`: admitted then at the earliest; `close` and releases
+        // wake it.
+        (matches!(self.stage, Stage::Hold | Stage::Rate) && self.sleep.is_some())
+            .then(|| self.inner.instant_at(self.sleep_at))
+    }
+
+    fn finish(output: Self::Output) -> Result<LimiterPermit<C>, DeadlineError<C::Instant>> {
+        output.map_err(Into::into)
+    }
+}
+
+pin_project! {
+    /// The future returned by
+    /// [`Limiter::run_within`](crate::Limiter::run_within): as
+    /// [`LimiterRun`], but gives up (without polling the wrapped future)
+    /// if admission does not come by the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`LimiterRun`]: a timeout gives back the slot and the place in
+    /// the queues before the error is returned, and the wrapped future is
+    /// then dropped unpolled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{futures::LimiterRunWithin, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// let fut: LimiterRunWithin<_, _> = limiter.run_within(Duration::from_secs(1), async { 7 });
+    /// assert_eq!(fut.await, Ok(7));
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct LimiterRunWithin<C: Clock, F> {
+        // Declared first so it is dropped before the permit is released.
+        #[pin]
+        future: F,
+        #[pin]
+        acquire: Within<LimiterAcquire<C>>,
+        permit: Option<LimiterPermit<C>>,
+    }
+}
+
+impl<C: Clock, F> LimiterRunWithin<C, F> {
+    pub(crate) fn new(acquire: Within<LimiterAcquire<C>>, future: F) -> Self {
+        Self {
+            future,
+            acquire,
+            permit: None,
+        }
+    }
+}
+
+impl<C: Clock, F: Future> Future for LimiterRunWithin<C, F> {
+    type Output = Result<F::Output, DeadlineError<C::Instant>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.permit.is_none() {
+            *this.permit = Some(ready!(this.acquire.poll(cx))?);
+        }
+        let out = ready!(this.future.poll(cx));
+        // Release as soon as the work is done.
+        *this.permit = None;
+        Poll::Ready(Ok(out))
+    }
+}
+
+impl<C: Clock, F> fmt::Debug for LimiterRunWithin<C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterRunWithin")
+            .field("admitted", &self.permit.is_some())
             .finish_non_exhaustive()
     }
 }

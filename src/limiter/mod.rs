@@ -10,15 +10,20 @@ use core::fmt;
 use core::future::Future;
 use core::time::Duration;
 
-pub use self::futures::{LimiterAcquire, LimiterRun};
+pub use self::futures::{LimiterAcquire, LimiterRun, LimiterRunWithin};
 use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
+use crate::deadline::Within;
 use crate::error::BuildError;
 use crate::rate::Quota;
 use crate::semaphore::OwnedPermit;
 use crate::Semaphore;
+
+/// The future returned by [`Limiter::acquire_within`] (see
+/// [`Within`](crate::futures::Within)).
+pub type LimiterAcquireWithin<C> = Within<LimiterAcquire<C>>;
 
 macro_rules! limiter_types {
     ($($default:ty)?) => {
@@ -491,6 +496,131 @@ impl<C: Clock> Limiter<C> {
     /// ```
     pub fn acquire_many(&self, weight: u32) -> LimiterAcquire<C> {
         LimiterAcquire::new(Arc::clone(&self.inner), weight)
+    }
+
+    /// Waits until the limiter admits one request of the configured weight,
+    /// but not past `timeout` from now on the limiter's clock.
+    ///
+    /// The concurrency wait counts against the same deadline. A request
+    /// that the rates alone would admit only after the deadline fails at
+    /// once ([`DeadlineError::WouldExceed`](crate::DeadlineError::WouldExceed),
+    /// nothing taken); one that gets its slot too late to meet the rates by
+    /// the deadline gives the slot back at once
+    /// ([`DeadlineError::TimedOut`](crate::DeadlineError::TimedOut)). A zero
+    /// `timeout` admits only what is admissible right now; a huge one
+    /// saturates.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: see [`LimiterAcquire`]. A timeout gives back the same
+    /// way.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadlineError`](crate::DeadlineError): `WouldExceed`, `TimedOut`,
+    /// or the errors of [`acquire`](Self::acquire) (`Closed`,
+    /// `ExceedsCapacity`).
+    ///
+    /// # Examples
+    ///
+    /// A handler with a 2-second budget sheds load instead of queueing past
+    /// it:
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, Limiter, ManualClock, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(4)
+    ///     .rate(Quota::per_second(1))
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let budget = Duration::from_secs(2);
+    /// let first = limiter.acquire_within(budget).await?;
+    /// drop(first);
+    /// let second = limiter.acquire_within(Duration::from_millis(500)).await;
+    /// assert!(matches!(second, Err(DeadlineError::WouldExceed { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acquire_within(&self, timeout: Duration) -> LimiterAcquireWithin<C> {
+        self.acquire_many_within(self.inner.weight, timeout)
+    }
+
+    /// Waits until the limiter admits a request of `weight` (as
+    /// [`acquire_many`](Self::acquire_many)), but not past `timeout` from
+    /// now (as [`acquire_within`](Self::acquire_within)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: see [`LimiterAcquire`].
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within), and
+    /// [`DeadlineError::ExceedsCapacity`](crate::DeadlineError::ExceedsCapacity)
+    /// at once if `weight` exceeds the concurrency or a rate's burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, Limiter, ManualClock, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(8)
+    ///     .rate(Quota::per_second(10).allow_burst(5))
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let batch = limiter.acquire_many_within(5, Duration::from_secs(1)).await?;
+    /// assert_eq!(batch.weight(), 5);
+    /// let too_big = limiter.acquire_many_within(6, Duration::from_secs(1)).await;
+    /// assert!(matches!(too_big, Err(DeadlineError::ExceedsCapacity { requested: 6, capacity: 5 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acquire_many_within(&self, weight: u32, timeout: Duration) -> LimiterAcquireWithin<C> {
+        Within::new(self.acquire_many(weight), timeout)
+    }
+
+    /// Runs `fut` once the limiter admits it, unless admission does not come
+    /// within `timeout` (see [`acquire_within`](Self::acquire_within)): then
+    /// `fut` is dropped without being polled.
+    ///
+    /// The deadline covers admission only: once `fut` runs, it runs to
+    /// completion.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run`](Self::run).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, Limiter, ManualClock, Quota};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .rate(Quota::per_second(10))
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let budget = Duration::from_millis(50);
+    /// assert_eq!(limiter.run_within(budget, async { "sent" }).await?, "sent");
+    /// // The next slot is 100 ms away: shed this call instead.
+    /// let shed = limiter.run_within(budget, async { "sent" }).await;
+    /// assert!(matches!(shed, Err(DeadlineError::WouldExceed { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn run_within<F: Future>(&self, timeout: Duration, fut: F) -> LimiterRunWithin<C, F> {
+        LimiterRunWithin::new(self.acquire_within(timeout), fut)
     }
 
     /// Admits nothing for `d` from now: what to do when the server answers

@@ -153,6 +153,13 @@ impl<C: Clock> Inner<C> {
         Ok(now)
     }
 
+    /// The first instant at or after `now` at which `n` cells would conform
+    /// to every rate, for a request at the head of the rate queue now
+    /// (nothing is taken).
+    pub(crate) fn earliest_ns(&self, n: u32, now: u64) -> u64 {
+        self.rates.lock().earliest(n, now)
+    }
+
     /// The head left the rate queue without being admitted.
     pub(crate) fn clear_head(&self) {
         self.rates.lock().head = None;

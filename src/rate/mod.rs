@@ -64,7 +64,8 @@ pub(crate) mod token_bucket;
 
 pub use gcra::RateLimiter;
 pub use quota::Quota;
-pub use reservation::{RateAcquire, RateAcquireMany, RateRun, Reservation};
+pub use reservation::{RateAcquire, RateAcquireMany, RateAcquireWithin, RateRun, Reservation};
 pub use token_bucket::{
-    BucketAcquire, BucketAcquireMany, BucketReservation, BucketRun, TokenBucket, TokenBucketBuilder,
+    BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketReservation, BucketRun,
+    TokenBucket, TokenBucketBuilder,
 };

@@ -9,7 +9,8 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use crate::clock::Clock;
-use crate::error::InsufficientCapacity;
+use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
+use crate::error::{DeadlineError, InsufficientCapacity};
 use crate::rate::gcra::{RateLimiter, Reserved, Status, Waiter};
 use crate::wait_list::Node;
 
@@ -505,4 +506,113 @@ crate::rate::run_future! {
     /// # });
     /// ```
     RateRun, RateAcquire
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// Waits for one cell, but not past `timeout` from now (on the
+    /// limiter's clock): Go's `Wait` with a context deadline.
+    ///
+    /// A wait known to end after the deadline fails at once with
+    /// [`DeadlineError::WouldExceed`], taking nothing and disturbing no
+    /// waiter. A zero `timeout` is [`check`](Self::check); a huge one
+    /// saturates.
+    ///
+    /// # Fairness
+    ///
+    /// As [`acquire`](Self::acquire) once queued.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire); a timeout gives the cell back the same
+    /// way.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadlineError::WouldExceed`] at once, or [`DeadlineError::TimedOut`]
+    /// if a quota change or pause pushed it past the deadline while queued.
+    ///
+    /// # Examples
+    ///
+    /// A request worth making only if it can start within 100 ms:
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(5), ManualClock::new());
+    /// let budget = Duration::from_millis(100);
+    /// assert!(limiter.acquire_within(budget).await.is_ok());
+    /// let err = limiter.acquire_within(budget).await.unwrap_err();
+    /// assert!(matches!(err, DeadlineError::WouldExceed { wait, .. } if wait == Duration::from_millis(200)));
+    /// # });
+    /// ```
+    pub fn acquire_within(&self, timeout: Duration) -> RateAcquireWithin<'_, C> {
+        self.acquire_many_within(1, timeout)
+    }
+
+    /// Waits for `n` cells, admitted together, but not past `timeout` from
+    /// now (see [`acquire_within`](Self::acquire_within)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within), and
+    /// [`DeadlineError::InsufficientCapacity`] at once if `n` exceeds the
+    /// burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(4), ManualClock::new());
+    /// let second = Duration::from_secs(1);
+    /// assert!(limiter.acquire_many_within(4, second).await.is_ok());
+    /// assert!(matches!(
+    ///     limiter.acquire_many_within(5, second).await,
+    ///     Err(DeadlineError::InsufficientCapacity { requested: 5, burst: 4 })
+    /// ));
+    /// # });
+    /// ```
+    pub fn acquire_many_within(&self, n: u32, timeout: Duration) -> RateAcquireWithin<'_, C> {
+        Within::new(self.acquire_many(n), timeout)
+    }
+}
+
+/// Future returned by [`RateLimiter::acquire_within`] and
+/// [`RateLimiter::acquire_many_within`] (see [`Within`]).
+pub type RateAcquireWithin<'a, C> = Within<RateAcquireMany<'a, C>>;
+
+impl<C: Clock> Sealed for RateAcquireMany<'_, C> {}
+
+impl<C: Clock> Attempt for RateAcquireMany<'_, C> {
+    type Clock = C;
+    type Admitted = ();
+
+    fn clock(&self) -> &C {
+        self.limiter.clock()
+    }
+
+    fn try_now(
+        self: Pin<&mut Self>,
+        deadline: C::Instant,
+    ) -> Option<Result<(), DeadlineError<C::Instant>>> {
+        try_check(self.limiter.check_n(self.n), deadline)
+    }
+
+    fn sleeping_until(&self) -> Option<C::Instant> {
+        self.sleep
+            .is_some()
+            .then(|| self.limiter.instant_at(self.deadline))
+    }
+
+    fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {
+        output.map_err(Into::into)
+    }
 }

@@ -23,7 +23,10 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use crate::clock::{nanos, Clock, ClockInstant};
-use crate::error::{InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError};
+use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
+use crate::error::{
+    DeadlineError, InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError,
+};
 use crate::sync::{AtomicU128, Ordering};
 
 #[cfg(feature = "async-io")]
@@ -648,6 +651,66 @@ impl<C: Clock> TokenBucket<C> {
         }
     }
 
+    /// Waits for one token, but not past `timeout` from now on the bucket's
+    /// clock. A wait known to end after the deadline fails at once with
+    /// [`DeadlineError::WouldExceed`], taking nothing; a zero `timeout` is
+    /// [`check`](Self::check); a huge one saturates.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`DeadlineError::WouldExceed`] at once. (A token bucket's refills
+    /// never move, so a request queued in time is served in time.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, ManualClock, TokenBucket};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(1).build_with_clock(ManualClock::new()).unwrap();
+    /// assert!(bucket.acquire_within(Duration::ZERO).await.is_ok());
+    /// // The next refill is a second away.
+    /// let err = bucket.acquire_within(Duration::from_millis(10)).await.unwrap_err();
+    /// assert!(matches!(err, DeadlineError::WouldExceed { wait, .. } if wait == Duration::from_secs(1)));
+    /// # });
+    /// ```
+    pub fn acquire_within(&self, timeout: Duration) -> BucketAcquireWithin<'_, C> {
+        self.acquire_many_within(1, timeout)
+    }
+
+    /// Waits for `n` tokens, taken together, but not past `timeout` from
+    /// now (see [`acquire_within`](Self::acquire_within)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within), and
+    /// [`DeadlineError::InsufficientCapacity`] at once if `n > max`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let bucket = TokenBucket::builder().max(4).build_with_clock(ManualClock::new()).unwrap();
+    /// assert!(bucket.acquire_many_within(4, Duration::from_secs(1)).await.is_ok());
+    /// assert!(bucket.acquire_many_within(5, Duration::from_secs(1)).await.is_err());
+    /// # });
+    /// ```
+    pub fn acquire_many_within(&self, n: u32, timeout: Duration) -> BucketAcquireWithin<'_, C> {
+        Within::new(self.acquire_many(n), timeout)
+    }
+
     /// Reserves `n` tokens now and says when they are available, without
     /// waiting. Dropping the reservation keeps the tokens taken;
     /// [`BucketReservation::cancel`] gives them back.
@@ -916,4 +979,36 @@ crate::rate::run_future! {
     /// # });
     /// ```
     BucketRun, BucketAcquire
+}
+
+/// Future returned by [`TokenBucket::acquire_within`] and
+/// [`TokenBucket::acquire_many_within`] (see [`Within`]).
+pub type BucketAcquireWithin<'a, C> = Within<BucketAcquireMany<'a, C>>;
+
+impl<C: Clock> Sealed for BucketAcquireMany<'_, C> {}
+
+impl<C: Clock> Attempt for BucketAcquireMany<'_, C> {
+    type Clock = C;
+    type Admitted = ();
+
+    fn clock(&self) -> &C {
+        &self.bucket.clock
+    }
+
+    fn try_now(
+        self: Pin<&mut Self>,
+        deadline: C::Instant,
+    ) -> Option<Result<(), DeadlineError<C::Instant>>> {
+        try_check(self.bucket.check_n(self.n), deadline)
+    }
+
+    fn sleeping_until(&self) -> Option<C::Instant> {
+        // Later than the check said only if a reservation raced ours.
+        self.reserved
+            .map(|(_, ready_ns)| self.bucket.instant_at(ready_ns))
+    }
+
+    fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {
+        output.map_err(Into::into)
+    }
 }
