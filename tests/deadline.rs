@@ -328,3 +328,19 @@ fn limiter_zero_deadline_admits_only_what_is_free_now() {
     drop(holder.take().unwrap());
     assert_eq!(l.available_slots(), Some(1));
 }
+
+#[test]
+fn deadline_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    use limiters::futures::{
+        BucketAcquireWithin, KeyedRateAcquireWithin, LimiterAcquireWithin, LimiterRunWithin,
+        RateAcquireWithin,
+    };
+    send_sync::<RateAcquireWithin<'_, ManualClock>>();
+    send_sync::<BucketAcquireWithin<'_, ManualClock>>();
+    send_sync::<KeyedRateAcquireWithin<'_, u64, ManualClock>>();
+    send_sync::<LimiterAcquireWithin<ManualClock>>();
+    send_sync::<LimiterRunWithin<ManualClock, std::future::Ready<()>>>();
+    send_sync::<DeadlineError<ManualInstant>>();
+    send_sync::<limiters::futures::RateAcquireWithin<'_, limiters::SystemClock>>();
+}
