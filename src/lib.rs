@@ -69,6 +69,21 @@
 //! # });
 //! ```
 //!
+//! A stream of work is paced with `throttle` (feature `stream`): each item is
+//! yielded only when the limiter admits it, FIFO with every other user:
+//!
+//! ```
+//! # #[cfg(feature = "stream")]
+//! # futures_lite::future::block_on(async {
+//! use futures::StreamExt;
+//! use limiters::{Quota, RateLimiter};
+//!
+//! let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(10));
+//! let pages = limiter.throttle(futures::stream::iter(1..=3));
+//! assert_eq!(pages.collect::<Vec<_>>().await, [1, 2, 3]);
+//! # });
+//! ```
+//!
 //! # Choosing a limiter
 //!
 //! An API publishes its limits in two shapes, and they need different tools:
@@ -136,6 +151,9 @@
 //!   clock that sleeps on `async-io`'s timer, and the default clock type of
 //!   the rate limiters and `Limiter`. Without it, use [`ManualClock`] or your
 //!   own [`Clock`].
+//! * `stream` (default): [`RateLimiter::throttle`], [`TokenBucket::throttle`]
+//!   and [`Limiter::throttle`], a [`futures_core::Stream`] whose items are
+//!   yielded only as the limiter admits them. Adds `futures-core`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
@@ -153,6 +171,8 @@ mod limiter;
 mod rate;
 mod semaphore;
 mod sync;
+#[cfg(feature = "stream")]
+mod throttle;
 mod wait_list;
 
 pub use bounded::BoundedSemaphore;
@@ -184,4 +204,6 @@ pub mod futures {
         RateAcquireMany, RateAcquireWithin, RateRun,
     };
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
+    #[cfg(feature = "stream")]
+    pub use crate::throttle::{Admit, Throttle};
 }
