@@ -283,3 +283,195 @@ fn keyed_types_are_send_and_sync() {
     let rate = KeyedRateLimiter::<u32>::new(Quota::per_second(1));
     send(&rate.acquire(&1));
 }
+
+/// Runs `requests` (key, how long the work takes) through `keyed` on
+/// `clock`, polling every request after each 1 ms step for `for_ms`, and
+/// returns when each one's work started (ms, in the order given; `None`:
+/// never started).
+fn start_times(
+    keyed: &KeyedLimiter<&'static str, ManualClock>,
+    clock: &ManualClock,
+    requests: &[(&'static str, u64)],
+    for_ms: u64,
+) -> Vec<Option<u64>> {
+    use limiters::Clock;
+    let t0 = clock.now();
+    let started: Vec<_> = requests
+        .iter()
+        .map(|_| std::cell::Cell::new(None))
+        .collect();
+    let mut probes: Vec<_> = requests
+        .iter()
+        .zip(&started)
+        .map(|(&(key, work_ms), started)| {
+            let clock = clock.clone();
+            Probe::new(keyed.run(&key, async move {
+                let now = clock.now();
+                started.set(Some((now - t0).as_millis() as u64));
+                Clock::sleep_until(&clock, now + ms(work_ms)).await;
+            }))
+        })
+        .collect();
+    for _ in 0..=for_ms {
+        for probe in &mut probes {
+            probe.poll();
+        }
+        clock.advance(ms(1));
+    }
+    drop(probes);
+    started.iter().map(std::cell::Cell::get).collect()
+}
+
+/// Issue 10, bug 3: the key's rate used to be spent before the global
+/// stage, so requests to one host piled up behind a paused global limiter
+/// and started together when it resumed (5 starts at 2,000 ms for a 2/s
+/// host). The key's rate governs when work starts: 500 ms apart.
+#[test]
+fn key_rate_paces_starts_behind_a_paused_global() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .concurrency(10)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let per_host = Limiter::builder()
+        .rate(Quota::per_second(2))
+        .clock(clock.clone());
+    let keyed = KeyedLimiter::new(per_host)
+        .unwrap()
+        .with_global(global.clone());
+    global.pause_for(Duration::from_secs(2));
+    let starts = start_times(&keyed, &clock, &[("host", 0); 5], 5_000);
+    assert_eq!(
+        starts,
+        [
+            Some(2_000),
+            Some(2_500),
+            Some(3_000),
+            Some(3_500),
+            Some(4_000)
+        ]
+    );
+}
+
+/// Issue 10, bug 3, behind a busy global slot: a 5/s host used to see 6
+/// starts at 1,000 ms (7 within one second) once another host's long
+/// request released the only global slot.
+#[test]
+fn key_rate_paces_starts_behind_a_busy_global() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .concurrency(1)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let per_host = Limiter::builder()
+        .rate(Quota::per_second(5))
+        .clock(clock.clone());
+    let keyed = KeyedLimiter::new(per_host).unwrap().with_global(global);
+    let mut requests = vec![("slow", 1_000)];
+    requests.extend([("host", 0); 8]);
+    let starts = start_times(&keyed, &clock, &requests, 3_000);
+    let host: Vec<u64> = starts[1..].iter().map(|s| s.unwrap()).collect();
+    assert_eq!(
+        host,
+        [1_000, 1_200, 1_400, 1_600, 1_800, 2_000, 2_200, 2_400]
+    );
+}
+
+/// A key paused while its request waits at the head of the global rate
+/// queue steps out of that queue: another key's request is admitted at the
+/// global rate's next instant instead of waiting out the pause, and the
+/// paused key's request starts when its pause ends.
+#[test]
+fn a_key_paused_at_the_global_rate_lets_other_keys_pass() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .rate(Quota::per_second(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let per_host = Limiter::builder()
+        .rate(Quota::per_second(10))
+        .clock(clock.clone());
+    let keyed = KeyedLimiter::new(per_host)
+        .unwrap()
+        .with_global(global.clone());
+    let mut a1 = Probe::new(keyed.run(&"a", async {}));
+    let mut a2 = Probe::new(keyed.run(&"a", async {}));
+    let mut b1 = Probe::new(keyed.run(&"b", async {}));
+    assert!(a1.poll()); // both rates admit at 0
+    assert!(!a2.poll() && !b1.poll());
+    clock.advance(ms(500)); // a2 passed its key's rate at 100 ms and heads the global rate queue
+    assert!(!a2.poll() && !b1.poll());
+    keyed.pause_for(&"a", Duration::from_secs(2));
+    clock.advance(ms(500));
+    assert!(!a2.poll()); // the key is paused: a2 leaves the global rate queue
+    assert!(b1.poll()); // and b1 takes the global cell at 1,000 ms
+    clock.advance(ms(1_499));
+    assert!(!a2.poll());
+    clock.advance(ms(1));
+    assert!(a2.poll()); // the pause ended at 2,500 ms
+}
+
+/// Closing a key fails its request waiting for the global rate, which
+/// gives back its global slot at once.
+#[test]
+fn closing_a_key_fails_its_request_at_the_global_rate() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .concurrency(2)
+        .rate(Quota::per_second(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let per_host = Limiter::builder().concurrency(1).clock(clock.clone());
+    let keyed = KeyedLimiter::new(per_host)
+        .unwrap()
+        .with_global(global.clone());
+    let mut b1 = Probe::new(keyed.run(&"b", async {}));
+    let mut a1 = Probe::new(keyed.run(&"a", async {}));
+    assert!(b1.poll());
+    assert!(!a1.poll()); // holds a global slot, waits for the global rate
+    assert_eq!(global.available_slots(), Some(1));
+    keyed.close_key(&"a");
+    assert_eq!(a1.wakes(), 1);
+    assert!(a1.poll());
+    assert_eq!(a1.take(), Err(AcquireError::Closed));
+    assert_eq!(global.available_slots(), Some(2));
+}
+
+/// Dropping a request at each new stage (waiting for its key's rate while
+/// it holds a global slot, or at the head of the global rate queue) gives
+/// back the slots and both queue heads: the next request goes on.
+#[test]
+fn cancel_at_the_key_and_global_rate_stages_loses_nothing() {
+    let clock = ManualClock::new();
+    let global = Limiter::builder()
+        .concurrency(1)
+        .rate(Quota::per_second(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let per_host = Limiter::builder()
+        .concurrency(1)
+        .rate(Quota::per_second(1))
+        .clock(clock.clone());
+    let keyed = KeyedLimiter::new(per_host)
+        .unwrap()
+        .with_global(global.clone());
+    assert!(Probe::new(keyed.run(&"a", async {})).poll()); // both rates spent at 0
+    let mut waiting_for_key = Probe::new(keyed.run(&"a", async {}));
+    assert!(!waiting_for_key.poll()); // key and global slot held, key rate at 1,000 ms
+    assert_eq!(global.available_slots(), Some(0));
+    drop(waiting_for_key);
+    assert_eq!(global.available_slots(), Some(1));
+    let mut b = Probe::new(keyed.run(&"b", async {}));
+    assert!(!b.poll()); // its key admits at once; the global rate at 500 ms
+    let mut a = Probe::new(keyed.run(&"a", async {}));
+    assert!(!a.poll()); // queued for the global slot
+    drop(b); // leaves the head of the global rate queue and the slot
+    clock.advance(ms(1_000));
+    assert!(a.poll());
+    assert_eq!(global.available_slots(), Some(1));
+}

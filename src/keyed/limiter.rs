@@ -15,8 +15,8 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 use crate::error::AcquireError;
 use crate::error::BuildError;
+use crate::limiter::LimiterAcquire;
 use crate::limiter::{Limiter, LimiterBuilder, LimiterPermit};
-use crate::limiter::{LimiterAcquire, LimiterRun};
 
 macro_rules! keyed_limiter {
     ($($default:ty)?) => {
@@ -27,10 +27,26 @@ macro_rules! keyed_limiter {
         ///
         /// # Order of stages
         ///
-        /// A request first passes its key's limiter, then the global one, so
-        /// a request for a busy key never holds a global slot while it waits
-        /// for its key (it cannot block other keys). Within each limiter the
-        /// stages are those of [`Limiter`].
+        /// The order of [`Limiter`] (slots first, then rates), across both
+        /// limiters:
+        ///
+        /// 1. the key's slots (its concurrency, then its minimum hold);
+        /// 2. the global slots;
+        /// 3. the key's rate queue: its head waits until every quota of the
+        ///    key admits it (and no pause of the key is in force), taking
+        ///    nothing yet;
+        /// 4. the global rate queue: its head waits until the global quotas
+        ///    admit it too, and takes the key's cells and the global cells
+        ///    at that one instant, when the work starts.
+        ///
+        /// So a request for a busy key never holds a global slot while it
+        /// waits for its key's slot, and the rates govern when work starts:
+        /// a key's rate cell is never spent while its request still waits
+        /// for the global stage (then requests to one host would pile up
+        /// behind a busy or paused global limiter and start together). A
+        /// request does hold its key's rate queue while it waits for the
+        /// global rate, which delays only its own key; if the key is paused
+        /// meanwhile, it leaves the global rate queue until the pause ends.
         ///
         /// # Memory
         ///
@@ -121,7 +137,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
         })
     }
 
-    /// Every request also passes `global` (after its key's limiter).
+    /// Every request also passes `global`, in the order described under
+    /// "Order of stages" in the type's docs.
     ///
     /// # Examples
     ///
@@ -198,13 +215,18 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// # }).unwrap();
     /// ```
     pub fn run<F: Future>(&self, key: &K, fut: F) -> KeyedRun<C, F> {
-        let global = GlobalStage {
-            future: fut,
-            acquire: self.global.as_ref().map(Limiter::acquire),
-            permit: None,
+        let limiter = self.limiter_for(key);
+        let (key_acquire, global_acquire) = match &self.global {
+            Some(global) => (limiter.acquire_slots(), Some(global.acquire_with(&limiter))),
+            None => (limiter.acquire(), None),
         };
         KeyedRun {
-            run: self.limiter_for(key).run(global),
+            future: fut,
+            key_acquire: Some(key_acquire),
+            global_acquire,
+            key_permit: None,
+            global_permit: None,
+            admitted: false,
         }
     }
 
@@ -319,34 +341,6 @@ impl<K, C: Clock> fmt::Debug for KeyedLimiter<K, C> {
 }
 
 pin_project! {
-    /// Inside a key's `LimiterRun`: passes the global limiter, then runs the
-    /// future.
-    struct GlobalStage<C: Clock, F> {
-        // Declared first: dropped before the global permit is released.
-        #[pin]
-        future: F,
-        #[pin]
-        acquire: Option<LimiterAcquire<C>>,
-        permit: Option<LimiterPermit<C>>,
-    }
-}
-
-impl<C: Clock, F: Future> Future for GlobalStage<C, F> {
-    type Output = Result<F::Output, AcquireError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(acquire) = this.acquire.as_mut().as_pin_mut() {
-            *this.permit = Some(ready!(acquire.poll(cx))?);
-            this.acquire.set(None);
-        }
-        let out = ready!(this.future.poll(cx));
-        *this.permit = None;
-        Poll::Ready(Ok(out))
-    }
-}
-
-pin_project! {
     /// The future returned by [`KeyedLimiter::run`].
     ///
     /// # Cancel safety
@@ -367,8 +361,18 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct KeyedRun<C: Clock, F> {
+        // Declared first: dropped before the permits are released.
         #[pin]
-        run: LimiterRun<C, GlobalStage<C, F>>,
+        future: F,
+        // The key's stages (only its slots, with a global limiter).
+        #[pin]
+        key_acquire: Option<LimiterAcquire<C>>,
+        // The global stages, taking the key's rate at the same instant.
+        #[pin]
+        global_acquire: Option<LimiterAcquire<C>>,
+        key_permit: Option<LimiterPermit<C>>,
+        global_permit: Option<LimiterPermit<C>>,
+        admitted: bool,
     }
 }
 
@@ -376,12 +380,44 @@ impl<C: Clock, F: Future> Future for KeyedRun<C, F> {
     type Output = Result<F::Output, AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(ready!(self.project().run.poll(cx)).and_then(|inner| inner))
+        let mut this = self.project();
+        if !*this.admitted {
+            if let Some(acquire) = this.key_acquire.as_mut().as_pin_mut() {
+                let permit = ready!(acquire.poll(cx));
+                this.key_acquire.set(None);
+                *this.key_permit = Some(permit?);
+            }
+            if let Some(acquire) = this.global_acquire.as_mut().as_pin_mut() {
+                let permit = ready!(acquire.poll(cx));
+                this.global_acquire.set(None);
+                match permit {
+                    Ok(global) => {
+                        if let Some(key) = this.key_permit.as_mut() {
+                            key.admitted_with(&global);
+                        }
+                        *this.global_permit = Some(global);
+                    }
+                    Err(e) => {
+                        *this.key_permit = None;
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+            *this.admitted = true;
+        }
+        let out = ready!(this.future.poll(cx));
+        // Release as soon as the work is done, not when `KeyedRun` is
+        // dropped.
+        *this.key_permit = None;
+        *this.global_permit = None;
+        Poll::Ready(Ok(out))
     }
 }
 
 impl<C: Clock, F> fmt::Debug for KeyedRun<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyedRun { .. }")
+        f.debug_struct("KeyedRun")
+            .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
     }
 }

@@ -24,6 +24,11 @@ enum Stage {
     Slot,
     /// Holds a slot; in the hold queue until ghosts expire.
     Hold,
+    /// Holds its slots; queued for the rate gate of the key's limiter
+    /// (`co`), under a global one.
+    CoGate,
+    /// Head of the key's rate queue; sleeping until its quotas admit.
+    CoRate,
     /// Holds a slot (if any); queued for the rate gate.
     Gate,
     /// Head of the rate queue; sleeping until every quota admits.
@@ -79,6 +84,15 @@ pin_project! {
         running: bool,
         // When it became the head of the rate queue (ns).
         head_since: u64,
+        // Stop after the slot stages: a key's slots, whose rate is taken
+        // by the global stage (`co` there).
+        slots_only: bool,
+        // The key's limiter, whose rate cells are taken at the instant this
+        // (global) limiter admits: see `KeyedLimiter`'s order of stages.
+        co: Option<Arc<Inner<C>>>,
+        // The head of `co`'s rate queue, since `co_since` (`co`'s ns).
+        co_gate: Option<OwnedPermit>,
+        co_since: u64,
         // Dropped after `PinnedDrop` has fixed the hold accounting, so a
         // ghost is always pushed before the slot goes back.
         slot: Option<OwnedPermit>,
@@ -102,6 +116,9 @@ pin_project! {
             if this.gate.is_some() {
                 this.inner.clear_head();
             }
+            if let (Some(co), Some(_)) = (this.co, this.co_gate) {
+                co.clear_head();
+            }
         }
     }
 }
@@ -118,11 +135,33 @@ impl<C: Clock> LimiterAcquire<C> {
             sleep_at: 0,
             running: false,
             head_since: 0,
+            slots_only: false,
+            co: None,
+            co_gate: None,
+            co_since: 0,
             slot: None,
             hold_wait: None,
             hold: None,
             gate: None,
         }
+    }
+
+    /// Passes only the slot stages (concurrency and minimum hold); the
+    /// permit's rate cells are left to a global stage built with
+    /// [`with_co`](Self::with_co).
+    #[cfg(feature = "std")]
+    pub(crate) fn slots_only(mut self) -> Self {
+        self.slots_only = true;
+        self
+    }
+
+    /// Takes `co`'s rate cells (its configured weight) at the instant this
+    /// limiter admits, after `co`'s rate queue: a key's rate under the
+    /// global limiter.
+    #[cfg(feature = "std")]
+    pub(crate) fn with_co(mut self, co: Arc<Inner<C>>) -> Self {
+        self.co = Some(co);
+        self
     }
 }
 
@@ -220,6 +259,70 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                         }
                     }
                 }
+                Stage::Gate if *this.slots_only => {
+                    // The global stage sets the real admission instant.
+                    *this.stage = Stage::Done;
+                    let permit = LimiterPermit::new(
+                        Arc::clone(inner),
+                        this.slot.take(),
+                        w,
+                        0,
+                        core::mem::take(this.running),
+                    );
+                    return Poll::Ready(Ok(permit));
+                }
+                Stage::Gate if this.co.is_some() && this.co_gate.is_none() => {
+                    *this.stage = Stage::CoGate;
+                }
+                Stage::CoGate => {
+                    let co = this.co.as_ref().expect("co");
+                    if this.gate_wait.is_none() {
+                        this.gate_wait.set(Some(co.gate.acquire_owned()));
+                    }
+                    let wait = this.gate_wait.as_mut().as_pin_mut().expect("co gate wait");
+                    let granted = ready!(wait.poll(cx));
+                    this.gate_wait.set(None);
+                    match granted {
+                        Ok(gate) => *this.co_gate = Some(gate),
+                        Err(e) => {
+                            release_early(inner, w, this.running, this.slot);
+                            *this.stage = Stage::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    let now = co.now_ns();
+                    *this.co_since = now;
+                    just_read = Some(now);
+                    *this.stage = Stage::CoRate;
+                }
+                Stage::CoRate => {
+                    let co = this.co.as_ref().expect("co");
+                    if co.gate.is_closed() {
+                        co.clear_head();
+                        *this.co_gate = None;
+                        release_early(inner, w, this.running, this.slot);
+                        this.sleep.set(None);
+                        *this.stage = Stage::Done;
+                        return Poll::Ready(Err(AcquireError::Closed));
+                    }
+                    let now = just_read.take().unwrap_or_else(|| co.now_ns());
+                    match co.try_conform(co.weight, *this.co_since, now, cx.waker()) {
+                        Ok(()) => {
+                            this.sleep.set(None);
+                            *this.stage = Stage::Gate;
+                        }
+                        Err(at) => {
+                            if this.sleep.is_none() || *this.sleep_at != at {
+                                this.sleep
+                                    .set(Some(co.clock.sleep_until(co.instant_at(at))));
+                                *this.sleep_at = at;
+                            }
+                            let sleep = this.sleep.as_mut().as_pin_mut().expect("co sleep");
+                            ready!(sleep.poll(cx));
+                            this.sleep.set(None);
+                        }
+                    }
+                }
                 Stage::Gate => {
                     if this.gate_wait.is_none() {
                         this.gate_wait.set(Some(inner.gate.acquire_owned()));
@@ -240,22 +343,52 @@ impl<C: Clock> Future for LimiterAcquire<C> {
                     *this.stage = Stage::Rate;
                 }
                 Stage::Rate => {
-                    if inner.gate.is_closed() {
+                    let co_closed = this.co.as_ref().is_some_and(|co| co.gate.is_closed());
+                    if inner.gate.is_closed() || co_closed {
                         // Give the slot back now, not when the future is
                         // dropped (accounting first, as in `PinnedDrop`).
                         inner.clear_head();
                         *this.gate = None;
-                        if core::mem::take(this.running) {
-                            let slots = inner.slots.as_ref().expect("running implies slots");
-                            slots.release(w as usize, None, 0);
+                        if let (Some(co), Some(_)) = (this.co.as_ref(), this.co_gate.take()) {
+                            co.clear_head();
                         }
-                        *this.slot = None;
+                        release_early(inner, w, this.running, this.slot);
                         this.sleep.set(None);
                         *this.stage = Stage::Done;
                         return Poll::Ready(Err(AcquireError::Closed));
                     }
                     let now = just_read.take().unwrap_or_else(|| inner.now_ns());
-                    match inner.try_admit(w, *this.head_since, now, cx.waker()) {
+                    let admitted = match this.co.as_ref() {
+                        None => inner.try_admit(w, *this.head_since, now, cx.waker()),
+                        Some(co) => {
+                            let since = *this.head_since;
+                            match inner.try_admit_with(
+                                w,
+                                since,
+                                now,
+                                cx.waker(),
+                                co,
+                                *this.co_since,
+                            ) {
+                                Ok(now) => {
+                                    // Leave the key's rate queue too.
+                                    *this.co_gate = None;
+                                    Ok(now)
+                                }
+                                Err(Some(at)) => Err(at),
+                                Err(None) => {
+                                    // The key was paused meanwhile: let other
+                                    // keys pass the global rate, wait for it.
+                                    inner.clear_head();
+                                    *this.gate = None;
+                                    this.sleep.set(None);
+                                    *this.stage = Stage::CoRate;
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    match admitted {
                         Ok(now) => {
                             this.sleep.set(None);
                             // Let the next request become the head.
@@ -286,6 +419,21 @@ impl<C: Clock> Future for LimiterAcquire<C> {
             }
         }
     }
+}
+
+/// A request that fails after its slot stages gives its slot back now, not
+/// when the future is dropped (accounting first, as in `PinnedDrop`).
+fn release_early<C: Clock>(
+    inner: &Inner<C>,
+    w: u32,
+    running: &mut bool,
+    slot: &mut Option<OwnedPermit>,
+) {
+    if core::mem::take(running) {
+        let slots = inner.slots.as_ref().expect("running implies slots");
+        slots.release(w as usize, None, 0);
+    }
+    *slot = None;
 }
 
 impl<C: Clock> fmt::Debug for LimiterAcquire<C> {

@@ -623,6 +623,22 @@ impl<C: Clock> Limiter<C> {
         LimiterRunWithin::new(self.acquire_within(timeout), fut)
     }
 
+    /// For a key's limiter under a global one: only the slot stages
+    /// (concurrency and minimum hold); the key's rate is taken by
+    /// [`acquire_with`](Self::acquire_with) on the global limiter.
+    #[cfg(feature = "std")]
+    pub(crate) fn acquire_slots(&self) -> LimiterAcquire<C> {
+        self.acquire().slots_only()
+    }
+
+    /// For the global limiter over `key`'s: this limiter's stages, with
+    /// `key`'s rate queue passed before this one's and both rates taken at
+    /// the same instant, so they govern one start time.
+    #[cfg(feature = "std")]
+    pub(crate) fn acquire_with(&self, key: &Limiter<C>) -> LimiterAcquire<C> {
+        self.acquire().with_co(Arc::clone(&key.inner))
+    }
+
     /// Admits nothing for `d` from now: what to do when the server answers
     /// `429` with `Retry-After`. Requests already queued wait too, in order;
     /// afterwards each rate resumes at its steady pace, without burst
@@ -873,6 +889,14 @@ impl<C: Clock> LimiterPermit<C> {
             running,
             _slot: slot,
         }
+    }
+
+    /// Counts `self` (a key's slots-only permit) as admitted when `global`
+    /// was, for its minimum hold.
+    #[cfg(feature = "std")]
+    pub(crate) fn admitted_with(&mut self, global: &LimiterPermit<C>) {
+        let at = global.inner.instant_at(global.admitted_ns);
+        self.admitted_ns = self.inner.ns_of(at);
     }
 
     /// The weight this permit was admitted with.

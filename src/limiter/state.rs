@@ -160,6 +160,80 @@ impl<C: Clock> Inner<C> {
         self.rates.lock().earliest(n, now)
     }
 
+    /// The head of this limiter's rate queue (there since `head_since`)
+    /// asks whether its `n` cells conform now, without taking them: `Ok`
+    /// if they do (they keep conforming: only the head commits cells, and
+    /// only a pause can move them later), otherwise `Err(at)` with the
+    /// instant to sleep until. `waker` is then woken by `close`.
+    ///
+    /// For a key's limiter under a global one: the key's head waits here
+    /// before it queues for the global rate, and its cells are taken
+    /// together with the global ones by [`try_admit_with`](Self::try_admit_with).
+    pub(crate) fn try_conform(
+        &self,
+        n: u32,
+        head_since: u64,
+        now: u64,
+        waker: &Waker,
+    ) -> Result<(), u64> {
+        let waker = waker.clone();
+        let mut rates = self.rates.lock();
+        let at = rates.earliest(n, head_since);
+        if at <= now {
+            drop(rates);
+            return Ok(());
+        }
+        let old = rates.set_head(waker);
+        drop(rates);
+        drop(old);
+        Err(at)
+    }
+
+    /// As [`try_admit`](Self::try_admit), but also takes `co`'s weight in
+    /// cells of its rates at the same instant: the caller is the head of both
+    /// rate queues (`co`'s since `co_since`, in `co`'s nanoseconds), so
+    /// the key's rate and the global one govern one start time.
+    /// `Err(Some(at))`: sleep until `at`; `Err(None)`: `co` no longer
+    /// conforms now (a pause came in), so the caller leaves this queue and
+    /// waits for `co` again.
+    pub(crate) fn try_admit_with(
+        &self,
+        n: u32,
+        head_since: u64,
+        now: u64,
+        waker: &Waker,
+        co: &Inner<C>,
+        co_since: u64,
+    ) -> Result<u64, Option<u64>> {
+        let (waker, co_waker) = (waker.clone(), waker.clone());
+        // Lock order: the key's (`co`) rates, then the global ones; nothing
+        // locks them the other way round.
+        let mut co_rates = co.rates.lock();
+        let co_at = co_rates.earliest(co.weight, co_since);
+        let co_at_here = self.ns_of(co.instant_at(co_at));
+        if co_at_here > now {
+            drop(co_rates);
+            return Err(None);
+        }
+        let mut rates = self.rates.lock();
+        let at = rates.earliest(n, head_since).max(co_at_here);
+        if at > now {
+            // Either limiter's `close` wakes it.
+            let co_old = co_rates.set_head(co_waker);
+            let old = rates.set_head(waker);
+            drop((rates, co_rates));
+            drop((old, co_old));
+            return Err(Some(at));
+        }
+        rates.commit(n, at);
+        let old = rates.head.take();
+        co_rates.commit(co.weight, co.ns_of(self.instant_at(at)).max(co_at));
+        let co_old = co_rates.head.take();
+        drop((rates, co_rates));
+        drop((old, co_old, waker, co_waker));
+        Ok(now)
+    }
+
     /// The head left the rate queue without being admitted.
     pub(crate) fn clear_head(&self) {
         self.rates.lock().head = None;
@@ -232,6 +306,13 @@ impl Rates {
                 }
             })
             .fold(from.max(self.paused_until_ns), u64::max)
+    }
+
+    /// Makes `waker` (cloned before locking: a clone may panic or run
+    /// user code) the one `close` wakes; returns the waker it replaces, for
+    /// the caller to drop after unlocking.
+    fn set_head(&mut self, waker: Waker) -> Option<Waker> {
+        self.head.replace(waker)
     }
 
     /// Admits `n` cells of every quota at instant `at` (which conforms).
