@@ -16,8 +16,8 @@ use crate::clock::SystemClock;
 use crate::clock::{Clock, ClockInstant};
 use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity, NotUntil, RateLimitError};
-use crate::rate::gcra::{Step, Ticks};
-use crate::rate::Quota;
+use crate::rate::arith::{Step, Ticks};
+use crate::rate::quota::Quota;
 
 macro_rules! keyed_rate_limiter {
     ($($default:ty)?) => {

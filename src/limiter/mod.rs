@@ -17,9 +17,9 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 use crate::deadline::Within;
 use crate::error::BuildError;
-use crate::rate::Quota;
+use crate::rate::quota::Quota;
 use crate::semaphore::OwnedPermit;
-use crate::Semaphore;
+use crate::semaphore::Semaphore;
 
 /// The future returned by [`Limiter::acquire_within`] (see
 /// [`Within`](crate::futures::Within)).

@@ -26,7 +26,7 @@
 //! (and no pause is in force), sleeps until then, and commits the cells of
 //! every quota at that instant, in one critical section. Each quota keeps
 //! its GCRA `tat` in ticks, with the exact integer math of the
-//! [`RateLimiter`](crate::RateLimiter) (`Ticks`, `Step`), so the window
+//! [`RateLimiter`](crate::RateLimiter) ([`crate::rate::arith`]), so the window
 //! bound `burst + floor(W * cells / period)` holds for each quota
 //! separately. Admission instants are never before the previous admission.
 
@@ -38,10 +38,10 @@ use core::time::Duration;
 
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
-use crate::rate::gcra::{Step, Ticks};
-use crate::rate::Quota;
+use crate::rate::arith::{Step, Ticks};
+use crate::rate::quota::Quota;
+use crate::semaphore::Semaphore;
 use crate::sync::Mutex;
-use crate::Semaphore;
 
 /// State shared by every clone of a `Limiter`.
 pub(crate) struct Inner<C: Clock> {
@@ -329,8 +329,7 @@ impl Rates {
     fn pause_until(&mut self, until: u64) {
         self.paused_until_ns = self.paused_until_ns.max(until);
         for (k, tat) in &mut self.tats {
-            let resume = (k.at(until) + k.tau).saturating_sub(k.t);
-            *tat = (*tat).max(resume).min(k.max_tat());
+            *tat = (*tat).max(k.pause_floor(until)).min(k.max_tat());
         }
     }
 }

@@ -28,6 +28,16 @@ macro_rules! run_future {
             }
         }
 
+        impl<'a, C: Clock, F> $name<'a, C, F> {
+            pub(crate) fn new(acquire: $acquire<'a, C>, fut: F) -> Self {
+                $name {
+                    acquire,
+                    admitted: false,
+                    fut,
+                }
+            }
+        }
+
         impl<C: Clock, F> core::fmt::Debug for $name<'_, C, F> {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.debug_struct(stringify!($name))
@@ -57,6 +67,7 @@ macro_rules! run_future {
 }
 pub(crate) use run_future;
 
+pub(crate) mod arith;
 pub(crate) mod gcra;
 pub(crate) mod quota;
 pub(crate) mod reservation;

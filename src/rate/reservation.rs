@@ -11,174 +11,9 @@ use core::time::Duration;
 use crate::clock::Clock;
 use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity};
-use crate::rate::gcra::{RateLimiter, Reserved, Status, Waiter};
+use crate::rate::gcra::state::{Reserved, Status, Waiter};
+use crate::rate::gcra::RateLimiter;
 use crate::wait_list::Node;
-
-const UNLINKED: Waiter = Waiter {
-    gen: 0,
-    tat: 0,
-    n: 0,
-    ready_ns: 0,
-    status: Status::Waiting,
-    notify: false,
-};
-
-impl<C: Clock> RateLimiter<C> {
-    /// Waits for one cell.
-    ///
-    /// # Fairness
-    ///
-    /// The cell is reserved at the first poll; waiters complete in that
-    /// order (see the type's docs).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future before it completes gives its cell back unless a
-    /// later reservation was already timed after it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use limiters::{Quota, RateLimiter};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(5));
-    /// for _ in 0..10 {
-    ///     limiter.acquire().await; // the last 5 are spaced 1 ms apart
-    /// }
-    /// # });
-    /// ```
-    pub fn acquire(&self) -> RateAcquire<'_, C> {
-        RateAcquire {
-            inner: self.acquire_many(1),
-        }
-    }
-
-    /// Waits for `n` cells, admitted together.
-    ///
-    /// # Fairness
-    ///
-    /// As [`acquire`](Self::acquire): a later `acquire()` never overtakes an
-    /// earlier `acquire_many(5)`.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// # Errors
-    ///
-    /// [`InsufficientCapacity`] at once if `n` exceeds the burst (it could
-    /// never be admitted), or later if [`set_quota`](Self::set_quota)
-    /// lowers the burst below `n` while it waits.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use limiters::{Quota, RateLimiter};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(10));
-    /// limiter.acquire_many(10).await?; // one batch call costing 10 cells
-    /// assert!(limiter.acquire_many(11).await.is_err());
-    /// # Ok::<(), limiters::InsufficientCapacity>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn acquire_many(&self, n: u32) -> RateAcquireMany<'_, C> {
-        RateAcquireMany {
-            limiter: self,
-            n,
-            phase: Phase::Start,
-            node: Node::new(UNLINKED),
-            sleep: None,
-            deadline: 0,
-        }
-    }
-
-    /// Reserves `n` cells now and says when they are admitted, without
-    /// waiting: for callers that schedule work themselves.
-    ///
-    /// The reservation keeps its place in the queue like a waiting
-    /// `acquire_many`, and is re-timed by [`set_quota`](Self::set_quota) and
-    /// [`pause_for`](Self::pause_for) ([`Reservation::ready_at`] tells the
-    /// current time). Dropping it keeps the cells reserved;
-    /// [`Reservation::cancel`] gives them back.
-    ///
-    /// # Errors
-    ///
-    /// [`InsufficientCapacity`] if `n` exceeds the burst.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use limiters::{ManualClock, Quota, RateLimiter};
-    ///
-    /// let clock = ManualClock::new();
-    /// let limiter = RateLimiter::with_clock(Quota::per_second(10), clock.clone());
-    /// let first = limiter.reserve_many(1)?;
-    /// let second = limiter.reserve_many(1)?;
-    /// assert_eq!(first.delay(), Duration::ZERO);
-    /// assert_eq!(second.delay(), Duration::from_millis(100));
-    /// second.cancel(); // changed our mind: the slot is free again
-    /// assert_eq!(limiter.reserve_many(1)?.delay(), Duration::from_millis(100));
-    /// # Ok::<(), limiters::InsufficientCapacity>(())
-    /// ```
-    pub fn reserve_many(&self, n: u32) -> Result<Reservation<'_, C>, InsufficientCapacity> {
-        let mut shared = self.lock();
-        match self.reserve_locked(&mut shared, n)? {
-            Reserved::Now => Ok(Reservation {
-                limiter: self,
-                node: None,
-                ready_ns: self.now_ns(),
-            }),
-            Reserved::Later(waiter) => {
-                let node = Box::pin(Node::new(waiter));
-                // SAFETY: the node is pinned in its box, which the reservation
-                // owns and unlinks (under this lock) before freeing it.
-                unsafe { shared.waiters.link(&node) };
-                Ok(Reservation {
-                    limiter: self,
-                    ready_ns: waiter.ready_ns,
-                    node: Some(node),
-                })
-            }
-        }
-    }
-
-    /// Runs `fut` once one cell is admitted.
-    ///
-    /// # Fairness
-    ///
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future before the cell is admitted gives the cell back
-    /// as [`acquire`](Self::acquire) does; after that, the cell is spent.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use limiters::{Quota, RateLimiter};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(3));
-    /// let call = |i: u32| async move { i * 2 }; // an API call
-    /// let mut answers = Vec::new();
-    /// for i in 0..5 {
-    ///     answers.push(limiter.run(call(i)).await);
-    /// }
-    /// assert_eq!(answers, [0, 2, 4, 6, 8]);
-    /// # });
-    /// ```
-    pub fn run<F: Future>(&self, fut: F) -> RateRun<'_, C, F> {
-        RateRun {
-            acquire: self.acquire(),
-            admitted: false,
-            fut,
-        }
-    }
-}
 
 /// Cells reserved by [`RateLimiter::reserve_many`].
 ///
@@ -211,7 +46,29 @@ impl<C: Clock> fmt::Debug for Reservation<'_, C> {
     }
 }
 
-impl<C: Clock> Reservation<'_, C> {
+impl<'a, C: Clock> Reservation<'a, C> {
+    /// Admitted at once.
+    pub(crate) fn now(limiter: &'a RateLimiter<C>) -> Self {
+        Reservation {
+            limiter,
+            node: None,
+            ready_ns: limiter.now_ns(),
+        }
+    }
+
+    /// Admitted at `ready_ns`; `node` is linked into the limiter's list.
+    pub(crate) fn linked(
+        limiter: &'a RateLimiter<C>,
+        ready_ns: u64,
+        node: Pin<Box<Node<Waiter>>>,
+    ) -> Self {
+        Reservation {
+            limiter,
+            ready_ns,
+            node: Some(node),
+        }
+    }
+
     fn ready_ns(&self) -> u64 {
         match &self.node {
             None => self.ready_ns,
@@ -361,6 +218,19 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<'a, C: Clock> RateAcquireMany<'a, C> {
+    pub(crate) fn new(limiter: &'a RateLimiter<C>, n: u32) -> Self {
+        RateAcquireMany {
+            limiter,
+            n,
+            phase: Phase::Start,
+            node: Node::new(Waiter::UNLINKED),
+            sleep: None,
+            deadline: 0,
+        }
+    }
+}
+
 impl<C: Clock> fmt::Debug for RateAcquireMany<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateAcquireMany")
@@ -385,7 +255,10 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                             *this.phase = Phase::Done;
                             return Poll::Ready(Ok(()));
                         }
-                        Err(crate::RateLimitError::InsufficientCapacity { requested, burst }) => {
+                        Err(crate::error::RateLimitError::InsufficientCapacity {
+                            requested,
+                            burst,
+                        }) => {
                             *this.phase = Phase::Done;
                             return Poll::Ready(Err(InsufficientCapacity { requested, burst }));
                         }
@@ -473,6 +346,12 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<'a, C: Clock> RateAcquire<'a, C> {
+    pub(crate) fn new(inner: RateAcquireMany<'a, C>) -> Self {
+        RateAcquire { inner }
+    }
+}
+
 impl<C: Clock> fmt::Debug for RateAcquire<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RateAcquire { .. }")
@@ -506,83 +385,6 @@ crate::rate::run_future! {
     /// # });
     /// ```
     RateRun, RateAcquire
-}
-
-impl<C: Clock> RateLimiter<C> {
-    /// Waits for one cell, but not past `timeout` from now (on the
-    /// limiter's clock): Go's `Wait` with a context deadline.
-    ///
-    /// A wait known to end after the deadline fails at once with
-    /// [`DeadlineError::WouldExceed`], taking nothing and disturbing no
-    /// waiter. A zero `timeout` is [`check`](Self::check); a huge one
-    /// saturates.
-    ///
-    /// # Fairness
-    ///
-    /// As [`acquire`](Self::acquire) once queued.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`acquire`](Self::acquire); a timeout gives the cell back the same
-    /// way.
-    ///
-    /// # Errors
-    ///
-    /// [`DeadlineError::WouldExceed`] at once, or [`DeadlineError::TimedOut`]
-    /// if a quota change or pause pushed it past the deadline while queued.
-    ///
-    /// # Examples
-    ///
-    /// A request worth making only if it can start within 100 ms:
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let limiter = RateLimiter::with_clock(Quota::per_second(5), ManualClock::new());
-    /// let budget = Duration::from_millis(100);
-    /// assert!(limiter.acquire_within(budget).await.is_ok());
-    /// let err = limiter.acquire_within(budget).await.unwrap_err();
-    /// assert!(matches!(err, DeadlineError::WouldExceed { wait, .. } if wait == Duration::from_millis(200)));
-    /// # });
-    /// ```
-    pub fn acquire_within(&self, timeout: Duration) -> RateAcquireWithin<'_, C> {
-        self.acquire_many_within(1, timeout)
-    }
-
-    /// Waits for `n` cells, admitted together, but not past `timeout` from
-    /// now (see [`acquire_within`](Self::acquire_within)).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`acquire_many`](Self::acquire_many).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire_within`](Self::acquire_within), and
-    /// [`DeadlineError::InsufficientCapacity`] at once if `n` exceeds the
-    /// burst.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use limiters::{DeadlineError, ManualClock, Quota, RateLimiter};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(4), ManualClock::new());
-    /// let second = Duration::from_secs(1);
-    /// assert!(limiter.acquire_many_within(4, second).await.is_ok());
-    /// assert!(matches!(
-    ///     limiter.acquire_many_within(5, second).await,
-    ///     Err(DeadlineError::InsufficientCapacity { requested: 5, burst: 4 })
-    /// ));
-    /// # });
-    /// ```
-    pub fn acquire_many_within(&self, n: u32, timeout: Duration) -> RateAcquireWithin<'_, C> {
-        Within::new(self.acquire_many(n), timeout)
-    }
 }
 
 /// Future returned by [`RateLimiter::acquire_within`] and

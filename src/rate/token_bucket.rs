@@ -757,11 +757,7 @@ impl<C: Clock> TokenBucket<C> {
     /// # });
     /// ```
     pub fn run<F: Future>(&self, fut: F) -> BucketRun<'_, C, F> {
-        BucketRun {
-            acquire: self.acquire(),
-            admitted: false,
-            fut,
-        }
+        BucketRun::new(self.acquire(), fut)
     }
 }
 
