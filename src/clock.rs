@@ -460,6 +460,11 @@ impl Future for ManualSleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         let node: &Node<u64> = &this.node;
+        // Cloned before the lock, and the waker it replaces dropped after it:
+        // either may run arbitrary code (dropping the last handle to a task
+        // drops the task, whose futures may use this clock). Declared before
+        // the guard, so dropped after it on every path.
+        let waker = cx.waker().clone();
         let mut sleepers = this.shared.sleepers.lock();
         // SAFETY: all access to the node goes through this clock's list lock.
         let entry = unsafe { sleepers.entry(node) };
@@ -469,13 +474,12 @@ impl Future for ManualSleep {
             unsafe { sleepers.unlink(node) };
             return Poll::Ready(());
         }
-        match &mut entry.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        let stale = entry.waker.replace(waker);
         // SAFETY: the node is pinned inside this future, which unlinks it in
         // `drop` before it can move or be freed.
         unsafe { sleepers.link(node) };
+        drop(sleepers);
+        drop(stale);
         Poll::Pending
     }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Probe;
@@ -269,6 +271,67 @@ fn threads_on_different_keys_all_get_their_exact_share() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(admitted.iter().sum::<usize>(), 8 * 3);
+}
+
+/// A key whose drop runs the caller's code (here: a check on the same key,
+/// hence the same shard).
+#[derive(Clone)]
+struct HookedKey {
+    id: u32,
+    on_drop: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl PartialEq for HookedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for HookedKey {}
+
+impl Hash for HookedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl Drop for HookedKey {
+    fn drop(&mut self) {
+        if let Some(hook) = self.on_drop.take() {
+            hook();
+        }
+    }
+}
+
+/// Evicted keys are dropped after the shard's lock is released: a key's
+/// `Drop` is the caller's code and may use the limiter.
+#[test]
+fn evicted_keys_are_dropped_outside_the_shard_lock() {
+    common::no_deadlock(|| {
+        let clock = ManualClock::new();
+        let limiter = Arc::new(KeyedRateLimiter::with_clock(
+            Quota::per_second(1),
+            clock.clone(),
+        ));
+        let reenter = Arc::downgrade(&limiter);
+        let plain = |id| HookedKey { id, on_drop: None };
+        let key = HookedKey {
+            id: 7,
+            on_drop: Some(Arc::new(move || {
+                if let Some(limiter) = reenter.upgrade() {
+                    let _ = limiter.check(&plain(7));
+                }
+            })),
+        };
+        limiter.check(&key).unwrap();
+        drop(key);
+        clock.advance(ms(1000));
+        limiter.evict_idle();
+        // The stored copy of the key was evicted, and its hook's check
+        // stored the key again.
+        assert_eq!(limiter.len(), 1);
+        assert!(limiter.check(&plain(7)).is_err());
+    });
 }
 
 #[test]

@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Context;
 use std::time::Duration;
 
-use common::Probe;
+use common::{DeafClock, Probe};
 use limiters::{AcquireError, BuildError, Limiter, LimiterPermit, ManualClock, Quota};
 
 type Manual = Limiter<ManualClock>;
@@ -476,6 +478,61 @@ fn exact_wake_ups_on_release() {
     drop(held.pop().unwrap().take());
     let woken: Vec<usize> = waiting.iter().map(Probe::wakes).collect();
     assert_eq!(woken, [1, 0, 0, 0, 0]);
+}
+
+/// The head of the rate queue keeps its waker for `close`: a replaced one,
+/// and the one cleared at admission, are dropped after the lock (they may be
+/// the last handle to a task whose futures use the limiter).
+#[test]
+fn the_rate_stage_drops_wakers_outside_its_lock() {
+    common::no_deadlock(|| {
+        let clock = DeafClock::default();
+        let l = Limiter::builder()
+            .rate(Quota::per_second(1))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        drop(common::poll_once(&mut Box::pin(l.acquire())));
+        let mut fut = Box::pin(l.acquire());
+        for _ in 0..2 {
+            let reenter = l.clone();
+            let waker = common::waker_dropping(move || reenter.pause_for(Duration::ZERO));
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        clock.0.advance(ms(1000));
+        assert!(common::poll_once(&mut fut).is_ready());
+    });
+}
+
+/// The same for the head of the hold queue (minimum hold).
+#[test]
+fn the_hold_stage_drops_wakers_outside_its_lock() {
+    common::no_deadlock(|| {
+        let clock = DeafClock::default();
+        let l = Limiter::builder()
+            .concurrency(1)
+            .min_hold(ms(1000))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        drop(common::poll_once(&mut Box::pin(l.acquire())));
+        let mut fut = Box::pin(l.acquire());
+        for _ in 0..2 {
+            let reenter = l.clone();
+            let waker = common::waker_dropping(move || {
+                let _ = reenter.available_slots();
+            });
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        clock.0.advance(ms(1000));
+        assert!(common::poll_once(&mut fut).is_ready());
+    });
 }
 
 #[test]

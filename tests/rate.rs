@@ -4,9 +4,13 @@
 
 mod common;
 
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
 
-use common::Probe;
+use common::{DeafClock, Probe};
 use limiters::{ManualClock, ManualInstant, Quota, RateLimitError, RateLimiter, Reservation};
 
 fn limiter(quota: Quota) -> (ManualClock, RateLimiter<ManualClock>) {
@@ -257,6 +261,69 @@ fn r1_then_cancel_not_last(rl: &RateLimiter<ManualClock>, r3: Reservation<'_, Ma
     assert_eq!(rl.check().unwrap_err().wait_time(), before);
     r4.cancel(); // last again: refunded
     assert_eq!(rl.check().unwrap_err().wait_time(), before - ms(250));
+}
+
+/// Polling a waiting acquire with a new waker drops the old one after the
+/// limiter's lock is released: it may be the last handle to a task whose
+/// futures use the limiter. (On `DeafClock` the limiter holds the only
+/// stored copy of the waker.)
+#[test]
+fn a_replaced_waker_is_dropped_outside_the_lock() {
+    common::no_deadlock(|| {
+        let rl = Arc::new(RateLimiter::with_clock(
+            Quota::per_second(1),
+            DeafClock::default(),
+        ));
+        rl.check().unwrap();
+        let mut fut = Box::pin(rl.acquire());
+        for _ in 0..2 {
+            let reenter = rl.clone();
+            let waker = common::waker_dropping(move || {
+                let _ = reenter.quota();
+            });
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        drop(fut);
+    });
+}
+
+/// A `Waker::clone` that panics while the acquire links its reservation
+/// leaves no cells reserved for it.
+#[test]
+fn a_panicking_waker_clone_reserves_nothing() {
+    let (_clock, rl) = limiter(Quota::per_second(1));
+    rl.check().unwrap();
+    let mut fut = Box::pin(rl.acquire());
+    let waker = common::panicking_clone_waker();
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }));
+    assert!(polled.is_err());
+    drop(fut);
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(1000));
+}
+
+/// `ManualSleep` drops the waker it replaces after the clock's lock.
+#[test]
+fn a_manual_sleep_drops_a_replaced_waker_outside_the_lock() {
+    use limiters::Clock;
+    common::no_deadlock(|| {
+        let clock = ManualClock::new();
+        let mut sleep = Box::pin(clock.sleep_until(clock.now() + ms(1)));
+        for _ in 0..2 {
+            let reenter = clock.clone();
+            let waker = common::waker_dropping(move || reenter.advance(Duration::ZERO));
+            assert!(sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        clock.advance(ms(1));
+        assert!(common::poll_once(&mut sleep).is_ready());
+    });
 }
 
 #[test]

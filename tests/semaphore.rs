@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 
 use common::Probe;
 use limiters::{AcquireError, OwnedPermit, Permit, Semaphore, TryAcquireError};
@@ -203,6 +205,77 @@ fn the_latest_waker_is_the_one_woken() {
         "only the latest waker"
     );
     assert!(fut.as_mut().poll(&mut Context::from_waker(&w2)).is_ready());
+}
+
+/// The reproducer: polling a queued acquire with a new waker drops
+/// the old one, which may be the last handle to a task whose futures call
+/// back into the semaphore. It must be dropped after the lock is released.
+#[test]
+fn a_replaced_waker_is_dropped_outside_the_lock() {
+    common::no_deadlock(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let mut fut = Box::pin(sem.acquire_owned());
+        for _ in 0..2 {
+            let reenter = sem.clone();
+            let waker = common::waker_dropping(move || {
+                let _ = reenter.waiters();
+            });
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        sem.add_permits(1);
+        assert!(common::poll_once(&mut fut).is_ready());
+    });
+}
+
+/// tokio's `release_permits_at_drop`, ported: the waker of the first poll
+/// owns a permit, so dropping it (when the second poll replaces it) releases
+/// that permit into the semaphore whose queue holds the future.
+#[test]
+fn release_permits_at_drop() {
+    struct ReleaseOnDrop(#[allow(dead_code)] Option<OwnedPermit>);
+    impl Wake for ReleaseOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    common::no_deadlock(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let mut fut = Box::pin({
+            let sem = sem.clone();
+            async move {
+                let _permit = sem.acquire().await.unwrap();
+            }
+        });
+        // Second iteration shouldn't deadlock.
+        for _ in 0..=1 {
+            let waker = Waker::from(Arc::new(ReleaseOnDrop(
+                sem.clone().try_acquire_owned().ok(),
+            )));
+            let mut cx = Context::from_waker(&waker);
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        // The released permit went to the queued future.
+        assert!(common::poll_once(&mut fut).is_ready());
+        assert_eq!(sem.available_permits(), 1);
+    });
+}
+
+/// A `Waker::clone` that panics while the acquire joins the queue leaves the
+/// semaphore as it was: no permit taken for a node that was never linked.
+#[test]
+fn a_panicking_waker_clone_loses_no_permit() {
+    let sem = Semaphore::new(1);
+    let mut fut = Box::pin(sem.acquire_many(2));
+    let waker = common::panicking_clone_waker();
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }));
+    assert!(polled.is_err());
+    drop(fut);
+    assert_eq!(sem.available_permits(), 1);
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.try_acquire().unwrap().num_permits(), 1);
 }
 
 #[test]

@@ -94,17 +94,16 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         create: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> Option<R> {
+        // Evicted entries are dropped after the lock (declared before the
+        // guard): dropping a key or a value may run the caller's code.
+        let mut evicted = Vec::new();
         let mut shard = self.shard(key).lock();
         if let Some(v) = shard.map.get_mut(key) {
             return Some(f(v));
         }
         let full = |len: usize| max.is_some_and(|max| len >= max);
         if shard.map.len() >= shard.sweep_at || full(self.len()) {
-            let before = shard.map.len();
-            shard.map.retain(|_, v| !idle(v));
-            let after = shard.map.len();
-            self.len.fetch_sub(before - after, Ordering::Relaxed);
-            shard.sweep_at = (after * 2).max(MIN_SWEEP);
+            self.sweep_shard(&mut shard, &idle, &mut evicted);
             if full(self.len()) {
                 return None;
             }
@@ -122,13 +121,41 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
     /// Drops every idle entry now.
     pub(crate) fn sweep(&self, idle: impl Fn(&V) -> bool) {
         for shard in self.shards.iter() {
+            let mut evicted = Vec::new();
             let mut shard = shard.lock();
-            let before = shard.map.len();
-            shard.map.retain(|_, v| !idle(v));
-            let after = shard.map.len();
-            self.len.fetch_sub(before - after, Ordering::Relaxed);
-            shard.sweep_at = (after * 2).max(MIN_SWEEP);
+            self.sweep_shard(&mut shard, &idle, &mut evicted);
+            drop(shard);
+            drop(evicted);
         }
+    }
+
+    /// Moves the shard's idle entries to `evicted`, for the caller to drop
+    /// once it has released the shard's lock, and sets the next sweep mark.
+    fn sweep_shard(
+        &self,
+        shard: &mut Shard<K, V>,
+        idle: &impl Fn(&V) -> bool,
+        evicted: &mut Vec<(K, V)>,
+    ) {
+        let before = shard.map.len();
+        // `HashMap::retain` would drop them here, under the lock; rebuilding
+        // the map costs the same order as the scan, which the sweep mark
+        // already amortizes over the insertions since the last sweep.
+        let kept = shard.map.values().filter(|v| !idle(v)).count();
+        if kept < before {
+            let fresh = HashMap::with_capacity_and_hasher(kept, shard.map.hasher().clone());
+            evicted.reserve(before - kept);
+            for (k, v) in core::mem::replace(&mut shard.map, fresh) {
+                if idle(&v) {
+                    evicted.push((k, v));
+                } else {
+                    shard.map.insert(k, v);
+                }
+            }
+        }
+        let after = shard.map.len();
+        self.len.fetch_sub(before - after, Ordering::Relaxed);
+        shard.sweep_at = (after * 2).max(MIN_SWEEP);
     }
 }
 

@@ -141,16 +141,30 @@ impl<C: Clock> Inner<C> {
     ) -> Result<u64, u64> {
         let mut rates = self.rates.lock();
         let at = rates.earliest(n, head_since);
-        if at > now {
-            match &mut rates.head {
-                Some(w) if w.will_wake(waker) => {}
-                head => *head = Some(waker.clone()),
-            }
+        if at <= now {
+            rates.commit(n, at);
+            let stale = rates.head.take();
+            drop(rates);
+            drop(stale);
+            return Ok(now);
+        }
+        if rates.head.as_ref().is_some_and(|w| w.will_wake(waker)) {
             return Err(at);
         }
-        rates.commit(n, at);
-        rates.head = None;
-        Ok(now)
+        drop(rates);
+        // A new waker: cloned outside the lock, and the one it replaces
+        // dropped outside it, since either may run arbitrary code (dropping
+        // the last handle to a task drops the task, whose futures may use
+        // this limiter). The stored waker only serves `close`.
+        let new = waker.clone();
+        let stale = self.rates.lock().head.replace(new);
+        drop(stale);
+        if self.gate.is_closed() {
+            // `close` may have taken the head before our waker was stored:
+            // be polled again, to see it.
+            waker.wake_by_ref();
+        }
+        Err(at)
     }
 
     /// The first instant at or after `now` at which `n` cells would conform
@@ -236,7 +250,9 @@ impl<C: Clock> Inner<C> {
 
     /// The head left the rate queue without being admitted.
     pub(crate) fn clear_head(&self) {
-        self.rates.lock().head = None;
+        // Taken under the lock, dropped after it (see `try_admit`).
+        let stale = self.rates.lock().head.take();
+        drop(stale);
     }
 
     /// Fails every queued and later request; wakes the head of the rate
@@ -379,12 +395,19 @@ impl Slots {
     /// instant at which enough ghosts will have expired (`u64::MAX`: only a
     /// release can make room). `waker` is woken by the next release.
     pub(crate) fn try_start(&self, w: usize, now: u64, waker: &Waker) -> Result<(), u64> {
+        // Cloned before the lock, and the waker it replaces dropped after it:
+        // either may run arbitrary code (dropping the last handle to a task
+        // drops the task, whose futures may use this limiter). Cloning
+        // later, after unlocking, could miss a release in between.
+        let waker = waker.clone();
         let mut h = self.holds.lock();
         h.purge(now);
         let in_use = h.running + h.ghost_weight + w;
         if in_use <= self.capacity {
             h.running += w;
-            h.head = None;
+            let stale = h.head.take();
+            drop(h);
+            drop(stale);
             return Ok(());
         }
         let mut need = in_use - self.capacity;
@@ -396,16 +419,17 @@ impl Slots {
             }
             need -= gw;
         }
-        match &mut h.head {
-            Some(head) if head.will_wake(waker) => {}
-            head => *head = Some(waker.clone()),
-        }
+        let stale = h.head.replace(waker);
+        drop(h);
+        drop(stale);
         Err(at)
     }
 
     /// The head of the hold queue left without starting.
     pub(crate) fn clear_head(&self) {
-        self.holds.lock().head = None;
+        // Taken under the lock, dropped after it (see `try_start`).
+        let stale = self.holds.lock().head.take();
+        drop(stale);
     }
 
     /// A running request gives its `w` slots back. If it was admitted at

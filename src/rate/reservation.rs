@@ -264,6 +264,9 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                         }
                         Err(_) => {}
                     }
+                    // Cloned before the lock: a `clone` that panics must not
+                    // leave cells reserved for a waiter that is never linked.
+                    let waker = cx.waker().clone();
                     let mut shared = limiter.lock();
                     match limiter.reserve_locked(&mut shared, *this.n) {
                         Err(e) => {
@@ -281,7 +284,8 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                             unsafe {
                                 let entry = shared.waiters.entry(node);
                                 entry.value = waiter;
-                                entry.waker = Some(cx.waker().clone());
+                                // Empty before the first link: drops nothing.
+                                entry.waker = Some(waker);
                                 shared.waiters.link(node);
                             }
                             *this.phase = Phase::Waiting;
@@ -290,6 +294,12 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                 }
                 Phase::Waiting => {
                     let node: &Node<Waiter> = &this.node;
+                    // Cloned before the lock, and the waker it replaces
+                    // dropped after it: either may run arbitrary code
+                    // (dropping the last handle to a task drops the task,
+                    // whose futures may call this limiter). Declared before
+                    // the guard, so dropped after it on every path.
+                    let waker = cx.waker().clone();
                     let mut shared = limiter.lock();
                     // SAFETY: nodes are only accessed under the limiter's lock.
                     let waiter = unsafe { shared.waiters.entry(node) }.value;
@@ -301,12 +311,9 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                     }
                     let ready_ns = waiter.ready_ns;
                     // SAFETY: as above.
-                    let entry = unsafe { shared.waiters.entry(node) };
-                    match &mut entry.waker {
-                        Some(waker) if waker.will_wake(cx.waker()) => {}
-                        slot => *slot = Some(cx.waker().clone()),
-                    }
+                    let stale = unsafe { shared.waiters.entry(node) }.waker.replace(waker);
                     drop(shared);
+                    drop(stale);
                     if this.sleep.is_none() || *this.deadline != ready_ns {
                         *this.deadline = ready_ns;
                         let sleep = limiter.clock().sleep_until(limiter.instant_at(ready_ns));

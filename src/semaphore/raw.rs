@@ -637,6 +637,10 @@ impl Waiter {
             }
             Err(_) => {}
         }
+        // Cloned before the lock: a `clone` that panics must leave the
+        // semaphore as it was, not holding permits taken for a node that is
+        // never linked (and whatever it runs must not find the lock held).
+        let waker = cx.waker().clone();
         let mut list = sem.waiters.lock();
         let mut state = sem.state.load(Ordering::Relaxed);
         loop {
@@ -668,7 +672,7 @@ impl Waiter {
                 // `CLOSED` change only under it, and lock-free acquires and
                 // releases leave the word alone while `QUEUED` is set. Join
                 // the tail without touching the contended word.
-                self.enqueue(&mut list, num, cx);
+                self.enqueue(&mut list, num, waker);
                 return Poll::Pending;
             }
             // Join the queue as its head, taking whatever is available.
@@ -682,7 +686,7 @@ impl Waiter {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.enqueue(&mut list, num - taken, cx);
+                    self.enqueue(&mut list, num - taken, waker);
                     return Poll::Pending;
                 }
                 Err(actual) => state = actual,
@@ -690,15 +694,17 @@ impl Waiter {
         }
     }
 
-    /// Links the node at the tail, still missing `remaining` (> 0) permits.
-    /// The caller holds the lock and has set `QUEUED`.
-    fn enqueue(&self, list: &mut WaitList, remaining: usize, cx: &mut Context<'_>) {
+    /// Links the node at the tail, still missing `remaining` (> 0) permits,
+    /// to be woken with `waker`. The caller holds the lock and has set
+    /// `QUEUED`.
+    fn enqueue(&self, list: &mut WaitList, remaining: usize, waker: Waker) {
         debug_assert!(remaining > 0);
         // Relaxed: the lock publishes it to releasers.
         self.remaining.store(remaining, Ordering::Relaxed);
-        // SAFETY: we hold the lock, and the node is unlinked.
-        self.waker
-            .with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
+        // SAFETY: we hold the lock, and the node is unlinked. The slot is
+        // empty (an `Idle` node was never queued), so nothing is dropped
+        // here.
+        self.waker.with_mut(|w| unsafe { *w = Some(waker) });
         self.stage.set(Stage::Queued);
         // SAFETY: the node is pinned (`poll_acquire` is reached through
         // `Pin<&mut Self>`), not linked, and its owner unlinks it under the
@@ -724,7 +730,12 @@ impl Waiter {
             }
             _ => {}
         }
-        let _list = sem.waiters.lock();
+        // Cloned before the lock, and the waker it replaces dropped after
+        // it: either may run arbitrary code (dropping the last handle to a
+        // task drops the task, whose futures may release permits here).
+        // Declared before the guard, so dropped after it on every path.
+        let waker = cx.waker().clone();
+        let list = sem.waiters.lock();
         // Relaxed: the lock orders us after every write made under it.
         match self.remaining.load(Ordering::Relaxed) {
             0 => {
@@ -737,12 +748,9 @@ impl Waiter {
             }
             _ => {
                 // SAFETY: still linked, and we hold the lock.
-                self.waker.with_mut(|w| unsafe {
-                    match &mut *w {
-                        Some(old) if old.will_wake(cx.waker()) => {}
-                        slot => *slot = Some(cx.waker().clone()),
-                    }
-                });
+                let stale = self.waker.with_mut(|w| unsafe { (*w).replace(waker) });
+                drop(list);
+                drop(stale);
                 Poll::Pending
             }
         }
