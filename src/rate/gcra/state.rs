@@ -135,7 +135,7 @@ impl State {
     }
 
     /// Admits `n` cells at `now`, lock-free, or says why not.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_n(&self, now: u64, n: u32) -> Result<(), Refusal> {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
@@ -195,6 +195,7 @@ impl State {
         Ticks::of(self.quota_of(word))
     }
 
+    #[inline]
     fn quota_of(&self, word: u128) -> Quota {
         // Acquire: pairs with the Release store of the writer that published
         // this generation's quota (see `change`).
