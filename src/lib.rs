@@ -187,7 +187,8 @@ pub use error::{
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
 pub use limiter::{Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
-    BucketReservation, Quota, RateLimiter, Reservation, TokenBucket, TokenBucketBuilder,
+    BucketReservation, Quota, RateLimiter, Reservation, SlidingWindow, TokenBucket,
+    TokenBucketBuilder,
 };
 pub use semaphore::{OwnedPermit, Permit, Semaphore};
 
@@ -201,7 +202,7 @@ pub mod futures {
     pub use crate::limiter::{LimiterAcquire, LimiterAcquireWithin, LimiterRun, LimiterRunWithin};
     pub use crate::rate::{
         BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketRun, RateAcquire,
-        RateAcquireMany, RateAcquireWithin, RateRun,
+        RateAcquireMany, RateAcquireWithin, RateRun, WindowAcquire, WindowAcquireMany, WindowRun,
     };
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
     #[cfg(feature = "stream")]

@@ -10,7 +10,8 @@
 //! links it while polled and unlinks it in `Drop` (under the same lock), so
 //! the list never points at freed memory.
 //!
-//! `ManualClock`'s sleepers and the rate limiters' waiters use this list.
+//! `ManualClock`'s sleepers, the rate limiters' and the sliding window's
+//! waiters use this list.
 //! The semaphore keeps a specialised one (`semaphore/raw.rs`): its hot path
 //! reads a waiter's grant without taking the lock and hands permits to the
 //! head in place, which this list, whose nodes are only touched under the
@@ -178,6 +179,27 @@ impl<T> List<T> {
         true
     }
 
+    /// The head's contents, if any.
+    pub(crate) fn front(&mut self) -> Option<&mut Entry<T>> {
+        // SAFETY: linked nodes are alive (link's contract) and we hold
+        // `&mut self`, hence exclusive access to them.
+        self.head
+            .map(|ptr| unsafe { &mut *ptr.as_ref().inner.get() })
+    }
+
+    /// Whether `node` is the head.
+    pub(crate) fn is_front(&self, node: &Node<T>) -> bool {
+        self.head == Some(node.ptr())
+    }
+
+    /// Unlinks the head, if any (it stays owned by its future).
+    pub(crate) fn unlink_front(&mut self) {
+        if let Some(ptr) = self.head {
+            // SAFETY: `ptr` is linked into this list.
+            unsafe { self.unlink_ptr(ptr) };
+        }
+    }
+
     /// Visits every linked node from head to tail. `f` returns whether to
     /// unlink the node (it stays owned by its future).
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut Entry<T>) -> bool) {
@@ -227,6 +249,11 @@ impl WakeBatch {
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.len == Self::CAP
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     #[inline]

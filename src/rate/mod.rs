@@ -1,5 +1,5 @@
-//! Rate limiting: [`Quota`], the GCRA [`RateLimiter`] and the
-//! [`TokenBucket`].
+//! Rate limiting: [`Quota`], the GCRA [`RateLimiter`], the [`TokenBucket`]
+//! and the [`SlidingWindow`].
 //!
 //! # Which one
 //!
@@ -11,6 +11,9 @@
 //!   tokens, `refill` of them added every `interval`, in discrete lumps (for
 //!   example "10 requests every full second, unused ones carried over up to
 //!   50").
+//! - [`SlidingWindow`] when a service publishes "at most N in any window of
+//!   length P" (a rolling second, an hour): up to N at once, never N + 1
+//!   inside any window.
 
 /// Defines a `run` future: it waits for `$acquire` (one cell), then polls
 /// the wrapped future to completion. `RateRun` and `BucketRun` are both this.
@@ -72,6 +75,7 @@ pub(crate) mod gcra;
 pub(crate) mod quota;
 pub(crate) mod reservation;
 pub(crate) mod token_bucket;
+pub(crate) mod window;
 
 pub use gcra::RateLimiter;
 pub use quota::Quota;
@@ -80,3 +84,4 @@ pub use token_bucket::{
     BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketReservation, BucketRun,
     TokenBucket, TokenBucketBuilder,
 };
+pub use window::{SlidingWindow, WindowAcquire, WindowAcquireMany, WindowRun};
