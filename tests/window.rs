@@ -311,6 +311,21 @@ fn a_pause_keeps_admissions_out_but_spends_no_cell() {
 }
 
 #[test]
+fn until_full_counts_the_pause_and_the_queue() {
+    let (clock, w) = window(2, secs(10));
+    assert_eq!(w.until_full(), Duration::ZERO);
+    w.pause_for(secs(30));
+    assert_eq!(w.until_full(), secs(30));
+    clock.advance(secs(30));
+    w.check_n(2).unwrap();
+    let mut queued = Probe::new(w.acquire());
+    assert!(!queued.poll());
+    clock.advance(secs(5));
+    // The queued waiter is counted as if admitted now: a lower bound.
+    assert_eq!(w.until_full(), secs(10) + ns(1));
+}
+
+#[test]
 fn a_shorter_pause_does_not_shorten_the_one_in_force() {
     let (clock, w) = window(3, secs(1));
     w.pause_for(secs(5));

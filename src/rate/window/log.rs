@@ -144,6 +144,11 @@ impl Log {
             .map_or(now, |&(start, _)| self.expiry(start).max(now))
     }
 
+    /// When every cell is free if cells are recorded at `now`.
+    pub(crate) fn full_at_if_recorded(&self, now: u64) -> u64 {
+        self.expiry(now - now % self.grain_ns)
+    }
+
     /// Entries held (for the memory figures in `Debug` and the tests).
     pub(crate) fn entries(&self) -> usize {
         self.entries.len()

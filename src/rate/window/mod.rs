@@ -545,8 +545,11 @@ impl<C: Clock> SlidingWindow<C> {
     }
 
     /// How long until all `n` cells are free again if nothing more is
-    /// admitted (the `RateLimit-Reset` a server would send); zero when they
-    /// are. A pause does not change it: a pause spends no cell.
+    /// admitted (the "reset" of a `RateLimit` header): zero when
+    /// [`remaining`](Self::remaining) is the limit. Exact to the
+    /// nanosecond; it includes a pause in force, and counts waiters queued
+    /// or granted as if admitted now (a lower bound: they may be admitted
+    /// later).
     ///
     /// # Examples
     ///
@@ -559,12 +562,17 @@ impl<C: Clock> SlidingWindow<C> {
     /// window.check().unwrap();
     /// clock.advance(Duration::from_secs(4));
     /// window.check().unwrap();
+    /// // The second cell leaves the window 10 s and 1 ns after it came.
     /// assert_eq!(window.until_full(), Duration::from_nanos(10_000_000_001));
     /// ```
     pub fn until_full(&self) -> Duration {
         let state = self.state.lock();
         let now = self.now_ns();
-        Duration::from_nanos(state.log.full_at(now) - now)
+        let mut at = state.log.full_at(now).max(state.paused_until_ns);
+        if state.granted > 0 || state.waiters.len() > 0 {
+            at = at.max(state.log.full_at_if_recorded(now));
+        }
+        Duration::from_nanos(at - now)
     }
 
     /// Admits nothing for `duration` from now: for a `Retry-After` answer.
