@@ -590,10 +590,8 @@ proptest! {
                         futs.retain(|f| f.joined.is_none());
                     }
                 }
-                Op::Acquire(n) => {
-                    if futs.len() < 12 {
-                        futs.push(Waiting { probe: Probe::new(w.acquire_many(n)), n, joined: None, seen: 0, polled: false });
-                    }
+                Op::Acquire(n) if futs.len() < 12 => {
+                    futs.push(Waiting { probe: Probe::new(w.acquire_many(n)), n, joined: None, seen: 0, polled: false });
                 }
                 Op::Poll(i) if !futs.is_empty() => {
                     let i = i % futs.len();
