@@ -616,6 +616,16 @@ pub enum BuildError {
         /// The smallest burst among the rates.
         burst: u32,
     },
+    /// A [`window`](crate::LimiterBuilder::window) admits nothing (`n` of
+    /// 0) or has a zero or too long period.
+    InvalidWindow(QuotaError),
+    /// Each call would need more cells than a window admits in a period.
+    WeightExceedsWindow {
+        /// The weight of one call.
+        weight: u32,
+        /// The window's `n`.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -648,6 +658,12 @@ impl fmt::Display for BuildError {
                 f,
                 "weight {weight} exceeds a rate's burst of {burst}: no call could ever be admitted; \
                  use allow_burst({weight}) or lower the weight"
+            ),
+            BuildError::InvalidWindow(e) => write!(f, "invalid window: {e}"),
+            BuildError::WeightExceedsWindow { weight, limit } => write!(
+                f,
+                "weight {weight} exceeds a window of {limit}: no call could ever be admitted; \
+                 raise the window's n to at least {weight} or lower the weight"
             ),
         }
     }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::Probe;
 use limiters::{
-    InsufficientCapacity, ManualClock, NotUntil, QuotaError, RateLimitError, SlidingWindow,
+    AcquireError, BuildError, InsufficientCapacity, KeyedLimiter, Limiter, LimiterBuilder,
+    ManualClock, NotUntil, QuotaError, RateLimitError, SlidingWindow,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngAlgorithm;
@@ -411,6 +412,151 @@ fn works_from_threads_on_the_system_clock() {
     assert_eq!(w.waiters(), 0);
 }
 
+// --- as a stage of `Limiter` and `KeyedLimiter` ---
+
+fn limiter(b: LimiterBuilder<ManualClock>) -> Limiter<ManualClock> {
+    b.build().unwrap()
+}
+
+fn builder(clock: &ManualClock) -> LimiterBuilder<ManualClock> {
+    Limiter::builder().clock(clock.clone())
+}
+
+#[test]
+fn limiter_window_admits_the_whole_allowance_then_slides() {
+    let clock = ManualClock::new();
+    let l = limiter(builder(&clock).window(3, secs(1)));
+    let mut probes: Vec<_> = (0..5).map(|_| Probe::new(l.acquire())).collect();
+    let ready: Vec<bool> = probes.iter_mut().map(Probe::poll).collect();
+    assert_eq!(ready, [true, true, true, false, false]);
+    clock.advance(secs(1));
+    assert!(!probes[3].poll(), "the window is closed: 1 s later still counts");
+    clock.advance(ns(1));
+    assert_eq!(probes[3].wakes(), 1);
+    assert!(probes[3].poll());
+    assert_eq!(probes[4].wakes(), 1, "the next head of the rate queue");
+    assert!(probes[4].poll());
+    let admitted = probes[4].take().unwrap().admitted_at();
+    assert_eq!(admitted, clock.now());
+}
+
+#[test]
+fn limiter_window_and_rate_both_admit() {
+    // A smooth 10/s with a burst of 10, and at most 5 in any second.
+    let clock = ManualClock::new();
+    let l = limiter(
+        builder(&clock)
+            .rate(limiters::Quota::per_second(10).allow_burst(10))
+            .window(5, secs(1)),
+    );
+    let mut probes: Vec<_> = (0..7).map(|_| Probe::new(l.acquire())).collect();
+    let ready = probes.iter_mut().filter_map(|p| p.poll().then_some(())).count();
+    assert_eq!(ready, 5, "the window stops the burst at 5");
+    clock.advance(secs(1) + ns(1));
+    assert!(probes[5].poll());
+    // The rate still has credit, the window has 4 of 5 left at this instant.
+    assert!(probes[6].poll());
+}
+
+#[test]
+fn limiter_slot_first_then_window() {
+    let clock = ManualClock::new();
+    let l = limiter(builder(&clock).concurrency(1).window(1, secs(1)));
+    let mut first = Probe::new(l.run(async {}));
+    assert!(first.poll());
+    // The slot is free, the window is not: the second holds the slot and
+    // waits for the window; the third waits for the slot.
+    let mut second = Probe::new(l.acquire());
+    let mut third = Probe::new(l.acquire());
+    assert!(!second.poll());
+    assert!(!third.poll());
+    assert_eq!(l.available_slots(), Some(0));
+    clock.advance(secs(1) + ns(1));
+    assert!(second.poll());
+    drop(second.take());
+    assert!(!third.poll(), "got the slot, waits for the window");
+    clock.advance(secs(1) + ns(1));
+    assert!(third.poll());
+}
+
+#[test]
+fn limiter_pause_spends_no_window_cell() {
+    let clock = ManualClock::new();
+    let l = limiter(builder(&clock).window(1_000, secs(3600)));
+    for _ in 0..10 {
+        assert!(Probe::new(l.acquire()).poll());
+    }
+    l.pause_for(secs(1)); // 429, Retry-After: 1
+    let mut probes: Vec<_> = (0..990).map(|_| Probe::new(l.acquire())).collect();
+    assert!(!probes[0].poll());
+    clock.advance(secs(1));
+    // The other 990 of the hour's 1,000 go through at once after the pause.
+    let mut done = 0;
+    for p in &mut probes {
+        if p.poll() {
+            done += 1;
+        }
+    }
+    assert_eq!(done, 990);
+    assert!(!Probe::new(l.acquire()).poll(), "and the 1,001st waits");
+}
+
+#[test]
+fn limiter_window_bad_settings_are_build_errors() {
+    let b = || Limiter::builder().clock(ManualClock::new());
+    assert_eq!(
+        b().window(0, secs(1)).build().unwrap_err(),
+        BuildError::InvalidWindow(QuotaError::ZeroCells)
+    );
+    assert_eq!(
+        b().window(5, Duration::ZERO).build().unwrap_err(),
+        BuildError::InvalidWindow(QuotaError::ZeroPeriod)
+    );
+    assert_eq!(
+        b().window(5, Duration::MAX).build().unwrap_err(),
+        BuildError::InvalidWindow(QuotaError::PeriodTooLong)
+    );
+    let err = b().window(2, secs(1)).weight(3).build().unwrap_err();
+    assert_eq!(err, BuildError::WeightExceedsWindow { weight: 3, limit: 2 });
+    assert_eq!(
+        err.to_string(),
+        "weight 3 exceeds a window of 2: no call could ever be admitted; \
+         raise the window's n to at least 3 or lower the weight"
+    );
+    let l = b().window(2, secs(1)).build().unwrap();
+    let mut too_many = Probe::new(l.acquire_many(3));
+    assert!(too_many.poll());
+    assert_eq!(
+        too_many.take().unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            requested: 3,
+            capacity: 2
+        }
+    );
+}
+
+#[test]
+fn keyed_limiter_windows_are_per_key_and_keys_with_history_stay() {
+    let clock = ManualClock::new();
+    let keyed = KeyedLimiter::new(builder(&clock).window(2, secs(1))).unwrap();
+    let run = |key: &'static str| Probe::new(keyed.run(&key, async {}));
+    assert!(run("a").poll());
+    assert!(run("a").poll());
+    assert!(run("b").poll(), "keys are independent");
+    let mut third_a = run("a");
+    assert!(!third_a.poll());
+    drop(third_a);
+    // Key "a" is idle but its window still holds 2 cells: it must not be
+    // forgotten (a fresh key would admit 2 more inside the window).
+    keyed.evict_idle();
+    assert_eq!(keyed.len(), 2);
+    assert!(!run("a").poll());
+    clock.advance(secs(1) + ns(1));
+    keyed.evict_idle();
+    assert_eq!(keyed.len(), 0, "once the windows are empty the keys go");
+    assert!(run("a").poll());
+}
+
 // --- against a plain model ---
 
 /// Every closed window `[a, a + period]` holds at most `limit` cells.
@@ -714,5 +860,78 @@ proptest! {
             let inside = admitted.iter().filter(|&&a| a >= t && a <= t + period).count();
             prop_assert_eq!(inside, limit as usize, "window [{}, {}]", t, t + period);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        rng_algorithm: RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    })]
+
+    /// The `Limiter`'s window stage, with and without a concurrency limit:
+    /// permits are admitted (`admitted_at`, the instant `acquire` returns)
+    /// at most `limit` cells per closed window, and every request is served
+    /// once time moves on.
+    #[test]
+    fn limiter_window_bound_and_liveness(
+        ((limit, period), ops) in scenario(),
+        concurrency in proptest::option::of(1usize..4),
+    ) {
+        let clock = ManualClock::new();
+        let mut b = builder(&clock).window(limit, ns(period));
+        if let Some(c) = concurrency {
+            b = b.concurrency(c.max(limit as usize));
+        }
+        let l = limiter(b);
+        let mut now = 0u64;
+        let mut admitted: Vec<(u64, u32)> = Vec::new();
+        let mut futs: Vec<(Probe<_>, u32)> = Vec::new();
+        let record = |admitted: &mut Vec<(u64, u32)>, p: &mut Probe<limiters::futures::LimiterAcquire<ManualClock>>, n: u32| {
+            let permit = p.take().unwrap();
+            admitted.push((permit.admitted_at().as_nanos(), n));
+        };
+        for op in ops {
+            match op {
+                Op::Advance(d) => {
+                    clock.advance(ns(d));
+                    now += d;
+                }
+                Op::Acquire(n) | Op::Check(n) if futs.len() < 12 && (1..=limit).contains(&n) => {
+                    futs.push((Probe::new(l.acquire_many(n)), n));
+                }
+                Op::Poll(i) if !futs.is_empty() => {
+                    let i = i % futs.len();
+                    if futs[i].0.poll() {
+                        let (mut p, n) = futs.remove(i);
+                        record(&mut admitted, &mut p, n);
+                        prop_assert_eq!(admitted.last().unwrap().0, now);
+                    }
+                }
+                Op::Drop(i) if !futs.is_empty() => {
+                    let i = i % futs.len();
+                    futs.remove(i);
+                }
+                Op::Pause(d) => l.pause_for(ns(d)),
+                _ => {}
+            }
+        }
+        for _ in 0..=futs.len() + 1 {
+            clock.advance(ns(period + 1));
+            let mut i = 0;
+            while i < futs.len() {
+                if futs[i].0.poll() {
+                    let (mut p, n) = futs.remove(i);
+                    record(&mut admitted, &mut p, n);
+                    i = 0;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        prop_assert!(futs.is_empty(), "{} requests never admitted", futs.len());
+        admitted.sort_by_key(|&(a, _)| a);
+        assert_window_bound(&admitted, limit, period);
     }
 }

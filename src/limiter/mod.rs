@@ -168,6 +168,7 @@ macro_rules! limiter_types {
             clock: C,
             concurrency: Option<usize>,
             quotas: Vec<Quota>,
+            windows: Vec<(u32, Duration)>,
             min_hold: Option<Duration>,
             weight: u32,
         }
@@ -218,6 +219,7 @@ impl<C: Clock> LimiterBuilder<C> {
             clock,
             concurrency: None,
             quotas: Vec::new(),
+            windows: Vec::new(),
             min_hold: None,
             weight: 1,
         }
@@ -257,6 +259,37 @@ impl<C: Clock> LimiterBuilder<C> {
     /// ```
     pub fn rate(mut self, quota: Quota) -> Self {
         self.quotas.push(quota);
+        self
+    }
+
+    /// Adds a sliding window: at most `n` requests start in any window of
+    /// length `period`, and up to `n` at once after an idle spell. Use it
+    /// for a limit a server publishes and enforces ("1,000 per hour", "50
+    /// per rolling second"): unlike a rate with a burst, it never lets
+    /// request `n + 1` into any window. Repeatable, like
+    /// [`rate`](Self::rate); every window and rate must admit a request.
+    /// Exact up to [`SlidingWindow::EXACT_MAX`](crate::SlidingWindow::EXACT_MAX)
+    /// (4,096) cells, conservative above (see
+    /// [`SlidingWindow`'s memory notes](crate::SlidingWindow#memory)).
+    ///
+    /// # Examples
+    ///
+    /// 50 per rolling second and 1,000 per hour, the whole allowance usable
+    /// at once:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder()
+    ///     .window(50, Duration::from_secs(1))
+    ///     .window(1_000, Duration::from_secs(3600))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(limiter.windows(), [(50, Duration::from_secs(1)), (1_000, Duration::from_secs(3600))]);
+    /// ```
+    pub fn window(mut self, n: u32, period: Duration) -> Self {
+        self.windows.push((n, period));
         self
     }
 
@@ -324,6 +357,7 @@ impl<C: Clock> LimiterBuilder<C> {
             clock,
             concurrency: self.concurrency,
             quotas: self.quotas,
+            windows: self.windows,
             min_hold: self.min_hold,
             weight: self.weight,
         }
@@ -349,8 +383,11 @@ impl<C: Clock> LimiterBuilder<C> {
     /// assert_eq!(err, BuildError::WeightExceedsBurst { weight: 2, burst: 1 });
     /// ```
     pub fn build(self) -> Result<Limiter<C>, BuildError> {
-        if self.concurrency.is_none() && self.quotas.is_empty() {
+        if self.concurrency.is_none() && self.quotas.is_empty() && self.windows.is_empty() {
             return Err(BuildError::NoLimits);
+        }
+        for &(n, period) in &self.windows {
+            crate::rate::window::validate(n, period).map_err(BuildError::InvalidWindow)?;
         }
         if let Some(n) = self.concurrency {
             if n == 0 {
@@ -382,11 +419,18 @@ impl<C: Clock> LimiterBuilder<C> {
                 burst: q.burst(),
             });
         }
+        if let Some(&(n, _)) = self.windows.iter().find(|&&(n, _)| n < self.weight) {
+            return Err(BuildError::WeightExceedsWindow {
+                weight: self.weight,
+                limit: n,
+            });
+        }
         let inner = Inner::new(
             self.clock,
             self.concurrency,
             min_hold,
             self.quotas,
+            self.windows,
             self.weight,
         );
         Ok(Limiter {
@@ -790,6 +834,21 @@ impl<C: Clock> Limiter<C> {
         &self.inner.quotas
     }
 
+    /// The sliding windows `(n, period)`, in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().window(100, Duration::from_secs(60)).build().unwrap();
+    /// assert_eq!(limiter.windows(), [(100, Duration::from_secs(60))]);
+    /// ```
+    pub fn windows(&self) -> &[(u32, Duration)] {
+        &self.inner.windows
+    }
+
     /// The minimum hold (zero if none).
     ///
     /// # Examples
@@ -836,6 +895,7 @@ impl<C: Clock> Clone for LimiterBuilder<C> {
             clock: self.clock.clone(),
             concurrency: self.concurrency,
             quotas: self.quotas.clone(),
+            windows: self.windows.clone(),
             min_hold: self.min_hold,
             weight: self.weight,
         }
@@ -857,6 +917,7 @@ impl<C: Clock> fmt::Debug for Limiter<C> {
             .field("concurrency", &self.concurrency())
             .field("available_slots", &self.available_slots())
             .field("quotas", &self.inner.quotas)
+            .field("windows", &self.inner.windows)
             .field("min_hold", &self.min_hold())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
@@ -868,6 +929,7 @@ impl<C: Clock> fmt::Debug for LimiterBuilder<C> {
         f.debug_struct("LimiterBuilder")
             .field("concurrency", &self.concurrency)
             .field("quotas", &self.quotas)
+            .field("windows", &self.windows)
             .field("min_hold", &self.min_hold)
             .field("weight", &self.weight)
             .finish_non_exhaustive()

@@ -29,6 +29,14 @@
 //! [`RateLimiter`](crate::RateLimiter) ([`crate::rate::arith`]), so the window
 //! bound `burst + floor(W * cells / period)` holds for each quota
 //! separately. Admission instants are never before the previous admission.
+//!
+//! A **window** stage (`LimiterBuilder::window`) is the sliding window's
+//! admission log ([`Log`], shared with [`SlidingWindow`](crate::SlidingWindow)),
+//! consulted by the same head in the same critical section: the first
+//! instant its log has room for the cells folds into the head's instant like
+//! a quota's, and the cells are recorded at the instant the head returns,
+//! so at most `n` requests *start* in any closed window of length `period`.
+//! A pause spends no window cell.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -40,6 +48,7 @@ use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
+use crate::rate::window::Log;
 use crate::semaphore::Semaphore;
 use crate::sync::Mutex;
 
@@ -54,7 +63,9 @@ pub(crate) struct Inner<C: Clock> {
     rates: Mutex<Rates>,
     /// The quotas as configured (for `Debug` and validation).
     pub(crate) quotas: Vec<Quota>,
-    /// Smallest burst over all quotas (`u32::MAX` without quotas).
+    /// The windows as configured: `(n, period)`.
+    pub(crate) windows: Vec<(u32, Duration)>,
+    /// Smallest burst over all quotas and windows (`u32::MAX` without any).
     pub(crate) min_burst: u32,
     /// What `run` and `acquire` charge.
     pub(crate) weight: u32,
@@ -66,12 +77,19 @@ impl<C: Clock> Inner<C> {
         concurrency: Option<usize>,
         min_hold: Duration,
         quotas: Vec<Quota>,
+        windows: Vec<(u32, Duration)>,
         weight: u32,
     ) -> Self {
         let base = clock.now();
-        let min_burst = quotas.iter().map(|q| q.burst()).min().unwrap_or(u32::MAX);
+        let min_burst = quotas
+            .iter()
+            .map(|q| q.burst())
+            .chain(windows.iter().map(|&(n, _)| n))
+            .min()
+            .unwrap_or(u32::MAX);
         let rates = Rates {
             tats: quotas.iter().map(|&q| (Ticks::of(q), 0)).collect(),
+            windows: windows.iter().map(|&(n, p)| Log::new(n, nanos(p))).collect(),
             paused_until_ns: 0,
             head: None,
         };
@@ -88,6 +106,7 @@ impl<C: Clock> Inner<C> {
             gate: Arc::new(Semaphore::new(1)),
             rates: Mutex::new(rates),
             quotas,
+            windows,
             min_burst,
             weight,
         }
@@ -142,7 +161,7 @@ impl<C: Clock> Inner<C> {
         let mut rates = self.rates.lock();
         let at = rates.earliest(n, head_since);
         if at <= now {
-            rates.commit(n, at);
+            rates.commit(n, at, now);
             let stale = rates.head.take();
             drop(rates);
             drop(stale);
@@ -239,9 +258,11 @@ impl<C: Clock> Inner<C> {
             drop((old, co_old));
             return Err(Some(at));
         }
-        rates.commit(n, at);
+        rates.commit(n, at, now);
         let old = rates.head.take();
-        co_rates.commit(co.weight, co.ns_of(self.instant_at(at)).max(co_at));
+        let co_at = co.ns_of(self.instant_at(at)).max(co_at);
+        let co_now = co.ns_of(self.instant_at(now)).max(co_at);
+        co_rates.commit(co.weight, co_at, co_now);
         let co_old = co_rates.head.take();
         drop((rates, co_rates));
         drop((old, co_old, waker, co_waker));
@@ -286,7 +307,9 @@ impl<C: Clock> Inner<C> {
             }
         }
         let rates = self.rates.lock();
-        rates.paused_until_ns <= now && rates.tats.iter().all(|(k, tat)| *tat <= k.at(now))
+        rates.paused_until_ns <= now
+            && rates.tats.iter().all(|(k, tat)| *tat <= k.at(now))
+            && rates.windows.iter().all(|w| w.full_at(now) <= now)
     }
 
     pub(crate) fn paused_until_ns(&self) -> u64 {
@@ -299,6 +322,8 @@ struct Rates {
     /// Each quota in ticks, and its `tat` (theoretical arrival time) in
     /// those ticks.
     tats: Vec<(Ticks, u128)>,
+    /// Each window's admission log.
+    windows: Vec<Log>,
     /// Nothing is admitted before this instant (ns).
     paused_until_ns: u64,
     /// The sleeping head of the rate queue, for `close`.
@@ -307,7 +332,7 @@ struct Rates {
 
 impl Rates {
     /// The first instant at or after `from` at which `n` cells conform to
-    /// every quota and no pause is in force.
+    /// every quota and window, and no pause is in force.
     fn earliest(&self, n: u32, from: u64) -> u64 {
         self.tats
             .iter()
@@ -321,6 +346,7 @@ impl Rates {
                     step.earliest_ns(&k)
                 }
             })
+            .chain(self.windows.iter().map(|w| w.earliest(n, from)))
             .fold(from.max(self.paused_until_ns), u64::max)
     }
 
@@ -331,12 +357,18 @@ impl Rates {
         self.head.replace(waker)
     }
 
-    /// Admits `n` cells of every quota at instant `at` (which conforms).
-    fn commit(&mut self, n: u32, at: u64) {
+    /// Admits `n` cells of every quota at instant `at` (which conforms),
+    /// and records them in every window at `now` (`at <= now`: a window
+    /// that has room at `at` still has it, as only the head records).
+    fn commit(&mut self, n: u32, at: u64, now: u64) {
         for (k, tat) in &mut self.tats {
             let step = Step::new(*tat, at, n, k);
             debug_assert!(step.conforms(at, k));
             *tat = step.tat.min(k.max_tat());
+        }
+        for window in &mut self.windows {
+            window.purge(now);
+            window.record(n, now);
         }
     }
 
