@@ -430,7 +430,10 @@ fn limiter_window_admits_the_whole_allowance_then_slides() {
     let ready: Vec<bool> = probes.iter_mut().map(Probe::poll).collect();
     assert_eq!(ready, [true, true, true, false, false]);
     clock.advance(secs(1));
-    assert!(!probes[3].poll(), "the window is closed: 1 s later still counts");
+    assert!(
+        !probes[3].poll(),
+        "the window is closed: 1 s later still counts"
+    );
     clock.advance(ns(1));
     assert_eq!(probes[3].wakes(), 1);
     assert!(probes[3].poll());
@@ -450,7 +453,10 @@ fn limiter_window_and_rate_both_admit() {
             .window(5, secs(1)),
     );
     let mut probes: Vec<_> = (0..7).map(|_| Probe::new(l.acquire())).collect();
-    let ready = probes.iter_mut().filter_map(|p| p.poll().then_some(())).count();
+    let ready = probes
+        .iter_mut()
+        .filter_map(|p| p.poll().then_some(()))
+        .count();
     assert_eq!(ready, 5, "the window stops the burst at 5");
     clock.advance(secs(1) + ns(1));
     assert!(probes[5].poll());
@@ -517,7 +523,13 @@ fn limiter_window_bad_settings_are_build_errors() {
         BuildError::InvalidWindow(QuotaError::PeriodTooLong)
     );
     let err = b().window(2, secs(1)).weight(3).build().unwrap_err();
-    assert_eq!(err, BuildError::WeightExceedsWindow { weight: 3, limit: 2 });
+    assert_eq!(
+        err,
+        BuildError::WeightExceedsWindow {
+            weight: 3,
+            limit: 2
+        }
+    );
     assert_eq!(
         err.to_string(),
         "weight 3 exceeds a window of 2: no call could ever be admitted; \

@@ -89,7 +89,10 @@ impl<C: Clock> Inner<C> {
             .unwrap_or(u32::MAX);
         let rates = Rates {
             tats: quotas.iter().map(|&q| (Ticks::of(q), 0)).collect(),
-            windows: windows.iter().map(|&(n, p)| Log::new(n, nanos(p))).collect(),
+            windows: windows
+                .iter()
+                .map(|&(n, p)| Log::new(n, nanos(p)))
+                .collect(),
             paused_until_ns: 0,
             head: None,
         };
