@@ -110,11 +110,7 @@ impl<C: Clock> SlidingWindow<C> {
     /// # });
     /// ```
     pub fn run<F: Future>(&self, fut: F) -> WindowRun<'_, C, F> {
-        WindowRun {
-            acquire: self.acquire(),
-            admitted: false,
-            fut,
-        }
+        WindowRun::new(self.acquire(), fut)
     }
 }
 
