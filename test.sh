@@ -17,9 +17,12 @@ if [[ "${CI:-}" == "true" ]]; then
   export FUZZ_SEED="${FUZZ_SEED:-20261129}"
 fi
 
-echo "==> cargo test (unit, integration, doc tests)"
+echo "==> cargo test --all-features (unit, integration, doc tests; tower, axum)"
+cargo test --locked --all-features --all-targets
+cargo test --locked --all-features --doc
+
+echo "==> cargo test, default features (unit and integration tests)"
 cargo test --locked --all-targets
-cargo test --locked --doc
 
 echo "==> builds without default features (no async-io; no std)"
 cargo build --locked --no-default-features

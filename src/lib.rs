@@ -154,7 +154,13 @@
 //! * `stream` (default): [`RateLimiter::throttle`], [`TokenBucket::throttle`]
 //!   and [`Limiter::throttle`], a [`futures_core::Stream`] whose items are
 //!   yielded only as the limiter admits them. Adds `futures-core`.
+//! * `tower`: the `limiters::tower` module, a [`Limiter`] as a tower layer
+//!   (`LimiterLayer`) and per-client HTTP rate limits answered `429` with
+//!   `Retry-After` and the IETF `RateLimit` headers
+//!   (`KeyedRateLimitLayer`). Adds `tower-service`, `tower-layer` and
+//!   `http`; implies `std`.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
@@ -173,17 +179,22 @@ mod semaphore;
 mod sync;
 #[cfg(feature = "stream")]
 mod throttle;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 mod wait_list;
 
 pub use bounded::BoundedSemaphore;
 pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 #[cfg(feature = "async-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
 pub use clock::{SystemClock, SystemSleep};
 pub use error::{AcquireError, DeadlineError, OverRelease, TryAcquireError};
 pub use error::{
     BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
 };
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
 pub use limiter::{Limiter, LimiterBuilder, LimiterPermit};
 pub use rate::{
@@ -196,6 +207,7 @@ pub use semaphore::{OwnedPermit, Permit, Semaphore};
 pub mod futures {
     pub use crate::deadline::{Attempt, Within};
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub use crate::keyed::{
         KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRun,
     };
@@ -207,4 +219,7 @@ pub mod futures {
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
     #[cfg(feature = "stream")]
     pub use crate::throttle::{Admit, Throttle};
+    #[cfg(feature = "tower")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+    pub use crate::tower::{KeyedResponseFuture, ResponseFuture};
 }

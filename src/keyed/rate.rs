@@ -215,6 +215,29 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         }
     }
 
+    /// [`check`](Self::check) and the key's state right after it, under one
+    /// lock: what an HTTP layer writes into its headers.
+    #[cfg(feature = "tower")]
+    pub(crate) fn check_report(&self, key: &K) -> KeyReport {
+        let k = self.ticks;
+        let now = self.now_ns();
+        let report = self.keys.with_entry(
+            key,
+            None,
+            self.idle(now),
+            || 0,
+            |tat| {
+                let denied = Self::admit(tat, now, 1, &k);
+                KeyReport {
+                    wait: denied.map(|at| Duration::from_nanos(at.saturating_sub(now))),
+                    remaining: k.remaining(*tat, now),
+                    until_full: Duration::from_nanos(k.until_full_ns(*tat, now)),
+                }
+            },
+        );
+        report.expect("no key limit")
+    }
+
     /// Cells a check for `key` could take right now: the largest `n` for
     /// which [`check_n(key, n)`](Self::check_n) would succeed at this
     /// instant, computed without taking anything (a key never seen, or
@@ -487,6 +510,18 @@ impl<K, C: Clock> fmt::Debug for KeyedRateLimiter<K, C> {
             .field("keys", &self.keys.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A key's state after one check (see `KeyedRateLimiter::check_report`).
+#[cfg(feature = "tower")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyReport {
+    /// `Some(wait)` if the check was denied.
+    pub(crate) wait: Option<Duration>,
+    /// Cells admissible right after the check.
+    pub(crate) remaining: u32,
+    /// Time until the key's burst is full again.
+    pub(crate) until_full: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]

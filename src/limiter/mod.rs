@@ -181,6 +181,7 @@ limiter_types!(SystemClock);
 limiter_types!();
 
 #[cfg(feature = "async-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
 impl Limiter {
     /// Starts building a limiter on the [`SystemClock`]; set at least one of
     /// [`concurrency`](LimiterBuilder::concurrency) and

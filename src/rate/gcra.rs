@@ -143,6 +143,7 @@ impl<C: Clock> fmt::Debug for RateLimiter<C> {
 }
 
 #[cfg(feature = "async-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
 impl RateLimiter<SystemClock> {
     /// A limiter for `quota` on the real clock, with full burst credit.
     ///

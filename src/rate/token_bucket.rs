@@ -163,6 +163,7 @@ impl TokenBucketBuilder {
     /// assert_eq!(TokenBucket::builder().max(0).build().unwrap_err(), TokenBucketError::ZeroMax);
     /// ```
     #[cfg(feature = "async-io")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
     pub fn build(self) -> Result<TokenBucket<SystemClock>, TokenBucketError> {
         self.build_with_clock(SystemClock)
     }
@@ -296,6 +297,7 @@ struct Take {
 }
 
 #[cfg(feature = "async-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
 impl TokenBucket<SystemClock> {
     /// Settings for a new bucket (see [`TokenBucketBuilder`]).
     ///

@@ -1,0 +1,208 @@
+//! `limiters::tower`: `LimiterService` polled by hand over tower-test's mock
+//! (readiness, hand-off when a response future drops, no permit lost across
+//! clone and drop), and in a real stack, a hyper client behind
+//! `ServiceBuilder::new().layer(LimiterLayer::new(..))` against a local
+//! server that counts in-flight requests and arrivals per second.
+#![cfg(feature = "tower")]
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::task::Poll;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use limiters::tower::{LimiterLayer, LimiterService};
+use limiters::{AcquireError, Limiter, ManualClock, Quota};
+use support::client::tokio_client;
+use support::server::{ServerConfig, TestServer};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_test::mock::{self, Mock, Spawn};
+
+type Svc = LimiterService<Mock<&'static str, &'static str>, ManualClock>;
+
+fn limiter(slots: usize, clock: &ManualClock) -> Limiter<ManualClock> {
+    Limiter::builder()
+        .concurrency(slots)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn is_ready(svc: &mut Spawn<Svc>) -> bool {
+    match svc.poll_ready() {
+        Poll::Ready(Ok(())) => true,
+        Poll::Ready(Err(e)) => panic!("poll_ready failed: {e}"),
+        Poll::Pending => false,
+    }
+}
+
+fn clone_of(svc: &Spawn<Svc>) -> Spawn<Svc> {
+    Spawn::new(svc.get_ref().clone())
+}
+
+#[tokio::test]
+async fn poll_ready_pends_while_full_and_a_dropped_response_future_hands_over() {
+    let clock = ManualClock::new();
+    let limiter = limiter(2, &clock);
+    let (mut a, mut handle) = mock::spawn_layer(LimiterLayer::new(limiter.clone()));
+    let mut b = clone_of(&a);
+    let mut c = clone_of(&a);
+    let mut d = clone_of(&a);
+
+    assert!(is_ready(&mut a));
+    let fa = a.call("a");
+    assert!(is_ready(&mut b));
+    let fb = b.call("b");
+    assert_eq!(limiter.available_slots(), Some(0));
+    // Full: c, then d, queue.
+    assert!(!is_ready(&mut c));
+    assert!(!is_ready(&mut d));
+
+    // Dropping a's response future (cancelled) hands its slot to c, the
+    // first waiter, and wakes c only.
+    drop(fa);
+    assert!(c.is_woken());
+    assert!(!d.is_woken());
+    assert!(is_ready(&mut c));
+    assert!(!is_ready(&mut d));
+
+    // b's response arrives: the slot goes back when the response is
+    // produced, to d.
+    let request = handle.next_request().await.unwrap();
+    let request_b = handle.next_request().await.unwrap();
+    assert_eq!(request.0, "a");
+    assert_eq!(request_b.0, "b");
+    request_b.1.send_response("ok b");
+    // Still holding the completed future: the slot went back on completion.
+    let mut fb = Box::pin(fb);
+    assert_eq!((&mut fb).await.unwrap(), "ok b");
+    assert!(d.is_woken());
+    assert!(is_ready(&mut d));
+    drop((c, d, fb));
+    assert_eq!(limiter.available_slots(), Some(2));
+}
+
+#[test]
+fn ready_services_dropped_or_cloned_lose_no_permit() {
+    let clock = ManualClock::new();
+    let limiter = limiter(1, &clock);
+    let (mut a, _handle) = mock::spawn_layer::<&str, &str, _>(LimiterLayer::new(limiter.clone()));
+    assert!(is_ready(&mut a));
+    // A clone of a ready service is not ready: it waits for its own permit.
+    let mut clone = clone_of(&a);
+    assert!(!is_ready(&mut clone));
+    let mut waiting = clone_of(&a);
+    assert!(!is_ready(&mut waiting));
+    // A ready service dropped without a call gives its permit back, to the
+    // first waiter.
+    drop(a);
+    assert!(clone.is_woken());
+    assert!(is_ready(&mut clone));
+    // Polling again while ready keeps the one permit.
+    assert!(is_ready(&mut clone));
+    assert_eq!(limiter.available_slots(), Some(0));
+    // A waiting service dropped gives its place back; the ready one its
+    // permit.
+    drop(waiting);
+    drop(clone);
+    assert_eq!(limiter.available_slots(), Some(1));
+}
+
+#[tokio::test]
+async fn a_finished_response_keeps_the_slot_for_min_hold() {
+    let clock = ManualClock::new();
+    let limiter = Limiter::builder()
+        .concurrency(1)
+        .min_hold(Duration::from_secs(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (mut a, mut handle) = mock::spawn_layer(LimiterLayer::new(limiter.clone()));
+    let mut b = clone_of(&a);
+    assert!(is_ready(&mut a));
+    let response = a.call("a");
+    handle.next_request().await.unwrap().1.send_response("ok");
+    assert_eq!(response.await.unwrap(), "ok");
+    assert!(!is_ready(&mut b));
+    clock.advance(Duration::from_millis(999));
+    assert!(!is_ready(&mut b));
+    clock.advance(Duration::from_millis(1));
+    assert!(b.is_woken());
+    assert!(is_ready(&mut b));
+}
+
+#[test]
+fn a_closed_limiter_is_an_acquire_error() {
+    let clock = ManualClock::new();
+    let limiter = limiter(1, &clock);
+    let (mut a, _handle) = mock::spawn_layer::<&str, &str, _>(LimiterLayer::new(limiter.clone()));
+    assert!(is_ready(&mut a));
+    let mut b = clone_of(&a);
+    assert!(!is_ready(&mut b));
+    limiter.close();
+    assert!(b.is_woken());
+    match b.poll_ready() {
+        Poll::Ready(Err(e)) => {
+            assert_eq!(
+                e.downcast_ref::<AcquireError>(),
+                Some(&AcquireError::Closed)
+            )
+        }
+        other => panic!("expected the closed error, got {other:?}"),
+    }
+}
+
+#[test]
+#[should_panic(expected = "call poll_ready first")]
+fn call_without_poll_ready_panics() {
+    let clock = ManualClock::new();
+    let (mut a, _handle) =
+        mock::spawn_layer::<&str, &str, _>(LimiterLayer::new(limiter(1, &clock)));
+    let _ = a.call("a");
+}
+
+/// A real client stack: hyper-util's pooled client behind the layer, 40
+/// requests at once against a server allowing 5 in flight and 20 per
+/// second. The server counts: every request a 200, never more than 5 in
+/// flight or 20 arrivals in a rolling second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_client_behind_the_layer_respects_the_server() {
+    let server = TestServer::start(ServerConfig {
+        work: |n| Duration::from_millis(100 + (n * 37) % 150),
+        ..ServerConfig::new(5, 20)
+    });
+    // The server's limits, the rate measured over 1.2 s for headroom.
+    let limiter = Limiter::builder()
+        .concurrency(5)
+        .rate(Quota::new(20, Duration::from_millis(1_200)).unwrap())
+        .build()
+        .unwrap();
+    let client = ServiceBuilder::new()
+        .layer(LimiterLayer::new(limiter))
+        .service(tokio_client());
+    let calls = (0..40).map(|i| {
+        let request = hyper::Request::get(server.url(&format!("/item/{i}")))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let response = client.oneshot(request).await?;
+            let status = response.status().as_u16();
+            response.into_body().collect().await?;
+            Ok::<_, limiters::tower::BoxError>(status)
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    let report = server.report();
+    println!("tower + hyper client: {report:?}");
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(report.count(200), 40, "{report:?}");
+    assert!(report.peak_in_flight <= 5, "{report:?}");
+    assert!(report.max_per_second <= 20, "{report:?}");
+}
