@@ -1,24 +1,5 @@
 //! [`KeyedRateLimitLayer`]: per-client rate limits for an HTTP server,
 //! answered with `429 Too Many Requests` and the standard headers.
-//!
-//! # Headers
-//!
-//! The `RateLimit-Policy` and `RateLimit` fields follow
-//! [draft-ietf-httpapi-ratelimit-headers-09](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/09/)
-//! (March 2025): structured-field lists of one item, the policy name
-//! `"default"`, with these parameters:
-//!
-//! * `RateLimit-Policy: "default";q=Q;w=W`: the quota's long-run rate, `Q`
-//!   requests per `W` seconds. `W` is the quota's period rounded up to a
-//!   whole second (at least 1) and `Q` the requests the quota admits in `W`
-//!   seconds at its steady rate (`Quota::per_second(5)`: `q=5;w=1`;
-//!   `Quota::per_minute(90)`: `q=90;w=60`). A client may send up to the
-//!   burst at once after an idle spell.
-//! * `RateLimit: "default";r=R;t=T`: `R` requests the client may send right
-//!   now ([`KeyedRateLimiter::remaining`]), and `T` the seconds until its
-//!   whole burst is back ([`KeyedRateLimiter::until_full`], rounded up).
-//! * `Retry-After: N` on a 429: whole seconds until one request is admitted
-//!   again, rounded up (RFC 9110 allows no fractions).
 
 use alloc::sync::Arc;
 use core::fmt;
@@ -158,7 +139,11 @@ impl<B> KeyExtractor<B> for ForwardedFor {
     type Key = IpAddr;
 
     fn extract(&self, request: &Request<B>) -> Option<IpAddr> {
-        let header = request.headers().get_all("x-forwarded-for").iter().last()?;
+        let header = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()?;
         let last = header.to_str().ok()?.rsplit(',').next()?.trim();
         last.parse::<IpAddr>()
             .ok()
@@ -175,6 +160,25 @@ impl<B> KeyExtractor<B> for ForwardedFor {
 /// rate-limit headers. To give all of them one shared bucket instead, map
 /// `None` to a key of their own in the extractor
 /// (`|req| Some(peer_ip(req).unwrap_or(IpAddr::from([0, 0, 0, 0])))`).
+///
+/// # Headers
+///
+/// The `RateLimit-Policy` and `RateLimit` fields follow
+/// [draft-ietf-httpapi-ratelimit-headers-09](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/09/)
+/// (March 2025): structured-field lists of one item, the policy name
+/// `"default"`, with these parameters:
+///
+/// * `RateLimit-Policy: "default";q=Q;w=W`: the quota's long-run rate, `Q`
+///   requests per `W` seconds. `W` is the quota's period rounded up to a
+///   whole second (at least 1) and `Q` the requests the quota admits in `W`
+///   seconds at its steady rate (`Quota::per_second(5)`: `q=5;w=1`;
+///   `Quota::per_minute(90)`: `q=90;w=60`). A client may send up to the
+///   burst at once after an idle spell.
+/// * `RateLimit: "default";r=R;t=T`: `R` requests the client may send right
+///   now ([`KeyedRateLimiter::remaining`]), and `T` the seconds until its
+///   whole burst is back ([`KeyedRateLimiter::until_full`], rounded up).
+/// * `Retry-After: N` on a 429: whole seconds until one request is admitted
+///   again, rounded up (RFC 9110 allows no fractions).
 ///
 /// # Examples
 ///
@@ -305,7 +309,7 @@ impl<K, X, C: Clock> fmt::Debug for KeyedRateLimitLayer<K, X, C> {
 /// For a request whose key (from the [`KeyExtractor`]) is over its limit,
 /// the inner service is not called: the answer is `429 Too Many Requests`
 /// with an empty body, `Retry-After`, `RateLimit-Policy` and `RateLimit`
-/// (see the [header formats](self#headers)). Admitted requests go to the
+/// (see the [header formats](KeyedRateLimitLayer#headers)). Admitted requests go to the
 /// inner service, and their responses get `RateLimit-Policy` and `RateLimit`
 /// added unless [turned off](KeyedRateLimitLayer::headers_when_admitted).
 /// The check and the header values are taken together, under the key's
