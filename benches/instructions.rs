@@ -200,6 +200,26 @@ fn composite() {
         black_box(ready(limiter.run(async { black_box(i) })).unwrap());
     });
 
+    // A key's limiter under a global one (issue 16's fairness must cost
+    // little here): one key, neither limit ever waits.
+    let keyed = limiters::KeyedLimiter::<u64>::new(
+        limiters::Limiter::builder()
+            .concurrency(16)
+            .rate(admit_all()),
+    )
+    .expect("keyed")
+    .with_global(
+        limiters::Limiter::builder()
+            .concurrency(64)
+            .rate(admit_all())
+            .build()
+            .expect("global"),
+    );
+    row("keyed_run_uncontended", "limiters", || {
+        i += 1;
+        black_box(ready(keyed.run(&1, async { black_box(i) })).unwrap());
+    });
+
     // What a user writes by hand without the composite: a tokio semaphore
     // for concurrency, then governor for the rate.
     let sem = tokio::sync::Semaphore::new(16);

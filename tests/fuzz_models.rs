@@ -105,3 +105,20 @@ proptest! {
         limiter_model::run(&data);
     }
 }
+
+#[path = "../fuzz/src/keyed.rs"]
+mod keyed_model;
+
+#[test]
+fn keyed_regressions() {
+    replay("keyed", keyed_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn keyed_limiter_shares_fairly_and_never_deadlocks(data in vec(any::<u8>(), 0..1500)) {
+        keyed_model::run(&data);
+    }
+}

@@ -7,6 +7,7 @@
 //! replays the committed regressions under `fuzz/regressions/`, so the models
 //! run on stable and in CI even where no nightly toolchain is present.
 
+pub mod keyed;
 pub mod limiter;
 pub mod rate;
 pub mod semaphore;

@@ -1,5 +1,6 @@
 //! [`KeyedLimiter`]: a [`Limiter`] per key, plus an optional global one.
 
+use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::hash::Hash;
@@ -9,6 +10,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
+use super::fair::{Fair, Turn, TurnWait};
 use super::Shards;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
@@ -47,6 +49,27 @@ macro_rules! keyed_limiter {
         /// request does hold its key's rate queue while it waits for the
         /// global rate, which delays only its own key; if the key is paused
         /// meanwhile, it leaves the global rate queue until the pause ends.
+        ///
+        /// # Fairness
+        ///
+        /// Within a key, requests are served in FIFO order. Across keys, the
+        /// global limiter is shared by deficit round robin, not in one FIFO
+        /// queue: a key with 1,000 requests queued does not make a key that
+        /// sends one wait behind all of them. Requests that passed their
+        /// key's slots take turns to queue for the global limiter (one at a
+        /// time holds the turn, until the global limiter admits it or while
+        /// it waits only for its own key's rate); the turn goes
+        /// round the keys with requests waiting, each getting as many turns
+        /// per round as its weight (default 1, see
+        /// [`with_weights`](Self::with_weights)). A key that starts waiting
+        /// joins the end of the round, so it is served within one round; a
+        /// key with nothing queued takes nothing. Keys sharing the overflow
+        /// limiter (see "Memory") share one place in the round.
+        ///
+        /// The turn is handed to the chosen request directly, and a request
+        /// dropped while waiting for it (or just after being chosen) passes
+        /// it on: nothing is lost. An uncontended request takes and gives
+        /// back the free turn without allocating.
         ///
         /// # Memory
         ///
@@ -97,6 +120,9 @@ macro_rules! keyed_limiter {
         pub struct KeyedLimiter<K, C: Clock $(= $default)?> {
             template: LimiterBuilder<C>,
             global: Option<Limiter<C>>,
+            // Who queues for the global limiter next: see "Fairness".
+            fair: Arc<Fair>,
+            weights: Option<Weights<K>>,
             max_keys: Option<usize>,
             overflow: Limiter<C>,
             keys: Shards<K, Limiter<C>>,
@@ -106,6 +132,9 @@ macro_rules! keyed_limiter {
 
 #[cfg(feature = "async-io")]
 keyed_limiter!(SystemClock);
+
+/// A key's share of the global limiter (see [`KeyedLimiter::with_weights`]).
+type Weights<K> = Arc<dyn Fn(&K) -> u32 + Send + Sync>;
 #[cfg(not(feature = "async-io"))]
 keyed_limiter!();
 
@@ -131,6 +160,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
         Ok(Self {
             template,
             global: None,
+            fair: Arc::new(Fair::new()),
+            weights: None,
             max_keys: None,
             overflow,
             keys: Shards::new(),
@@ -152,6 +183,34 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// ```
     pub fn with_global(mut self, global: Limiter<C>) -> Self {
         self.global = Some(global);
+        if self.overflow.is_idle() {
+            self.overflow = self.build_key();
+        }
+        self
+    }
+
+    /// Gives each key a weight in the fair share of the global limiter
+    /// (default 1; 0 counts as 1): while keys are backlogged, a key of
+    /// weight `w` gets `w` turns for every turn of a key of weight 1. See
+    /// "Fairness" in the type's docs. `weight` is asked when a key starts
+    /// waiting for the global limiter.
+    ///
+    /// # Examples
+    ///
+    /// Paying tenants get three times the share of free ones when the
+    /// global budget is tight:
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// let tenants = KeyedLimiter::<String>::new(Limiter::builder().concurrency(10))?
+    ///     .with_global(Limiter::builder().concurrency(20).build()?)
+    ///     .with_weights(|tenant: &String| if tenant.starts_with("paid-") { 3 } else { 1 });
+    /// # drop(tenants);
+    /// # Ok::<(), limiters::BuildError>(())
+    /// ```
+    pub fn with_weights(mut self, weight: impl Fn(&K) -> u32 + Send + Sync + 'static) -> Self {
+        self.weights = Some(Arc::new(weight));
         self
     }
 
@@ -173,6 +232,20 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
         self
     }
 
+    /// A fresh limiter for a key, counting time from the global limiter's
+    /// base so the two convert instants for free.
+    fn build_key(&self) -> Limiter<C> {
+        let limiter = self
+            .template
+            .clone()
+            .build()
+            .expect("the template was validated in KeyedLimiter::new");
+        match &self.global {
+            Some(global) => limiter.sharing_base_with(global),
+            None => limiter,
+        }
+    }
+
     /// The key's limiter, created if needed (or the overflow limiter).
     fn limiter_for(&self, key: &K) -> Limiter<C> {
         self.keys
@@ -180,12 +253,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
                 key,
                 self.max_keys,
                 Limiter::is_idle,
-                || {
-                    self.template
-                        .clone()
-                        .build()
-                        .expect("the template was validated in KeyedLimiter::new")
-                },
+                || self.build_key(),
                 |limiter| limiter.clone(),
             )
             .unwrap_or_else(|| self.overflow.clone())
@@ -216,16 +284,25 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// ```
     pub fn run<F: Future>(&self, key: &K, fut: F) -> KeyedRun<C, F> {
         let limiter = self.limiter_for(key);
-        let (key_acquire, global_acquire) = match &self.global {
-            Some(global) => (limiter.acquire_slots(), Some(global.acquire_with(&limiter))),
-            None => (limiter.acquire(), None),
+        let (key_acquire, turn_wait, global_acquire) = match &self.global {
+            Some(global) => {
+                let weight = self.weights.as_ref().map_or(1, |weight| weight(key));
+                (
+                    limiter.acquire_slots(),
+                    Some(self.fair.turn(limiter.id(), weight)),
+                    Some(global.acquire_with(&limiter)),
+                )
+            }
+            None => (limiter.acquire(), None, None),
         };
         KeyedRun {
             future: fut,
             key_acquire: Some(key_acquire),
+            turn_wait,
             global_acquire,
             key_permit: None,
             global_permit: None,
+            turn: None,
             admitted: false,
         }
     }
@@ -334,6 +411,7 @@ impl<K, C: Clock> fmt::Debug for KeyedLimiter<K, C> {
         f.debug_struct("KeyedLimiter")
             .field("template", &self.template)
             .field("global", &self.global)
+            .field("fair", &self.fair)
             .field("max_keys", &self.max_keys)
             .field("keys", &self.keys.len())
             .finish_non_exhaustive()
@@ -367,11 +445,15 @@ pin_project! {
         // The key's stages (only its slots, with a global limiter).
         #[pin]
         key_acquire: Option<LimiterAcquire<C>>,
+        // Waits for the turn to queue for the global limiter.
+        turn_wait: Option<TurnWait>,
         // The global stages, taking the key's rate at the same instant.
         #[pin]
         global_acquire: Option<LimiterAcquire<C>>,
         key_permit: Option<LimiterPermit<C>>,
         global_permit: Option<LimiterPermit<C>>,
+        // Given back after `global_acquire` is dropped.
+        turn: Option<Turn>,
         admitted: bool,
     }
 }
@@ -387,9 +469,21 @@ impl<C: Clock, F: Future> Future for KeyedRun<C, F> {
                 this.key_acquire.set(None);
                 *this.key_permit = Some(permit?);
             }
-            if let Some(acquire) = this.global_acquire.as_mut().as_pin_mut() {
-                let permit = ready!(acquire.poll(cx));
+            if let Some(wait) = this.turn_wait.as_mut() {
+                *this.turn = Some(ready!(Pin::new(wait).poll(cx)));
+                *this.turn_wait = None;
+            }
+            if let Some(mut acquire) = this.global_acquire.as_mut().as_pin_mut() {
+                let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
+                    if acquire.waits_for_co() {
+                        // Waiting for its own key's rate, it no longer
+                        // competes with other keys: let the next one queue.
+                        *this.turn = None;
+                    }
+                    return Poll::Pending;
+                };
                 this.global_acquire.set(None);
+                *this.turn = None;
                 match permit {
                     Ok(global) => {
                         if let Some(key) = this.key_permit.as_mut() {

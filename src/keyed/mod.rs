@@ -24,6 +24,7 @@
 //! steps as insertions since the last one, and a shard holds at most about
 //! twice its busy keys plus [`MIN_SWEEP`].
 
+mod fair;
 mod limiter;
 mod rate;
 

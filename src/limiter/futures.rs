@@ -146,6 +146,12 @@ impl<C: Clock> LimiterAcquire<C> {
         }
     }
 
+    /// Whether it waits for the key's (`co`) rate queue or rate.
+    #[cfg(feature = "std")]
+    pub(crate) fn waits_for_co(&self) -> bool {
+        matches!(self.stage, Stage::CoGate | Stage::CoRate)
+    }
+
     /// Passes only the slot stages (concurrency and minimum hold); the
     /// permit's rate cells are left to a global stage built with
     /// [`with_co`](Self::with_co).

@@ -676,6 +676,22 @@ impl<C: Clock> Limiter<C> {
         self.acquire().slots_only()
     }
 
+    /// A fresh limiter counting time from `other`'s base, so instants
+    /// convert between them for free (a key's limiter and the global one).
+    #[cfg(feature = "std")]
+    pub(crate) fn sharing_base_with(mut self, other: &Limiter<C>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("a fresh limiter is not shared");
+        inner.share_base(&other.inner);
+        self
+    }
+
+    /// Tells this limiter apart from others (not from its clones) while
+    /// it lives.
+    #[cfg(feature = "std")]
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// For the global limiter over `key`'s: this limiter's stages, with
     /// `key`'s rate queue passed before this one's and both rates taken at
     /// the same instant, so they govern one start time.
@@ -958,8 +974,7 @@ impl<C: Clock> LimiterPermit<C> {
     /// was, for its minimum hold.
     #[cfg(feature = "std")]
     pub(crate) fn admitted_with(&mut self, global: &LimiterPermit<C>) {
-        let at = global.inner.instant_at(global.admitted_ns);
-        self.admitted_ns = self.inner.ns_of(at);
+        self.admitted_ns = global.inner.ns_in(&self.inner, global.admitted_ns);
     }
 
     /// The weight this permit was admitted with.

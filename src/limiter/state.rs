@@ -127,6 +127,24 @@ impl<C: Clock> Inner<C> {
         nanos(instant.saturating_duration_since(self.base))
     }
 
+    /// Counts time from `other`'s base instant too (a key's limiter from
+    /// the global one's: their instants then convert for free). Only on a
+    /// fresh limiter: its state holds no instant yet, and an earlier base
+    /// changes nothing else.
+    #[cfg(feature = "std")]
+    pub(crate) fn share_base(&mut self, other: &Inner<C>) {
+        self.base = other.base;
+    }
+
+    /// `ns` (this limiter's nanoseconds) in `other`'s.
+    pub(crate) fn ns_in(&self, other: &Inner<C>, ns: u64) -> u64 {
+        if self.base == other.base {
+            ns
+        } else {
+            other.ns_of(self.instant_at(ns))
+        }
+    }
+
     /// Fails a request that could never be served, or comes after `close`.
     pub(crate) fn validate(&self, weight: u32) -> Result<(), AcquireError> {
         if self.gate.is_closed() {
@@ -212,17 +230,26 @@ impl<C: Clock> Inner<C> {
         now: u64,
         waker: &Waker,
     ) -> Result<(), u64> {
-        let waker = waker.clone();
-        let mut rates = self.rates.lock();
-        let at = rates.earliest(n, head_since);
+        let at = self.rates.lock().earliest(n, head_since);
         if at <= now {
-            drop(rates);
             return Ok(());
         }
-        let old = rates.set_head(waker);
-        drop(rates);
+        Err(self.sleep_as_head(at, now, waker))
+    }
+
+    /// The head of the rate queue goes to sleep until `at`: `waker` is
+    /// registered for `close` (cloned outside the lock, as a clone may
+    /// panic or run user code). Returns `at`, or `now` if the limiter was
+    /// closed meanwhile (so the caller looks again at once).
+    fn sleep_as_head(&self, at: u64, now: u64, waker: &Waker) -> u64 {
+        let waker = waker.clone();
+        let old = self.rates.lock().set_head(waker);
         drop(old);
-        Err(at)
+        if self.gate.is_closed() {
+            now
+        } else {
+            at
+        }
     }
 
     /// As [`try_admit`](Self::try_admit), but also takes `co`'s weight in
@@ -241,35 +268,33 @@ impl<C: Clock> Inner<C> {
         co: &Inner<C>,
         co_since: u64,
     ) -> Result<u64, Option<u64>> {
-        let (waker, co_waker) = (waker.clone(), waker.clone());
-        // Lock order: the key's (`co`) rates, then the global ones; nothing
-        // locks them the other way round.
-        let mut co_rates = co.rates.lock();
-        let co_at = co_rates.earliest(co.weight, co_since);
-        let co_at_here = self.ns_of(co.instant_at(co_at));
-        if co_at_here > now {
-            drop(co_rates);
-            return Err(None);
-        }
-        let mut rates = self.rates.lock();
-        let at = rates.earliest(n, head_since).max(co_at_here);
-        if at > now {
-            // Either limiter's `close` wakes it.
-            let co_old = co_rates.set_head(co_waker);
-            let old = rates.set_head(waker);
-            drop((rates, co_rates));
-            drop((old, co_old));
-            return Err(Some(at));
-        }
-        rates.commit(n, at, now);
-        let old = rates.head.take();
-        let co_at = co.ns_of(self.instant_at(at)).max(co_at);
-        let co_now = co.ns_of(self.instant_at(now)).max(co_at);
-        co_rates.commit(co.weight, co_at, co_now);
-        let co_old = co_rates.head.take();
-        drop((rates, co_rates));
-        drop((old, co_old, waker, co_waker));
-        Ok(now)
+        let at = {
+            // Lock order: the key's (`co`) rates, then the global ones;
+            // nothing locks them the other way round.
+            let mut co_rates = co.rates.lock();
+            let co_at = co_rates.earliest(co.weight, co_since);
+            let co_at_here = co.ns_in(self, co_at);
+            if co_at_here > now {
+                return Err(None);
+            }
+            let mut rates = self.rates.lock();
+            let at = rates.earliest(n, head_since).max(co_at_here);
+            if at <= now {
+                rates.commit(n, at, now);
+                let co_at = self.ns_in(co, at).max(co_at);
+                let co_now = self.ns_in(co, now).max(co_at);
+                co_rates.commit(co.weight, co_at, co_now);
+                // A head sleeping before is not sleeping any more.
+                let old = (rates.head.take(), co_rates.head.take());
+                drop((rates, co_rates));
+                drop(old);
+                return Ok(now);
+            }
+            at
+        };
+        // Either limiter's `close` wakes it.
+        let co_at = co.sleep_as_head(at, now, waker);
+        Err(Some(self.sleep_as_head(at, now, waker).min(co_at)))
     }
 
     /// The head left the rate queue without being admitted.
