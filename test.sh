@@ -24,6 +24,9 @@ cargo test --locked --all-features --doc
 echo "==> cargo test, default features (unit and integration tests)"
 cargo test --locked --all-targets
 
+echo "==> limiters-reqwest (workspace member): unit, integration (300 requests against a local server, and reqwest-ratelimit beside it), doc tests"
+cargo test --locked -p limiters-reqwest
+
 echo "==> builds without default features (no async-io; no std)"
 cargo build --locked --no-default-features
 cargo build --locked --no-default-features --features std
