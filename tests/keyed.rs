@@ -99,6 +99,37 @@ fn rate_acquire_waits_in_order_and_cancel_refunds() {
     assert!(fourth.poll());
 }
 
+/// At a fractional interval (3 per second, burst 1) the keyed path starts
+/// each slot on the whole ns it is admitted, as `RateLimiter` does. Before,
+/// waiters completed at 0, 333,333,334 and 666,666,667 ns: 2 cells in a
+/// window of 333,333,333 ns, whose bound is 1 + floor(W * 3 / 1 s) = 1.
+#[test]
+fn rate_acquire_keeps_the_window_bound_at_fractional_intervals() {
+    let clock = ManualClock::new();
+    let keyed = KeyedRateLimiter::with_clock(Quota::per_second(3), clock.clone());
+    let single = limiters::RateLimiter::with_clock(Quota::per_second(3), clock.clone());
+    let mut waiters: Vec<_> = (0..3).map(|_| Probe::new(keyed.acquire(&"k"))).collect();
+    let mut same: Vec<_> = (0..3).map(|_| Probe::new(single.acquire())).collect();
+    // Ready after each step, for both limiters alike.
+    let mut expect = |step: u64, ready: [bool; 3]| {
+        clock.advance(Duration::from_nanos(step));
+        let keyed_ready = waiters.iter_mut().map(Probe::poll).collect::<Vec<_>>();
+        let single_ready = same.iter_mut().map(Probe::poll).collect::<Vec<_>>();
+        assert_eq!(keyed_ready, ready, "keyed at {} ns", clock.now().as_nanos());
+        assert_eq!(
+            single_ready,
+            ready,
+            "single at {} ns",
+            clock.now().as_nanos()
+        );
+    };
+    expect(0, [true, false, false]);
+    expect(333_333_333, [true, false, false]);
+    expect(1, [true, true, false]); // 333,333,334 ns
+    expect(333_333_333, [true, true, false]); // 666,666,667 ns: not yet
+    expect(1, [true, true, true]);
+}
+
 #[test]
 fn rate_acquire_many_beyond_burst_fails() {
     let limiter =

@@ -337,10 +337,41 @@ fn pause_delays_queued_and_new_requests() {
     assert!(!b.poll());
     clock.advance(Duration::from_secs(1));
     assert!(b.poll());
-    // No burst credit after a pause: the steady pace resumes.
-    assert!(!c.poll());
-    clock.advance(ms(100));
+    // The pause spent no credit: the burst is there when it ends.
     assert!(c.poll());
+    let mut rest: Vec<_> = (0..9).map(|_| acquire(&l)).collect();
+    assert_eq!(newly_ready(&mut rest), 1); // 4 slots: a, b, c and one more
+    drop(rest);
+}
+
+/// The scenario: a client limited to 50 per second and 1,000 per
+/// hour (burst 1,000) gets one `429 Retry-After: 1`. Before the fix the
+/// pause spent the hourly credit, leaving one call per 3.6 s: 67 of 300
+/// calls done after 60 s. Now the 300 calls start at the 50/s pace from the
+/// end of the pause: the last at 1 s + 299 * 20 ms = 6.98 s.
+#[test]
+fn a_pause_spends_no_rate_credit() {
+    let (l, clock) = limiter(
+        None,
+        &[
+            Quota::per_second(50),
+            Quota::per_hour(1_000).allow_burst(1_000),
+        ],
+        Duration::ZERO,
+    );
+    assert!(acquire(&l).poll());
+    l.pause_for(Duration::from_secs(1));
+    let mut calls: Vec<_> = (0..300).map(|_| acquire(&l)).collect();
+    let mut started = Vec::new();
+    for step in 0..3_000u64 {
+        let now = ms(20) * step as u32;
+        started.extend(std::iter::repeat_n(now, newly_ready(&mut calls)));
+        clock.advance(ms(20));
+    }
+    assert_eq!(started.len(), 300);
+    assert_eq!(started[0], Duration::from_secs(1));
+    assert_eq!(started[299], Duration::from_secs(1) + ms(20) * 299);
+    assert!(started.windows(2).all(|w| w[1] - w[0] == ms(20)));
 }
 
 #[test]

@@ -399,20 +399,54 @@ fn pause_for_admits_nothing_before_then_and_delays_queued_waiters() {
     assert!(!a.poll()); // at 100 ms
     assert!(!b.poll()); // at 200 ms
     rl.pause_for(Duration::from_secs(30));
-    assert_eq!(
-        rl.check().unwrap_err().wait_time(),
-        Duration::from_millis(30_200)
-    );
+    assert_eq!(rl.check().unwrap_err().wait_time(), Duration::from_secs(30));
     clock.advance(Duration::from_secs(29));
     assert!(!a.poll());
     assert!(!b.poll());
     clock.advance(ms(999));
     assert!(!a.poll());
     clock.advance(ms(1));
+    // The pause spent no credit: 30 s earned back the whole burst, so both
+    // waiters and 8 more cells are admitted when it ends.
     assert!(a.poll());
-    assert!(!b.poll());
-    clock.advance(ms(100));
     assert!(b.poll());
+    assert!(rl.check_n(8).is_ok());
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+}
+
+/// The scenario: 50 per second and 1,000 per hour (burst 1,000);
+/// one `429 Retry-After: 1` must not leave the client at one call per 3.6 s
+/// for the rest of the hour. After the pause the hourly budget (999 cells
+/// left) is intact, and 300 calls run at the 50/s pace: the last starts at
+/// 1 s + 299 * 20 ms.
+#[test]
+fn a_pause_spends_no_credit_of_an_hourly_budget() {
+    let clock = ManualClock::new();
+    let per_second = RateLimiter::with_clock(Quota::per_second(50), clock.clone());
+    let per_hour =
+        RateLimiter::with_clock(Quota::per_hour(1_000).allow_burst(1_000), clock.clone());
+    let both = |n| per_second.check_n(n).is_ok() && per_hour.check_n(n).is_ok();
+    assert!(both(1));
+    per_second.pause_for(Duration::from_secs(1));
+    per_hour.pause_for(Duration::from_secs(1));
+    assert!(per_hour.check().is_err());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(per_hour.remaining(), 999);
+    let mut started = Vec::new();
+    let mut now = Duration::from_secs(1);
+    while started.len() < 300 {
+        if per_second.check().is_ok() {
+            per_hour.check().unwrap();
+            started.push(now);
+        } else {
+            clock.advance(ms(20));
+            now += ms(20);
+        }
+    }
+    assert_eq!(started[0], Duration::from_secs(1));
+    assert_eq!(started[299], Duration::from_secs(1) + ms(20) * 299);
+    // 301 cells taken, and 6.98 s earned back 1.9 of them.
+    assert_eq!(per_hour.remaining(), 700);
 }
 
 #[test]
@@ -426,8 +460,8 @@ fn pauses_do_not_compound() {
     let at: ManualInstant = denied.earliest();
     rl.pause_until(at);
     clock.advance(Duration::from_secs(30));
-    // Resumes at the steady rate, no burst credit at the end of a pause.
-    assert!(rl.check().is_ok());
+    // One pause of 30 s, and no credit spent: the whole burst.
+    assert!(rl.check_n(10).is_ok());
     assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
 }
 
@@ -457,7 +491,8 @@ fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
     rl.set_quota(Quota::per_second(10).allow_burst(1000));
     assert_eq!(a.wakes(), 2); // the pause, then the quota change
     assert!(!a.poll());
-    assert_eq!(r.ready_at(), clock.now() + Duration::from_secs(5) + ms(100));
+    // The larger burst admits both at the end of the pause, not before.
+    assert_eq!(r.ready_at(), clock.now() + Duration::from_secs(5));
     assert!(rl.check().is_err());
     clock.advance(Duration::from_secs(5) - ns(1));
     assert!(!a.poll());

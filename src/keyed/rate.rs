@@ -480,7 +480,9 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
                 self.idle(now),
                 || 0,
                 |tat| {
-                    let step = Step::new(*tat, now, n, &k);
+                    // As `RateLimiter` reserves: the slot starts no earlier
+                    // than the whole ns at which it is admitted.
+                    let step = Step::reserve(*tat, now, n, &k);
                     *tat = step.tat.min(k.max_tat());
                     (*tat, step.earliest_ns(&k))
                 },

@@ -701,10 +701,11 @@ impl<C: Clock> Limiter<C> {
     }
 
     /// Admits nothing for `d` from now: what to do when the server answers
-    /// `429` with `Retry-After`. Requests already queued wait too, in order;
-    /// afterwards each rate resumes at its steady pace, without burst
-    /// credit. A shorter pause than one in force changes nothing. Work
-    /// already admitted is not affected.
+    /// `429` with `Retry-After`. Requests already queued wait too, in order.
+    /// A pause spends no rate's credit: when it ends, each rate admits what
+    /// it would have admitted then without the pause (so a one-second pause
+    /// leaves an hourly budget intact). A shorter pause than one in force
+    /// changes nothing. Work already admitted is not affected.
     ///
     /// # Examples
     ///

@@ -400,13 +400,11 @@ impl Rates {
         }
     }
 
-    /// Nothing before `until`; then each quota resumes at its steady rate,
-    /// with no burst credit (as `RateLimiter::pause_until`).
+    /// Nothing before `until`. No quota's credit is spent: at `until` each
+    /// admits what it would have without the pause (as
+    /// `RateLimiter::pause_until`).
     fn pause_until(&mut self, until: u64) {
         self.paused_until_ns = self.paused_until_ns.max(until);
-        for (k, tat) in &mut self.tats {
-            *tat = (*tat).max(k.pause_floor(until)).min(k.max_tat());
-        }
     }
 }
 

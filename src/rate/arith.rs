@@ -60,13 +60,6 @@ impl Ticks {
         u64::MAX as u128 * self.cells + (self.cells - 1)
     }
 
-    /// Where `tat` must be at least during a pause until `until`: nothing is
-    /// admitted before `until`, and then cells resume at the steady rate,
-    /// with no burst credit.
-    pub(crate) fn pause_floor(&self, until: u64) -> u128 {
-        (self.at(until) + self.tau).saturating_sub(self.t)
-    }
-
     /// The ticks of a (whole ns, remainder ticks) pair.
     pub(crate) fn of_pair(&self, (ns, rem): (u64, u32)) -> u128 {
         u128::from(ns) * self.cells + u128::from(rem)

@@ -385,8 +385,11 @@ impl<C: Clock> RateLimiter<C> {
     /// assert_eq!(limiter.remaining(), 2);
     /// ```
     pub fn remaining(&self) -> u32 {
-        self.state
-            .read(self.now_ns(), |k, tat, now| k.remaining(tat, now))
+        let now = self.now_ns();
+        if now < self.state.paused_until() {
+            return 0;
+        }
+        self.state.read(now, |k, tat, now| k.remaining(tat, now))
     }
 
     /// Time until the whole burst is available again if nothing else is
@@ -409,10 +412,12 @@ impl<C: Clock> RateLimiter<C> {
     /// assert_eq!(limiter.remaining(), 5);
     /// ```
     pub fn until_full(&self) -> Duration {
+        let now = self.now_ns();
         let ns = self
             .state
-            .read(self.now_ns(), |k, tat, now| k.until_full_ns(tat, now));
-        Duration::from_nanos(ns)
+            .read(now, |k, tat, now| k.until_full_ns(tat, now));
+        let pause = self.state.paused_until().saturating_sub(now);
+        Duration::from_nanos(ns.max(pause))
     }
 
     /// Replaces the quota from now on. Waiters keep their order and are
@@ -442,8 +447,14 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     /// Admits nothing for `duration` from now: for a `Retry-After` answer.
-    /// Waiters already queued are delayed too (in order); at the end of the
-    /// pause cells resume at the steady rate, with no burst credit.
+    /// Waiters already queued are delayed too (in order, their cells
+    /// starting no earlier than the end of the pause).
+    ///
+    /// A pause spends no credit: when it ends, the limiter admits what it
+    /// would have admitted then without the pause, the credit left before
+    /// it plus what the pause earned back, up to the burst. (A server's
+    /// hourly budget that was not used up is still there after a one-second
+    /// `Retry-After`.)
     ///
     /// Pauses only extend: a shorter pause than one in force changes
     /// nothing.
@@ -456,11 +467,13 @@ impl<C: Clock> RateLimiter<C> {
     ///
     /// let clock = ManualClock::new();
     /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(10), clock.clone());
+    /// limiter.check_n(4).unwrap();
     /// // The server answered 429 with "Retry-After: 30".
     /// limiter.pause_for(Duration::from_secs(30));
     /// assert_eq!(limiter.check().unwrap_err().wait_time(), Duration::from_secs(30));
+    /// assert_eq!(limiter.remaining(), 0);
     /// clock.advance(Duration::from_secs(30));
-    /// assert!(limiter.check().is_ok());
+    /// assert_eq!(limiter.remaining(), 10); // the whole burst: nothing was spent
     /// ```
     pub fn pause_for(&self, duration: Duration) {
         let until = self.now_ns().saturating_add(nanos(duration));

@@ -7,8 +7,10 @@
 //! the state word (new generation) and re-time every waiter in the list,
 //! keeping their order: a waiter `k` cells before the end of the queue
 //! stays `k` cells before it, under the new `t`. A pause delays the queue
-//! (keeping every gap) so that its head is admitted at the end of the
-//! pause, and admits no newcomer before it.
+//! (keeping every gap) so that its head's cells start no earlier than the
+//! end of the pause: the queue is then admitted as if it had asked at that
+//! instant, with the credit the quota has then (a pause spends none).
+//! Newcomers are kept out by the state's `paused_until`.
 
 use crate::rate::arith::Ticks;
 use crate::rate::gcra::state::{pack_state, state_gen, state_tat, State, Status, Waiter};
@@ -35,6 +37,8 @@ impl State {
         let pause = shared.paused_until_ns.max(pause_until_ns.unwrap_or(0));
         shared.quota = new_quota;
         shared.paused_until_ns = pause;
+        // Relaxed: published by the Release CAS of the state word below.
+        self.paused_until.store(pause, Ordering::Relaxed);
 
         // Only writers (holding this lock) change the generation.
         let mut word = self.word.load(Ordering::Acquire);
@@ -43,13 +47,14 @@ impl State {
         // Release: published before any state word of generation `next`
         // exists; pairs with the Acquire load in `ticks_of`.
         self.quotas[(next % 2) as usize].store(new_quota.pack(), Ordering::Release);
-        // The head of the queue: the earliest waiter still waiting. Waiters'
-        // `tat`s are fixed while we hold the lock.
+        // Where the head of the queue's cells start: the earliest waiter
+        // still waiting. Waiters' `tat`s are fixed while we hold the lock.
         let mut head = None::<u128>;
         shared.waiters.retain(|entry| {
             let w = &entry.value;
             if w.status == Status::Waiting && w.ready_ns > now {
-                head = Some(head.map_or(w.tat, |h| h.min(w.tat)));
+                let start = w.tat.saturating_sub(old.cells_ticks(w.n));
+                head = Some(head.map_or(start, |h| h.min(start)));
             }
             true
         });
@@ -140,6 +145,8 @@ struct Retime {
     shift: u128,
     /// `tat` after the change (new ticks).
     tat: u128,
+    /// The pause in force (ns; in the past if none).
+    pause_ns: u64,
 }
 
 impl Retime {
@@ -167,19 +174,15 @@ impl Retime {
         };
         let mut shift = 0;
         let mut tat = scaled_tat;
-        if pause_ns > now {
+        if let (true, Some(head)) = (pause_ns > now, head) {
             // Delay the waiters (keeping every gap) just enough that the
-            // first one still waiting is admitted at the end of the pause,
-            // even if a larger burst would have admitted it at once...
-            if let Some(head) = head {
-                let behind = old_tat.saturating_sub(head) / old.t;
-                let head = scaled_tat.saturating_sub(behind.saturating_mul(new.t));
-                shift = (new.at(pause_ns) + new.tau).saturating_sub(head);
-                tat = tat.saturating_add(shift);
-            }
-            // ...and admit no newcomer before it: then the steady rate, with
-            // no burst credit.
-            tat = tat.max(new.pause_floor(pause_ns));
+            // cells of the first one still waiting start no earlier than the
+            // end of the pause: as if the queue had asked then. It takes the
+            // credit the quota has at that instant, no more and no less.
+            let behind = old_tat.saturating_sub(head) / old.t;
+            let head = scaled_tat.saturating_sub(behind.saturating_mul(new.t));
+            shift = new.at(pause_ns).saturating_sub(head);
+            tat = tat.saturating_add(shift);
         }
         Retime {
             old,
@@ -188,6 +191,7 @@ impl Retime {
             scaled_tat,
             shift,
             tat,
+            pause_ns,
         }
     }
 
@@ -230,9 +234,8 @@ impl Retime {
             return 0;
         }
         let granted = self.new.at(now) + self.new.tau;
-        if scaled.saturating_add(self.shift) <= granted {
-            // A larger burst admits it right away (never during a pause:
-            // then `shift` puts it at the pause's end or later).
+        if self.pause_ns <= now && scaled <= granted {
+            // A larger burst admits it right away (never during a pause).
             waiter.status = Status::Granted;
             waiter.tat = scaled;
             waiter.ready_ns = now;
@@ -247,8 +250,11 @@ impl Retime {
             waiter.ready_ns = u64::MAX;
             return 0;
         }
-        let ready_ns = self.new.ns_ceil(tat - self.new.tau);
-        let start = tat - self.new.cells_ticks(waiter.n);
+        let ready_ns = self
+            .new
+            .ns_ceil(tat.saturating_sub(self.new.tau))
+            .max(self.pause_ns);
+        let start = tat.saturating_sub(self.new.cells_ticks(waiter.n));
         let push = self.new.at(ready_ns).saturating_sub(start);
         waiter.tat = tat.saturating_add(push).min(self.new.max_tat());
         waiter.ready_ns = ready_ns;

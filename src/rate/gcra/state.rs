@@ -17,6 +17,13 @@
 //! with the right quota; a denial, which writes nothing, re-reads the state
 //! word instead and retries if it changed.
 //!
+//! A pause is not written into `tat` (that would spend the credit the
+//! quota has): `paused_until` holds its end, and a request made before it
+//! is decided as if made at its end. It is stored before the CAS that moves
+//! the state word to a new generation, so a check that loaded that word (or
+//! a later one) sees it, and a check that loaded an older word either
+//! CASes before the pause took effect or fails its CAS and retries.
+//!
 //! The arithmetic is [`crate::rate::arith`]'s: the hot path decides on the
 //! word's (ns, remainder) pair in 64-bit operations ([`Admission`]), the
 //! rest in `u128` ticks ([`Step`]).
@@ -24,7 +31,7 @@
 use crate::error::InsufficientCapacity;
 use crate::rate::arith::{Admission, Step, Ticks};
 use crate::rate::quota::Quota;
-use crate::sync::{AtomicU128, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU128, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::wait_list::List;
 
 /// Why a check admitted nothing.
@@ -42,6 +49,10 @@ pub(crate) struct State {
     pub(super) word: AtomicU128,
     /// The quota of generation `g`, packed, in `quotas[g % 2]`.
     pub(super) quotas: [AtomicU128; 2],
+    /// Nothing is admitted before this instant (ns): the pause in force.
+    /// Only grows; written under the lock, before the state word's CAS to
+    /// the generation that brings it (see the module docs).
+    pub(super) paused_until: AtomicU64,
     pub(super) shared: Mutex<Shared>,
 }
 
@@ -126,6 +137,7 @@ impl State {
         State {
             word: AtomicU128::new(pack_state(0, &Ticks::of(quota), 0)),
             quotas: [AtomicU128::new(quota.pack()), AtomicU128::new(quota.pack())],
+            paused_until: AtomicU64::new(0),
             shared: Mutex::new(Shared {
                 quota,
                 paused_until_ns: 0,
@@ -143,9 +155,17 @@ impl State {
             if n > quota.burst() {
                 return Err(Refusal::TooLarge(quota.burst()));
             }
-            let new = match Admission::of(state_pair(word), now, n, quota) {
-                Admission::Admit(ns, rem) => pack_pair(ns, rem, state_gen(word)),
-                Admission::Deny(earliest_ns) => {
+            // During a pause, decide as at its end: admitted then means
+            // "not before the end". Relaxed: the Acquire load of `word`
+            // orders it (see the module docs).
+            let at = now.max(self.paused_until.load(Ordering::Relaxed));
+            let new = match Admission::of(state_pair(word), at, n, quota) {
+                Admission::Admit(ns, rem) if at == now => pack_pair(ns, rem, state_gen(word)),
+                decision => {
+                    let earliest_ns = match decision {
+                        Admission::Deny(earliest_ns) => earliest_ns,
+                        Admission::Admit(..) => at,
+                    };
                     // A denial writes nothing, so no CAS tells whether
                     // `quota` was still the word's: two quota changes
                     // between our two loads could have reused its slot.
@@ -191,6 +211,11 @@ impl State {
         }
     }
 
+    /// The end of the pause in force (ns; in the past if none).
+    pub(crate) fn paused_until(&self) -> u64 {
+        self.paused_until.load(Ordering::Acquire)
+    }
+
     pub(super) fn ticks_of(&self, word: u128) -> Ticks {
         Ticks::of(self.quota_of(word))
     }
@@ -211,10 +236,12 @@ impl State {
     /// waiter. Checks still race with it through the CAS.
     pub(crate) fn reserve_locked(
         &self,
-        _shared: &mut Shared,
+        shared: &mut Shared,
         now: u64,
         n: u32,
     ) -> Result<Reserved, InsufficientCapacity> {
+        // During a pause, reserve as at its end (see `check_n`).
+        let at = now.max(shared.paused_until_ns);
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             let k = self.ticks_of(word);
@@ -224,7 +251,7 @@ impl State {
                     burst: k.burst,
                 });
             }
-            let step = Step::reserve(state_tat(word, &k), now, n, &k);
+            let step = Step::reserve(state_tat(word, &k), at, n, &k);
             let gen = state_gen(word);
             let new = pack_state(step.tat, &k, gen);
             // AcqRel: as in `check_n`.
@@ -238,7 +265,7 @@ impl State {
                     continue;
                 }
             }
-            let ready_ns = step.earliest_ns(&k);
+            let ready_ns = step.earliest_ns(&k).max(at);
             if ready_ns <= now {
                 return Ok(Reserved::Now);
             }
@@ -279,9 +306,9 @@ impl State {
     /// Gives back a cancelled waiter's cells if no later reservation was
     /// timed after them (it is still the last: `tat` is its `tat`) and its
     /// time has not come. Called under the shared lock, so `waiter.gen` is
-    /// the current generation.
-    /// A pause in force is kept: `tat` never drops below its floor.
-    pub(crate) fn refund(&self, shared: &Shared, now: u64, waiter: &Waiter) {
+    /// the current generation. (A pause in force is not in `tat`, so the
+    /// refund cannot lift it.)
+    pub(crate) fn refund(&self, _shared: &Shared, now: u64, waiter: &Waiter) {
         if waiter.status == Status::Granted || waiter.ready_ns <= now {
             return;
         }
@@ -296,10 +323,7 @@ impl State {
             if tat != waiter.tat || tat >= k.max_tat() {
                 return;
             }
-            let mut refunded = tat.saturating_sub(k.cells_ticks(waiter.n));
-            if shared.paused_until_ns > now {
-                refunded = refunded.max(k.pause_floor(shared.paused_until_ns));
-            }
+            let refunded = tat.saturating_sub(k.cells_ticks(waiter.n));
             let new = pack_state(refunded, &k, waiter.gen);
             // AcqRel: as in `check_n`; a check that loses this race retries
             // and sees the refunded credit.
