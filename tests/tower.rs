@@ -206,3 +206,130 @@ async fn hyper_client_behind_the_layer_respects_the_server() {
     assert!(report.peak_in_flight <= 5, "{report:?}");
     assert!(report.max_per_second <= 20, "{report:?}");
 }
+
+mod keyed_layer {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use limiters::tower::{ForwardedFor, KeyedRateLimitLayer};
+    use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+    /// (status, RateLimit-Policy, RateLimit, Retry-After) of each response.
+    type Seen = (u16, Option<String>, Option<String>, Option<String>);
+
+    async fn send<S>(server: &mut S, client: Option<&str>) -> Seen
+    where
+        S: Service<Request<()>, Response = Response<String>, Error = Infallible>,
+    {
+        let mut request = Request::builder();
+        if let Some(ip) = client {
+            request = request.header("x-forwarded-for", ip);
+        }
+        let response = server
+            .ready()
+            .await
+            .unwrap()
+            .call(request.body(()).unwrap())
+            .await
+            .unwrap();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (
+            response.status().as_u16(),
+            header("ratelimit-policy"),
+            header("ratelimit"),
+            header("retry-after"),
+        )
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    fn server(
+        quota: Quota,
+        clock: &ManualClock,
+        headers_when_admitted: bool,
+    ) -> (
+        impl Service<Request<()>, Response = Response<String>, Error = Infallible>,
+        Arc<AtomicUsize>,
+    ) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let per_client = KeyedRateLimiter::with_clock(quota, clock.clone());
+        let service = ServiceBuilder::new()
+            .layer(
+                KeyedRateLimitLayer::new(per_client, ForwardedFor)
+                    .headers_when_admitted(headers_when_admitted),
+            )
+            .service(service_fn(move |_: Request<()>| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<_, Infallible>(Response::new(String::from("ok"))) }
+            }));
+        (service, calls)
+    }
+
+    /// Retry-After and the reset round a fractional second up; the policy
+    /// states the steady rate over the period rounded up to whole seconds.
+    #[tokio::test]
+    async fn fractional_seconds_round_up() {
+        let clock = ManualClock::new();
+        // One request every 1.5 s.
+        let quota = Quota::new(1, Duration::from_millis(1_500)).unwrap();
+        let (mut server, calls) = server(quota, &clock, true);
+        let policy = some("\"default\";q=1;w=2");
+        let a = Some("192.0.2.1");
+        assert_eq!(
+            send(&mut server, a).await,
+            (200, policy.clone(), some("\"default\";r=0;t=2"), None)
+        );
+        assert_eq!(
+            send(&mut server, a).await,
+            (429, policy.clone(), some("\"default\";r=0;t=2"), some("2"))
+        );
+        clock.advance(Duration::from_millis(1_499));
+        assert_eq!(
+            send(&mut server, a).await,
+            (429, policy.clone(), some("\"default\";r=0;t=1"), some("1"))
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(send(&mut server, a).await.0, 200);
+        // The refusals never reached the inner service.
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+
+    /// Requests without a key pass unlimited and without headers; with the
+    /// headers turned off for admitted responses, only refusals carry them.
+    #[tokio::test]
+    async fn no_key_passes_and_admitted_headers_can_be_turned_off() {
+        let clock = ManualClock::new();
+        let quota = Quota::per_minute(90).allow_burst(2);
+        let (mut server, calls) = server(quota, &clock, false);
+        for _ in 0..5 {
+            assert_eq!(send(&mut server, None).await, (200, None, None, None));
+        }
+        let a = Some("192.0.2.1");
+        assert_eq!(send(&mut server, a).await, (200, None, None, None));
+        assert_eq!(send(&mut server, a).await, (200, None, None, None));
+        // 90 per minute: a cell every 666.67 ms; the burst of 2 is whole in
+        // 1.33 s.
+        assert_eq!(
+            send(&mut server, a).await,
+            (
+                429,
+                some("\"default\";q=90;w=60"),
+                some("\"default\";r=0;t=2"),
+                some("1")
+            )
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), 7);
+    }
+}

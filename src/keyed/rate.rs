@@ -187,14 +187,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             });
         }
         let now = self.now_ns();
-        let denied = self.keys.with_entry(
-            key,
-            None,
-            self.idle(now),
-            || 0,
-            |tat| Self::admit(tat, now, n, &k),
-        );
-        match denied.flatten() {
+        let (denied, ()) = self.check_then(key, n, now, |_, _| ());
+        match denied {
             None => Ok(()),
             Some(at) => Err(RateLimitError::NotUntil(NotUntil::new(
                 self.instant_at(at),
@@ -203,39 +197,49 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         }
     }
 
-    /// Admits `n` cells on `tat` at `now` (`None`), or returns the first ns
-    /// at which they would conform.
-    fn admit(tat: &mut u128, now: u64, n: u32, k: &Ticks) -> Option<u64> {
-        let step = Step::new(*tat, now, n, k);
-        if step.conforms(now, k) {
-            *tat = step.tat;
-            None
-        } else {
-            Some(step.earliest_ns(k))
-        }
+    /// Admits `n` cells for `key` at `now` (`None`) or returns the first ns
+    /// at which they would conform, with `after(quota, tat)` on the key's
+    /// `tat` right after, under the same lock.
+    fn check_then<R>(
+        &self,
+        key: &K,
+        n: u32,
+        now: u64,
+        after: impl FnOnce(&Ticks, u128) -> R,
+    ) -> (Option<u64>, R) {
+        let k = self.ticks;
+        let checked = self.keys.with_entry(
+            key,
+            None,
+            self.idle(now),
+            || 0,
+            |tat| {
+                let step = Step::new(*tat, now, n, &k);
+                let denied = if step.conforms(now, &k) {
+                    *tat = step.tat;
+                    None
+                } else {
+                    Some(step.earliest_ns(&k))
+                };
+                (denied, after(&k, *tat))
+            },
+        );
+        checked.expect("no key limit")
     }
 
     /// [`check`](Self::check) and the key's state right after it, under one
     /// lock: what an HTTP layer writes into its headers.
     #[cfg(feature = "tower")]
     pub(crate) fn check_report(&self, key: &K) -> KeyReport {
-        let k = self.ticks;
         let now = self.now_ns();
-        let report = self.keys.with_entry(
-            key,
-            None,
-            self.idle(now),
-            || 0,
-            |tat| {
-                let denied = Self::admit(tat, now, 1, &k);
-                KeyReport {
-                    wait: denied.map(|at| Duration::from_nanos(at.saturating_sub(now))),
-                    remaining: k.remaining(*tat, now),
-                    until_full: Duration::from_nanos(k.until_full_ns(*tat, now)),
-                }
-            },
-        );
-        report.expect("no key limit")
+        let (denied, (remaining, until_full_ns)) = self.check_then(key, 1, now, |k, tat| {
+            (k.remaining(tat, now), k.until_full_ns(tat, now))
+        });
+        KeyReport {
+            wait: denied.map(|at| Duration::from_nanos(at.saturating_sub(now))),
+            remaining,
+            until_full: Duration::from_nanos(until_full_ns),
+        }
     }
 
     /// Cells a check for `key` could take right now: the largest `n` for
