@@ -27,8 +27,9 @@ cargo test --locked --all-targets
 echo "==> limiters-reqwest (workspace member): unit, integration (300 requests against a local server, and reqwest-ratelimit beside it), doc tests"
 cargo test --locked -p limiters-reqwest
 
-echo "==> builds without default features (no async-io; no std)"
+echo "==> without default features (no async-io; no std): build, unit tests"
 cargo build --locked --no-default-features
+cargo test --locked --no-default-features --lib
 cargo build --locked --no-default-features --features std
 
 if [[ "${1:-}" != "--quick" ]]; then

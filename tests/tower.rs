@@ -333,3 +333,23 @@ mod keyed_layer {
         assert_eq!(calls.load(Ordering::Relaxed), 7);
     }
 }
+
+/// Every public type of `limiters::tower` can move between threads and be
+/// shared, as axum and hyper require of services and their futures.
+#[test]
+fn tower_types_are_send_and_sync() {
+    use limiters::tower::{ForwardedFor, PeerIp, ResponseFuture};
+    use limiters::tower::{KeyedRateLimitLayer, KeyedRateLimitService, KeyedResponseFuture};
+    use limiters::SystemClock;
+    use std::net::IpAddr;
+
+    fn send_sync<T: Send + Sync>() {}
+    type Inner = tower::util::BoxCloneSyncService<http::Request<()>, http::Response<()>, ()>;
+    type Fut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ()>> + Send + Sync>>;
+    send_sync::<LimiterLayer<SystemClock>>();
+    send_sync::<LimiterService<Inner, SystemClock>>();
+    send_sync::<ResponseFuture<Fut, SystemClock>>();
+    send_sync::<KeyedRateLimitLayer<IpAddr, PeerIp, SystemClock>>();
+    send_sync::<KeyedRateLimitService<Inner, IpAddr, ForwardedFor, SystemClock>>();
+    send_sync::<KeyedResponseFuture<Fut, ()>>();
+}
