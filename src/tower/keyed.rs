@@ -368,17 +368,16 @@ where
             return KeyedResponseFuture::new(Some(self.inner.call(request)), None, None);
         };
         let report = layer.limiter.check_report(&key);
-        let ratelimit = format!(
-            "\"default\";r={};t={}",
-            report.remaining,
-            secs_ceil(report.until_full)
-        );
-        let headers = Some((layer.policy.clone(), header_value(ratelimit)));
+        let headers = (report.wait.is_some() || layer.headers_when_admitted).then(|| {
+            let ratelimit = format!(
+                "\"default\";r={};t={}",
+                report.remaining,
+                secs_ceil(report.until_full)
+            );
+            (layer.policy.clone(), header_value(ratelimit))
+        });
         match report.wait {
-            None if layer.headers_when_admitted => {
-                KeyedResponseFuture::new(Some(self.inner.call(request)), None, headers)
-            }
-            None => KeyedResponseFuture::new(Some(self.inner.call(request)), None, None),
+            None => KeyedResponseFuture::new(Some(self.inner.call(request)), None, headers),
             Some(wait) => {
                 let mut refused = Response::new(ResB::default());
                 *refused.status_mut() = StatusCode::TOO_MANY_REQUESTS;
