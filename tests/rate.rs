@@ -489,7 +489,9 @@ fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
     rl.pause_for(Duration::from_secs(5));
     assert!(!a.poll());
     rl.set_quota(Quota::per_second(10).allow_burst(1000));
-    assert_eq!(a.wakes(), 2); // the pause, then the quota change
+    // The pause moved it; the larger burst did not (a pause admits no
+    // waiter before its end), so only the pause woke it.
+    assert_eq!(a.wakes(), 1);
     assert!(!a.poll());
     // The larger burst admits both at the end of the pause, not before.
     assert_eq!(r.ready_at(), clock.now() + Duration::from_secs(5));
@@ -499,6 +501,32 @@ fn a_larger_burst_during_a_pause_admits_no_waiter_before_its_end() {
     assert!(rl.check().is_err());
     clock.advance(ns(1));
     assert!(a.poll());
+}
+
+#[test]
+fn changes_wake_every_waiter_they_move_and_only_those() {
+    // More waiters than one wake batch (16): each is re-timed and woken once.
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    rl.pause_for(Duration::from_secs(10));
+    assert!(waiters.iter().all(|w| w.wakes() == 1));
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    // The same quota again moves nobody, so wakes nobody.
+    rl.set_quota(Quota::per_second(10));
+    assert!(waiters.iter().all(|w| w.wakes() == 1));
+    // Twice the rate moves all but the head (due at the pause's end either
+    // way), which its own sleep still wakes in time.
+    rl.set_quota(Quota::per_second(20));
+    assert_eq!(waiters[0].wakes(), 1);
+    assert!(waiters[1..].iter().all(|w| w.wakes() == 2));
+    clock.advance(Duration::from_secs(10));
+    assert!(waiters[0].poll());
+    assert!(!waiters[1].poll());
+    clock.advance(ms(50));
+    assert!(waiters[1].poll());
+    assert!(!waiters[2].poll());
 }
 
 #[test]

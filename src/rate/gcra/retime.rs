@@ -12,6 +12,9 @@
 //! instant, with the credit the quota has then (a pause spends none).
 //! Newcomers are kept out by the state's `paused_until`.
 
+use alloc::vec::Vec;
+use core::task::Waker;
+
 use crate::rate::arith::Ticks;
 use crate::rate::gcra::state::{pack_state, state_gen, state_tat, State, Status, Waiter};
 use crate::rate::quota::Quota;
@@ -74,13 +77,27 @@ impl State {
         // In queue order (the list is in reservation order, which is `tat`
         // order): re-time each waiter, pushing it and everyone behind it to
         // a whole-ns slot start where rounding requires it.
-        let mut any = false;
+        // Only waiters whose slot or outcome moved are woken: the others'
+        // timers still fire at the right instant. Their wakers are taken out
+        // here, in the same pass, and woken after the lock is released: the
+        // first 16 from the stack, any more from one vector (so a change
+        // with few waiters allocates nothing).
+        let mut batch = WakeBatch::new();
+        let mut more = Vec::new();
         let mut extra = 0u128;
         shared.waiters.retain(|entry| {
             let waiter = &mut entry.value;
+            let before = (waiter.ready_ns, waiter.status);
             extra += retime.waiter(waiter, now, next, extra);
-            waiter.notify = true;
-            any = true;
+            if (waiter.ready_ns, waiter.status) != before {
+                if let Some(waker) = entry.waker.take() {
+                    if batch.is_full() {
+                        more.push(waker);
+                    } else {
+                        batch.push(waker);
+                    }
+                }
+            }
             true
         });
         if extra > 0 {
@@ -100,35 +117,8 @@ impl State {
             }
         }
         drop(shared);
-        if any {
-            self.wake_notified();
-        }
-    }
-
-    /// Wakes the waiters a change marked, a batch at a time, outside the
-    /// lock.
-    fn wake_notified(&self) {
-        let mut batch = WakeBatch::new();
-        loop {
-            let mut more = false;
-            self.shared.lock().waiters.retain(|entry| {
-                if entry.value.notify {
-                    if batch.is_full() {
-                        more = true;
-                    } else {
-                        entry.value.notify = false;
-                        if let Some(waker) = entry.waker.take() {
-                            batch.push(waker);
-                        }
-                    }
-                }
-                true
-            });
-            batch.wake_all();
-            if !more {
-                return;
-            }
-        }
+        batch.wake_all();
+        more.into_iter().for_each(Waker::wake);
     }
 }
 

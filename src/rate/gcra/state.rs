@@ -70,8 +70,6 @@ pub(crate) struct Waiter {
     /// Nanoseconds (since the limiter's creation) at which it is admitted.
     pub(crate) ready_ns: u64,
     pub(crate) status: Status,
-    /// A change re-timed it and its future must be woken.
-    pub(crate) notify: bool,
 }
 
 impl Waiter {
@@ -82,7 +80,6 @@ impl Waiter {
         n: 0,
         ready_ns: 0,
         status: Status::Waiting,
-        notify: false,
     };
 }
 
@@ -275,7 +272,6 @@ impl State {
                 n,
                 ready_ns,
                 status: Status::Waiting,
-                notify: false,
             }));
         }
     }
