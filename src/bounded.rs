@@ -447,6 +447,24 @@ impl BoundedSemaphore {
         self.sem.waiters()
     }
 
+    /// A snapshot for dashboards (see [`Semaphore::stats`]); `in_use` is
+    /// [`in_use`](Self::in_use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::BoundedSemaphore;
+    ///
+    /// let bs = BoundedSemaphore::new(4);
+    /// let held = bs.try_acquire_many(3).unwrap();
+    /// let stats = bs.stats();
+    /// assert_eq!((stats.available, stats.in_use, stats.totals.admitted), (1, 3, 1));
+    /// # drop(held);
+    /// ```
+    pub fn stats(&self) -> crate::stats::SemaphoreStats {
+        self.sem.stats()
+    }
+
     /// Permits detached with `forget` and not yet released: the most that
     /// [`release`](Self::release) accepts right now.
     ///

@@ -64,6 +64,11 @@ pub trait Attempt: Future + sealed::Sealed {
         None
     }
 
+    /// Counts a refusal (`WouldExceed`, `TimedOut`) in the primitive's
+    /// `stats`.
+    #[doc(hidden)]
+    fn refused(&self);
+
     /// The wrapped future's output as the deadline future's.
     #[doc(hidden)]
     fn finish(output: Self::Output) -> Result<Self::Admitted, DeadlineError<InstantOf<Self>>>;
@@ -194,8 +199,11 @@ impl<F: Attempt> Future for Within<F> {
         let mut this = self.project();
         let deadline = *this.deadline;
         if *this.phase == Phase::Start {
-            let wait = this.wait.as_mut().as_pin_mut().expect("not polled yet");
-            if let Some(decided) = wait.try_now(deadline) {
+            let mut wait = this.wait.as_mut().as_pin_mut().expect("not polled yet");
+            if let Some(decided) = wait.as_mut().try_now(deadline) {
+                if let Err(DeadlineError::WouldExceed { .. }) = decided {
+                    wait.refused();
+                }
                 *this.phase = Phase::Done;
                 return Poll::Ready(decided);
             }
@@ -230,6 +238,7 @@ impl<F: Attempt> Future for Within<F> {
             }
         }
         // Give everything back as a drop would, then report.
+        wait.refused();
         this.wait.set(None);
         this.timer.set(None);
         *this.phase = Phase::Done;

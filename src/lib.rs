@@ -176,6 +176,7 @@ mod keyed;
 mod limiter;
 mod rate;
 mod semaphore;
+mod stats;
 mod sync;
 #[cfg(feature = "stream")]
 mod throttle;
@@ -202,6 +203,7 @@ pub use rate::{
     TokenBucketBuilder,
 };
 pub use semaphore::{OwnedPermit, Permit, Semaphore};
+pub use stats::{KeyedStats, LimiterStats, RateStats, SemaphoreStats, Totals};
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {

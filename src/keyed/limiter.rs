@@ -19,6 +19,7 @@ use crate::error::AcquireError;
 use crate::error::BuildError;
 use crate::limiter::LimiterAcquire;
 use crate::limiter::{Limiter, LimiterBuilder, LimiterPermit};
+use crate::stats::{KeyedStats, Totals};
 
 macro_rules! keyed_limiter {
     ($($default:ty)?) => {
@@ -403,6 +404,37 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// ```
     pub fn global(&self) -> Option<&Limiter<C>> {
         self.global.as_ref()
+    }
+
+    /// A snapshot for dashboards: keys stored, and the requests waiting and
+    /// the totals over the keys' limiters stored now (an evicted key's
+    /// figures leave with it). The global limiter has its own
+    /// [`stats`](Limiter::stats). Takes each shard's lock in turn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter, ManualClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(2).clock(ManualClock::new()))?;
+    /// per_host.run(&"a.example", async {}).await?;
+    /// per_host.run(&"b.example", async {}).await?;
+    /// let stats = per_host.stats();
+    /// assert_eq!(stats.totals.admitted, stats.keys as u64); // one each, if not yet evicted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn stats(&self) -> KeyedStats {
+        let (waiters, totals) = self.keys.fold((0, Totals::default()), |(w, t), limiter| {
+            let s = limiter.stats();
+            (w + s.waiters, t.add(s.totals))
+        });
+        KeyedStats {
+            keys: self.keys.len(),
+            waiters,
+            totals,
+        }
     }
 }
 

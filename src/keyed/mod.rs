@@ -119,6 +119,14 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         self.shard(key).lock().map.get_mut(key).map(f)
     }
 
+    /// Folds `f` over every entry, a shard at a time (a statistic: not one
+    /// snapshot of all shards).
+    pub(crate) fn fold<A>(&self, init: A, f: impl Fn(A, &V) -> A) -> A {
+        self.shards
+            .iter()
+            .fold(init, |acc, shard| shard.lock().map.values().fold(acc, &f))
+    }
+
     /// Drops every idle entry now.
     pub(crate) fn sweep(&self, idle: impl Fn(&V) -> bool) {
         for shard in self.shards.iter() {

@@ -18,6 +18,7 @@ use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity, NotUntil, RateLimitError};
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
+use crate::stats::{Counters, KeyedStats};
 
 macro_rules! keyed_rate_limiter {
     ($($default:ty)?) => {
@@ -71,6 +72,7 @@ macro_rules! keyed_rate_limiter {
             clock: C,
             base: C::Instant,
             keys: Shards<K, u128>,
+            counters: Counters,
         }
     };
 }
@@ -117,6 +119,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             clock,
             base,
             keys: Shards::new(),
+            counters: Counters::new(),
         }
     }
 
@@ -179,8 +182,23 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// assert!(matches!(limiter.check_n(&8, 6), Err(RateLimitError::InsufficientCapacity { .. })));
     /// ```
     pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimitError<C::Instant>> {
+        self.admit_n(key, n, true)
+    }
+
+    /// [`check_n`](Self::check_n); a refusal is counted in `stats` only if
+    /// `count_refusal` (`acquire_within`'s refused check may go on to wait).
+    #[inline]
+    fn admit_n(
+        &self,
+        key: &K,
+        n: u32,
+        count_refusal: bool,
+    ) -> Result<(), RateLimitError<C::Instant>> {
         let k = self.ticks;
         if n > k.burst {
+            if count_refusal {
+                self.counters.deny();
+            }
             return Err(RateLimitError::InsufficientCapacity {
                 requested: n,
                 burst: k.burst,
@@ -190,10 +208,15 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let (denied, ()) = self.check_then(key, n, now, |_, _| ());
         match denied {
             None => Ok(()),
-            Some(at) => Err(RateLimitError::NotUntil(NotUntil::new(
-                self.instant_at(at),
-                Duration::from_nanos(at.saturating_sub(now)),
-            ))),
+            Some(at) => {
+                if count_refusal {
+                    self.counters.deny();
+                }
+                Err(RateLimitError::NotUntil(NotUntil::new(
+                    self.instant_at(at),
+                    Duration::from_nanos(at.saturating_sub(now)),
+                )))
+            }
         }
     }
 
@@ -224,7 +247,11 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
                 (denied, after(&k, *tat))
             },
         );
-        checked.expect("no key limit")
+        let checked = checked.expect("no key limit");
+        if checked.0.is_none() {
+            self.counters.admit();
+        }
+        checked
     }
 
     /// [`check`](Self::check) and the key's state right after it, under one
@@ -235,6 +262,9 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let (denied, (remaining, until_full_ns)) = self.check_then(key, 1, now, |k, tat| {
             (k.remaining(tat, now), k.until_full_ns(tat, now))
         });
+        if denied.is_some() {
+            self.counters.deny();
+        }
         KeyReport {
             wait: denied.map(|at| Duration::from_nanos(at.saturating_sub(now))),
             remaining,
@@ -262,6 +292,29 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let now = self.now_ns();
         let tat = self.keys.with_existing(key, |tat| *tat).unwrap_or(0);
         self.ticks.remaining(tat, now)
+    }
+
+    /// A snapshot for dashboards: keys stored and the totals admitted,
+    /// refused and waited since creation, over all keys. Cheap: a few
+    /// loads, no lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let per_client = KeyedRateLimiter::with_clock(Quota::per_second(1), ManualClock::new());
+    /// per_client.check(&1).unwrap();
+    /// assert!(per_client.check(&1).is_err());
+    /// let stats = per_client.stats();
+    /// assert_eq!((stats.keys, stats.totals.admitted, stats.totals.denied), (1, 1, 1));
+    /// ```
+    pub fn stats(&self) -> KeyedStats {
+        KeyedStats {
+            keys: self.keys.len(),
+            waiters: 0,
+            totals: self.counters.snapshot(),
+        }
     }
 
     /// Time until `key` has its whole burst again if it takes nothing more
@@ -339,6 +392,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             n,
             state: State::Start,
             sleep: None,
+            since: 0,
         }
     }
 
@@ -568,6 +622,8 @@ pin_project! {
         state: State,
         #[pin]
         sleep: Option<C::Sleep>,
+        // When it started to wait (ns), for `stats`.
+        since: u64,
     }
 
     impl<'a, K, C: Clock> PinnedDrop for KeyedRateAcquireMany<'a, K, C>
@@ -602,10 +658,13 @@ impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquireMany<'_, K, C> {
                         }));
                     }
                     let (tat, ready_ns) = this.limiter.reserve(this.key, *this.n);
-                    if ready_ns <= this.limiter.now_ns() {
+                    let now = this.limiter.now_ns();
+                    if ready_ns <= now {
+                        this.limiter.counters.admit();
                         *this.state = State::Done;
                         return Poll::Ready(Ok(()));
                     }
+                    *this.since = now;
                     let limiter: &KeyedRateLimiter<K, C> = this.limiter;
                     this.sleep.set(Some(
                         limiter.clock.sleep_until(limiter.instant_at(ready_ns)),
@@ -616,6 +675,9 @@ impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquireMany<'_, K, C> {
                     let sleep = this.sleep.as_mut().as_pin_mut().expect("sleep");
                     ready!(sleep.poll(cx));
                     this.sleep.set(None);
+                    let limiter: &KeyedRateLimiter<K, C> = this.limiter;
+                    let waited = limiter.now_ns().saturating_sub(*this.since);
+                    limiter.counters.admit_after(waited);
                     *this.state = State::Done;
                     return Poll::Ready(Ok(()));
                 }
@@ -700,7 +762,11 @@ impl<K: Hash + Eq + Clone, C: Clock> Attempt for KeyedRateAcquireMany<'_, K, C> 
         self: Pin<&mut Self>,
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
-        try_check(self.limiter.check_n(&self.key, self.n), deadline)
+        try_check(self.limiter.admit_n(&self.key, self.n, false), deadline)
+    }
+
+    fn refused(&self) {
+        self.limiter.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {

@@ -99,6 +99,8 @@ pin_project! {
         // The head of the hold queue.
         hold: Option<OwnedPermit>,
         gate: Option<OwnedPermit>,
+        // When it started to wait (ns), for `stats`.
+        since: Option<u64>,
     }
 
     impl<C: Clock> PinnedDrop for LimiterAcquire<C> {
@@ -143,6 +145,7 @@ impl<C: Clock> LimiterAcquire<C> {
             hold_wait: None,
             hold: None,
             gate: None,
+            since: None,
         }
     }
 
@@ -174,7 +177,28 @@ impl<C: Clock> LimiterAcquire<C> {
 impl<C: Clock> Future for LimiterAcquire<C> {
     type Output = Result<LimiterPermit<C>, AcquireError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let output = self.as_mut().poll_stages(cx);
+        // For `stats`: the clock is read only when it starts to wait.
+        let this = self.project();
+        match (&output, *this.since) {
+            (Poll::Pending, None) => *this.since = Some(this.inner.now_ns()),
+            (Poll::Ready(Ok(_)), None) => this.inner.counters.admit(),
+            (Poll::Ready(Ok(permit)), Some(since)) => {
+                let waited = permit.admitted_ns.saturating_sub(since);
+                this.inner.counters.admit_after(waited);
+            }
+            _ => {}
+        }
+        output
+    }
+}
+
+impl<C: Clock> LimiterAcquire<C> {
+    fn poll_stages(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<LimiterPermit<C>, AcquireError>> {
         let mut this = self.project();
         let inner: &Arc<Inner<C>> = this.inner;
         let w = *this.weight;
@@ -558,6 +582,10 @@ impl<C: Clock> Attempt for LimiterAcquire<C> {
         // wake it.
         (matches!(self.stage, Stage::Hold | Stage::Rate) && self.sleep.is_some())
             .then(|| self.inner.instant_at(self.sleep_at))
+    }
+
+    fn refused(&self) {
+        self.inner.counters.deny();
     }
 
     fn finish(output: Self::Output) -> Result<LimiterPermit<C>, DeadlineError<C::Instant>> {

@@ -20,6 +20,7 @@ use crate::error::BuildError;
 use crate::rate::quota::Quota;
 use crate::semaphore::OwnedPermit;
 use crate::semaphore::Semaphore;
+use crate::stats::LimiterStats;
 
 /// The future returned by [`Limiter::acquire_within`] (see
 /// [`Within`](crate::futures::Within)).
@@ -836,6 +837,43 @@ impl<C: Clock> Limiter<C> {
             0
         };
         Some(slots.sem.available_permits().saturating_sub(ghosts))
+    }
+
+    /// A snapshot for dashboards: slots in use and free, requests waiting,
+    /// pauses, and the totals admitted, refused (by a deadline) and waited
+    /// since creation, over every clone. Cheap: a few loads and short locks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{Limiter, ManualClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).clock(ManualClock::new()).build()?;
+    /// let held = limiter.acquire().await?;
+    /// let refused = limiter.acquire_within(Duration::ZERO).await;
+    /// assert!(refused.is_err());
+    /// let stats = limiter.stats();
+    /// assert_eq!((stats.in_use, stats.available), (Some(1), Some(0)));
+    /// assert_eq!((stats.totals.admitted, stats.totals.denied), (1, 1));
+    /// # drop(held);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn stats(&self) -> LimiterStats {
+        let available = self.available_slots();
+        LimiterStats {
+            in_use: self
+                .concurrency()
+                .zip(available)
+                .map(|(n, free)| n.saturating_sub(free)),
+            available,
+            waiters: self.inner.waiters(),
+            pauses: self.inner.pauses(),
+            closed: self.is_closed(),
+            totals: self.inner.counters.snapshot(),
+        }
     }
 
     /// The rates, in the order they were added.

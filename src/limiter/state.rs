@@ -50,6 +50,7 @@ use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
 use crate::rate::window::Log;
 use crate::semaphore::Semaphore;
+use crate::stats::Counters;
 use crate::sync::Mutex;
 
 /// State shared by every clone of a `Limiter`.
@@ -69,6 +70,7 @@ pub(crate) struct Inner<C: Clock> {
     pub(crate) min_burst: u32,
     /// What `run` and `acquire` charge.
     pub(crate) weight: u32,
+    pub(crate) counters: Counters,
 }
 
 impl<C: Clock> Inner<C> {
@@ -112,6 +114,7 @@ impl<C: Clock> Inner<C> {
             windows,
             min_burst,
             weight,
+            counters: Counters::new(),
         }
     }
 
@@ -320,6 +323,7 @@ impl<C: Clock> Inner<C> {
     }
 
     pub(crate) fn pause_until_ns(&self, until: u64) {
+        self.counters.pause();
         self.rates.lock().pause_until(until);
     }
 
@@ -342,6 +346,26 @@ impl<C: Clock> Inner<C> {
 
     pub(crate) fn paused_until_ns(&self) -> u64 {
         self.rates.lock().paused_until_ns
+    }
+
+    /// Pauses requested since creation.
+    pub(crate) fn pauses(&self) -> u64 {
+        self.counters.pauses()
+    }
+
+    /// Requests waiting in any stage: queued for a slot, for the hold or
+    /// for the rate gate, plus the heads of the hold and rate queues.
+    pub(crate) fn waiters(&self) -> usize {
+        let queue = |gate: &Semaphore| gate.waiters() + usize::from(gate.available_permits() == 0);
+        let slots = self.slots.as_ref().map_or(0, |slots| {
+            slots.sem.waiters()
+                + if slots.has_hold() {
+                    queue(&slots.hold_gate)
+                } else {
+                    0
+                }
+        });
+        slots + queue(&self.gate)
     }
 }
 

@@ -37,6 +37,7 @@ use crate::rate::quota::Quota;
 use crate::rate::reservation::{
     RateAcquire, RateAcquireMany, RateAcquireWithin, RateRun, Reservation,
 };
+use crate::stats::{Counters, RateStats};
 use crate::sync::MutexGuard;
 use crate::wait_list::Node;
 
@@ -123,6 +124,7 @@ macro_rules! rate_limiter {
             clock: C,
             base: C::Instant,
             state: State,
+            pub(crate) counters: Counters,
         }
     };
 }
@@ -179,6 +181,7 @@ impl<C: Clock> RateLimiter<C> {
             clock,
             base,
             state: State::new(quota),
+            counters: Counters::new(),
         }
     }
 
@@ -268,15 +271,35 @@ impl<C: Clock> RateLimiter<C> {
     /// # Ok::<(), RateLimitError<limiters::ManualInstant>>(())
     /// ```
     pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
+        self.admit_n(n, true)
+    }
+
+    /// [`check_n`](Self::check_n); a refusal is counted in `stats` only if
+    /// `count_refusal` (the waiting futures' refused check goes on to wait).
+    #[inline]
+    pub(crate) fn admit_n(
+        &self,
+        n: u32,
+        count_refusal: bool,
+    ) -> Result<(), RateLimitError<C::Instant>> {
         let now = self.now_ns();
-        match self.state.check_n(now, n) {
-            Ok(()) => Ok(()),
-            Err(Refusal::Until(earliest_ns)) => Err(self.not_until(earliest_ns, now).into()),
-            Err(Refusal::TooLarge(burst)) => Err(RateLimitError::InsufficientCapacity {
+        let refusal = match self.state.check_n(now, n) {
+            Ok(()) => {
+                self.counters.admit();
+                return Ok(());
+            }
+            Err(refusal) => refusal,
+        };
+        if count_refusal {
+            self.counters.deny();
+        }
+        Err(match refusal {
+            Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
+            Refusal::TooLarge(burst) => RateLimitError::InsufficientCapacity {
                 requested: n,
                 burst,
-            }),
-        }
+            },
+        })
     }
 
     /// Waits for one cell, but not past `timeout` from now (on the
@@ -392,6 +415,32 @@ impl<C: Clock> RateLimiter<C> {
         self.state.read(now, |k, tat, now| k.remaining(tat, now))
     }
 
+    /// A snapshot for dashboards: cells admissible now, waiters, pauses,
+    /// and the totals admitted, refused and waited since creation. Cheap: a
+    /// few loads and one short lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(3), ManualClock::new());
+    /// limiter.check_n(2).unwrap();
+    /// assert!(limiter.check_n(2).is_err());
+    /// let stats = limiter.stats();
+    /// assert_eq!(stats.remaining, 1);
+    /// assert_eq!((stats.totals.admitted, stats.totals.denied), (1, 1));
+    /// ```
+    pub fn stats(&self) -> RateStats {
+        let waiters = self.state.lock().waiters.len();
+        RateStats {
+            remaining: self.remaining(),
+            waiters,
+            pauses: self.counters.pauses(),
+            totals: self.counters.snapshot(),
+        }
+    }
+
     /// Time until the whole burst is available again if nothing else is
     /// taken: zero when [`remaining`](Self::remaining) is the burst. Exact
     /// to the nanosecond (rounded up); it includes queued waiters and a
@@ -477,6 +526,7 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn pause_for(&self, duration: Duration) {
         let until = self.now_ns().saturating_add(nanos(duration));
+        self.counters.pause();
         self.state.change(|| self.now_ns(), None, Some(until));
     }
 
@@ -496,6 +546,7 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn pause_until(&self, instant: C::Instant) {
         let until = self.ns_of(instant);
+        self.counters.pause();
         self.state.change(|| self.now_ns(), None, Some(until));
     }
 
@@ -591,7 +642,9 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn reserve_many(&self, n: u32) -> Result<Reservation<'_, C>, InsufficientCapacity> {
         let mut shared = self.state.lock();
-        match self.state.reserve_locked(&mut shared, self.now_ns(), n)? {
+        let reserved = self.state.reserve_locked(&mut shared, self.now_ns(), n)?;
+        self.counters.admit();
+        match reserved {
             Reserved::Now => Ok(Reservation::now(self)),
             Reserved::Later(waiter) => {
                 let node = Box::pin(Node::new(waiter));

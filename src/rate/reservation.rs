@@ -196,6 +196,8 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: Option<C::Sleep>,
         deadline: u64,
+        // When it was queued (ns), for `stats`.
+        since: u64,
     }
 
     impl<'a, C: Clock> PinnedDrop for RateAcquireMany<'a, C> {
@@ -227,6 +229,7 @@ impl<'a, C: Clock> RateAcquireMany<'a, C> {
             node: Node::new(Waiter::UNLINKED),
             sleep: None,
             deadline: 0,
+            since: 0,
         }
     }
 }
@@ -250,7 +253,7 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                 Phase::Done => panic!("RateAcquireMany polled after completion"),
                 Phase::Start => {
                     // Lock-free fast path: admitted now (nobody queued ahead).
-                    match limiter.check_n(*this.n) {
+                    match limiter.admit_n(*this.n, false) {
                         Ok(()) => {
                             *this.phase = Phase::Done;
                             return Poll::Ready(Ok(()));
@@ -274,10 +277,12 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                             return Poll::Ready(Err(e));
                         }
                         Ok(Reserved::Now) => {
+                            limiter.counters.admit();
                             *this.phase = Phase::Done;
                             return Poll::Ready(Ok(()));
                         }
                         Ok(Reserved::Later(waiter)) => {
+                            *this.since = limiter.now_ns();
                             let node: &Node<Waiter> = &this.node;
                             // SAFETY: the node is pinned in this future, which
                             // unlinks it (under this lock) in drop.
@@ -306,6 +311,11 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                     if let Some(result) = limiter.settle(&shared, &waiter) {
                         // SAFETY: linked into this list, alive.
                         unsafe { shared.waiters.unlink(node) };
+                        drop(shared);
+                        if result.is_ok() {
+                            let waited = limiter.now_ns().saturating_sub(*this.since);
+                            limiter.counters.admit_after(waited);
+                        }
                         *this.phase = Phase::Done;
                         return Poll::Ready(result);
                     }
@@ -412,7 +422,11 @@ impl<C: Clock> Attempt for RateAcquireMany<'_, C> {
         self: Pin<&mut Self>,
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
-        try_check(self.limiter.check_n(self.n), deadline)
+        try_check(self.limiter.admit_n(self.n, false), deadline)
+    }
+
+    fn refused(&self) {
+        self.limiter.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {

@@ -27,6 +27,7 @@ use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{
     DeadlineError, InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError,
 };
+use crate::stats::{Counters, RateStats};
 use crate::sync::{AtomicU128, Ordering};
 
 #[cfg(feature = "async-io")]
@@ -218,6 +219,7 @@ impl TokenBucketBuilder {
             refill: self.refill,
             interval_ns,
             taken: AtomicU128::new(0),
+            counters: Counters::new(),
         })
     }
 }
@@ -268,6 +270,7 @@ macro_rules! token_bucket {
             interval_ns: u64,
             /// Tokens handed out, as a position on the supply axis.
             taken: AtomicU128,
+            counters: Counters,
         }
     };
 }
@@ -403,6 +406,30 @@ impl<C: Clock> TokenBucket<C> {
         self.supply(k).saturating_sub(taken) as u32
     }
 
+    /// A snapshot for dashboards: tokens available now and the totals
+    /// admitted, refused and waited since creation (a bucket keeps no
+    /// waiter list and has no pauses: those are zero). Cheap: a few loads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let bucket = TokenBucket::builder().max(3).build_with_clock(ManualClock::new()).unwrap();
+    /// bucket.check_n(3).unwrap();
+    /// assert!(bucket.check().is_err());
+    /// let stats = bucket.stats();
+    /// assert_eq!((stats.remaining, stats.totals.admitted, stats.totals.denied), (0, 1, 1));
+    /// ```
+    pub fn stats(&self) -> RateStats {
+        RateStats {
+            remaining: self.remaining(),
+            waiters: 0,
+            pauses: 0,
+            totals: self.counters.snapshot(),
+        }
+    }
+
     /// Time until the bucket is full again (holds `max` tokens) if nothing
     /// else is taken: zero when it is full. Refills land on interval
     /// boundaries, so this is the time to the first boundary whose refill
@@ -520,7 +547,17 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
+        self.admit_n(n, true)
+    }
+
+    /// [`check_n`](Self::check_n); a refusal is counted in `stats` only if
+    /// `count_refusal` (`acquire_within`'s refused check may go on to wait).
+    #[inline]
+    fn admit_n(&self, n: u32, count_refusal: bool) -> Result<(), RateLimitError<C::Instant>> {
         if let Some(e) = self.capacity_error(n) {
+            if count_refusal {
+                self.counters.deny();
+            }
             return Err(e.into());
         }
         let now = self.now_ns();
@@ -529,6 +566,9 @@ impl<C: Clock> TokenBucket<C> {
         loop {
             let take = self.take(taken, k, n);
             if take.ready_k > k {
+                if count_refusal {
+                    self.counters.deny();
+                }
                 let at = self.ns_of_boundary(take.ready_k);
                 return Err(RateLimitError::NotUntil(NotUntil::new(
                     self.instant_at(at),
@@ -543,7 +583,10 @@ impl<C: Clock> TokenBucket<C> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.counters.admit();
+                    return Ok(());
+                }
                 Err(actual) => taken = actual,
             }
         }
@@ -650,6 +693,7 @@ impl<C: Clock> TokenBucket<C> {
             reserved: None,
             done: false,
             sleep: None,
+            since: 0,
         }
     }
 
@@ -734,6 +778,7 @@ impl<C: Clock> TokenBucket<C> {
     /// ```
     pub fn reserve_many(&self, n: u32) -> Result<BucketReservation<'_, C>, InsufficientCapacity> {
         let (end, ready_ns) = self.reserve(n)?;
+        self.counters.admit();
         Ok(BucketReservation {
             bucket: self,
             end,
@@ -868,6 +913,8 @@ pin_project_lite::pin_project! {
         done: bool,
         #[pin]
         sleep: Option<C::Sleep>,
+        // When it started to sleep (ns), for `stats`.
+        since: u64,
     }
 
     impl<'a, C: Clock> PinnedDrop for BucketAcquireMany<'a, C> {
@@ -912,11 +959,18 @@ impl<C: Clock> Future for BucketAcquireMany<'_, C> {
             if this.sleep.is_none() {
                 let sleep = bucket.clock.sleep_until(bucket.instant_at(ready_ns));
                 this.sleep.set(Some(sleep));
+                *this.since = bucket.now_ns();
             }
             let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
             if sleep.poll(cx).is_pending() {
                 return Poll::Pending;
             }
+        }
+        if this.sleep.is_some() {
+            let waited = bucket.now_ns().saturating_sub(*this.since);
+            bucket.counters.admit_after(waited);
+        } else {
+            bucket.counters.admit();
         }
         *this.done = true;
         Poll::Ready(Ok(()))
@@ -997,7 +1051,11 @@ impl<C: Clock> Attempt for BucketAcquireMany<'_, C> {
         self: Pin<&mut Self>,
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
-        try_check(self.bucket.check_n(self.n), deadline)
+        try_check(self.bucket.admit_n(self.n, false), deadline)
+    }
+
+    fn refused(&self) {
+        self.bucket.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {

@@ -9,6 +9,7 @@ use core::future::Future;
 
 pub use self::futures::{Acquire, AcquireOwned, Run};
 pub(crate) use self::raw::RawSemaphore;
+use crate::stats::SemaphoreStats;
 // `AcquireError` is named in code only by the blocking acquires.
 #[cfg_attr(not(all(feature = "std", not(loom))), allow(unused_imports))]
 use crate::error::{AcquireError, TryAcquireError};
@@ -548,6 +549,33 @@ impl Semaphore {
     /// ```
     pub fn waiters(&self) -> usize {
         self.raw.waiters()
+    }
+
+    /// A snapshot for dashboards: permits available and in use, waiters,
+    /// and the totals admitted, refused (`try_acquire*`) and queued since
+    /// creation. Cheap: a few loads and one short lock for the waiter count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Semaphore;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// let held = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().is_err());
+    /// let stats = sem.stats();
+    /// assert_eq!((stats.available, stats.in_use), (0, 1));
+    /// assert_eq!((stats.totals.admitted, stats.totals.denied), (1, 1));
+    /// # drop(held);
+    /// ```
+    pub fn stats(&self) -> SemaphoreStats {
+        SemaphoreStats {
+            available: self.raw.available_permits(),
+            in_use: self.raw.in_use(),
+            waiters: self.raw.waiters(),
+            closed: self.raw.is_closed(),
+            totals: self.raw.counters.snapshot(),
+        }
     }
 }
 

@@ -39,6 +39,7 @@ use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 
 use crate::error::{AcquireError, TryAcquireError};
+use crate::stats::Counters;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
 use crate::wait_list::WakeBatch;
 
@@ -67,6 +68,7 @@ pub(crate) struct RawSemaphore {
     /// Largest request that can ever be served.
     capacity: usize,
     bounded: bool,
+    pub(crate) counters: Counters,
 }
 
 struct WaitList {
@@ -132,8 +134,20 @@ impl RawSemaphore {
                 total: AtomicUsize::new(permits),
                 capacity,
                 bounded,
+                counters: Counters::new(),
             }
         }
+    }
+
+    /// Permits held or collected by waiters (a statistic: two loads, not
+    /// one snapshot).
+    pub(crate) fn in_use(&self) -> usize {
+        let total = if self.bounded {
+            self.capacity
+        } else {
+            self.total.load(Ordering::Relaxed)
+        };
+        total.saturating_sub(self.available_permits())
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -179,6 +193,7 @@ impl RawSemaphore {
             Ok(())
         } else {
             self.try_acquire_slow(n)
+                .inspect_err(|_| self.counters.deny())
         }
     }
 
@@ -204,6 +219,10 @@ impl RawSemaphore {
                     Ordering::Relaxed,
                 )
                 .is_ok()
+            && {
+                self.counters.admit();
+                true
+            }
     }
 
     #[inline(never)]
@@ -214,6 +233,7 @@ impl RawSemaphore {
             return if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else {
+                self.counters.admit();
                 Ok(())
             };
         }
@@ -232,7 +252,10 @@ impl RawSemaphore {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.counters.admit();
+                    return Ok(());
+                }
                 Err(actual) => state = actual,
             }
         }
@@ -590,7 +613,13 @@ impl Waiter {
             Stage::Idle => sem.try_acquire_fast(node.num.get()),
             // Woken by the grant that unlinked us: no lock needed. Acquire:
             // as in `poll_queued`.
-            Stage::Queued => node.remaining.load(Ordering::Acquire) == 0,
+            Stage::Queued => {
+                let granted = node.remaining.load(Ordering::Acquire) == 0;
+                if granted {
+                    sem.counters.admit_queued();
+                }
+                granted
+            }
             Stage::Done => false,
         };
         if ready {
@@ -659,6 +688,7 @@ impl Waiter {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        sem.counters.admit();
                         self.stage.set(Stage::Done);
                         return Poll::Ready(Ok(()));
                     }
@@ -721,6 +751,7 @@ impl Waiter {
         // the node, so after this we own it again.
         match self.remaining.load(Ordering::Acquire) {
             0 => {
+                sem.counters.admit_queued();
                 self.stage.set(Stage::Done);
                 return Poll::Ready(Ok(()));
             }
@@ -739,6 +770,7 @@ impl Waiter {
         // Relaxed: the lock orders us after every write made under it.
         match self.remaining.load(Ordering::Relaxed) {
             0 => {
+                sem.counters.admit_queued();
                 self.stage.set(Stage::Done);
                 Poll::Ready(Ok(()))
             }

@@ -1,0 +1,271 @@
+//! `stats()`: a cheap snapshot of every primitive, for dashboards and logs.
+//!
+//! # Implementation details
+//!
+//! What a primitive already keeps (available permits, waiters, remaining
+//! cells, pauses, keys) is read from its state. The totals live in one
+//! [`Counters`] per primitive, relaxed atomics that order nothing: an
+//! admission adds one relaxed increment next to the state word it has just
+//! written (the only cost on a hot path: `BENCHMARKS.md` has the
+//! instruction counts before and after); denials, waits and pauses are
+//! counted on their own slow paths. A snapshot reads each figure once, so
+//! figures read while other threads admit may be from slightly different
+//! instants.
+
+use core::time::Duration;
+
+// Statistics order nothing, so they need no loom model: plain atomics,
+// invisible to loom's scheduler.
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Totals kept by every primitive (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Counters {
+    admitted: AtomicU64,
+    denied: AtomicU64,
+    waited: AtomicU64,
+    wait_ns: AtomicU64,
+    max_wait_ns: AtomicU64,
+    pauses: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Self {
+            admitted: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
+            wait_ns: AtomicU64::new(0),
+            max_wait_ns: AtomicU64::new(0),
+            pauses: AtomicU64::new(0),
+        }
+    }
+
+    /// One request admitted.
+    #[inline]
+    pub(crate) fn admit(&self) {
+        // Relaxed: a statistic; orders nothing.
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One request refused (a failed `try_*` / `check`, or a deadline).
+    #[cold]
+    pub(crate) fn deny(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One request admitted after waiting `ns` (on the primitive's clock).
+    #[cold]
+    pub(crate) fn admit_after(&self, ns: u64) {
+        self.admit();
+        self.waited.fetch_add(1, Ordering::Relaxed);
+        self.wait_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// One request admitted after queueing, on a primitive without a clock.
+    #[cold]
+    pub(crate) fn admit_queued(&self) {
+        self.admit();
+        self.waited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One pause requested (`pause_for` / `pause_until`).
+    #[cold]
+    pub(crate) fn pause(&self) {
+        self.pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pauses requested since creation.
+    pub(crate) fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn snapshot(&self) -> Totals {
+        Totals {
+            admitted: self.admitted.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
+            waited: self.waited.load(Ordering::Relaxed),
+            wait_total: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
+            wait_max: Duration::from_nanos(self.max_wait_ns.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The totals every primitive counts since it was created.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{ManualClock, Quota, RateLimiter};
+///
+/// let limiter = RateLimiter::with_clock(Quota::per_second(1), ManualClock::new());
+/// let _ = limiter.check();
+/// let _ = limiter.check();
+/// let totals = limiter.stats().totals;
+/// assert_eq!((totals.admitted, totals.denied, totals.waited), (1, 1, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Requests admitted (a `check_n(5)` or an `acquire_many(5)` counts
+    /// once).
+    pub admitted: u64,
+    /// Requests refused: failed `try_acquire*` / `check*`, and deadline
+    /// futures that gave up (`WouldExceed`, `TimedOut`).
+    pub denied: u64,
+    /// Admitted requests that had to wait (counted in `admitted` too).
+    pub waited: u64,
+    /// Time those requests spent waiting, from their first poll to their
+    /// admission, on the primitive's clock (zero for the semaphores, which
+    /// have no clock).
+    pub wait_total: Duration,
+    /// The longest of those waits.
+    pub wait_max: Duration,
+}
+
+/// A snapshot of a [`Semaphore`](crate::Semaphore) or a
+/// [`BoundedSemaphore`](crate::BoundedSemaphore), from `stats()`.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::Semaphore;
+///
+/// let sem = Semaphore::new(3);
+/// let held = sem.try_acquire_many(2).unwrap();
+/// let stats = sem.stats();
+/// assert_eq!((stats.available, stats.in_use, stats.waiters), (1, 2, 0));
+/// assert_eq!(stats.totals.admitted, 1);
+/// # drop(held);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SemaphoreStats {
+    /// Permits available now.
+    pub available: usize,
+    /// Permits held, or collected by queued waiters.
+    pub in_use: usize,
+    /// Acquirers queued.
+    pub waiters: usize,
+    /// Whether it is closed.
+    pub closed: bool,
+    /// Totals since creation (no wait times: a semaphore has no clock).
+    pub totals: Totals,
+}
+
+/// A snapshot of a [`RateLimiter`](crate::RateLimiter) or a
+/// [`TokenBucket`](crate::TokenBucket), from `stats()`.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use limiters::{ManualClock, Quota, RateLimiter};
+///
+/// let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(5), ManualClock::new());
+/// limiter.check_n(3).unwrap();
+/// limiter.pause_for(Duration::from_secs(1));
+/// let stats = limiter.stats();
+/// assert_eq!((stats.remaining, stats.pauses, stats.totals.admitted), (0, 1, 1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RateStats {
+    /// Cells (tokens) admissible right now.
+    pub remaining: u32,
+    /// Acquirers queued for a later instant (zero for a token bucket,
+    /// whose waiters hold reservations and no place in a list).
+    pub waiters: usize,
+    /// Pauses requested (`pause_for` / `pause_until`), since creation.
+    pub pauses: u64,
+    /// Totals since creation.
+    pub totals: Totals,
+}
+
+/// A snapshot of a [`Limiter`](crate::Limiter), from `stats()`.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{Limiter, ManualClock, Quota};
+///
+/// # futures_lite::future::block_on(async {
+/// let limiter = Limiter::builder()
+///     .concurrency(4)
+///     .rate(Quota::per_second(10))
+///     .clock(ManualClock::new())
+///     .build()?;
+/// let permit = limiter.acquire().await?;
+/// let stats = limiter.stats();
+/// assert_eq!((stats.in_use, stats.available, stats.waiters), (Some(1), Some(3), 0));
+/// assert_eq!(stats.totals.admitted, 1);
+/// # drop(permit);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct LimiterStats {
+    /// Slots held (including slots kept until their minimum hold ends);
+    /// `None` without a concurrency limit.
+    pub in_use: Option<usize>,
+    /// Slots free now; `None` without a concurrency limit.
+    pub available: Option<usize>,
+    /// Requests waiting: for a slot, for a minimum hold to end, or for the
+    /// rates.
+    pub waiters: usize,
+    /// Pauses requested (`pause_for` / `pause_until`), since creation.
+    pub pauses: u64,
+    /// Whether it is closed.
+    pub closed: bool,
+    /// Totals since creation.
+    pub totals: Totals,
+}
+
+/// A snapshot of a [`KeyedRateLimiter`](crate::KeyedRateLimiter) or a
+/// [`KeyedLimiter`](crate::KeyedLimiter), from `stats()`.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+///
+/// let per_ip = KeyedRateLimiter::with_clock(Quota::per_second(1), ManualClock::new());
+/// per_ip.check(&"192.0.2.1").unwrap();
+/// per_ip.check(&"192.0.2.2").unwrap();
+/// assert!(per_ip.check(&"192.0.2.2").is_err());
+/// let stats = per_ip.stats();
+/// assert_eq!((stats.keys, stats.totals.admitted, stats.totals.denied), (2, 2, 1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct KeyedStats {
+    /// Keys stored now.
+    pub keys: usize,
+    /// Requests waiting, over all keys (zero for a keyed rate limiter, whose
+    /// waiters hold reservations and no place in a list).
+    pub waiters: usize,
+    /// Totals since creation (for a [`KeyedLimiter`](crate::KeyedLimiter):
+    /// over the keys stored now; an evicted key's figures leave with it).
+    pub totals: Totals,
+}
+
+impl Totals {
+    /// The sum of two snapshots (wait maxima: the larger).
+    pub(crate) fn add(self, other: Totals) -> Totals {
+        Totals {
+            admitted: self.admitted + other.admitted,
+            denied: self.denied + other.denied,
+            waited: self.waited + other.waited,
+            wait_total: self.wait_total.saturating_add(other.wait_total),
+            wait_max: self.wait_max.max(other.wait_max),
+        }
+    }
+}
