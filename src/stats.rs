@@ -160,8 +160,9 @@ pub struct SemaphoreStats {
     pub totals: Totals,
 }
 
-/// A snapshot of a [`RateLimiter`](crate::RateLimiter) or a
-/// [`TokenBucket`](crate::TokenBucket), from `stats()`.
+/// A snapshot of a [`RateLimiter`](crate::RateLimiter), a
+/// [`TokenBucket`](crate::TokenBucket) or a
+/// [`SlidingWindow`](crate::SlidingWindow), from `stats()`.
 ///
 /// # Examples
 ///

@@ -187,3 +187,22 @@ fn keyed_limiters_count_keys() {
     assert!(b.poll());
     assert_eq!(per_host.stats().totals.waited, 1);
 }
+
+#[test]
+fn sliding_window_counts_checks_waits_and_pauses() {
+    let clock = ManualClock::new();
+    let window = limiters::SlidingWindow::with_clock(2, ms(1000), clock.clone());
+    window.check_n(2).unwrap();
+    assert!(window.check().is_err());
+    assert!(window.check_n(3).is_err());
+    let mut waiting = Probe::new(window.acquire());
+    assert!(!waiting.poll());
+    let s = window.stats();
+    assert_eq!((s.remaining, s.waiters), (0, 1));
+    clock.advance(ms(1001));
+    assert!(waiting.poll());
+    window.pause_for(ms(10));
+    let s = window.stats();
+    assert_eq!((s.waiters, s.pauses), (0, 1));
+    assert_eq!(s.totals, totals(2, 2, 1, ms(1001), ms(1001)));
+}

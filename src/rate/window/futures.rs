@@ -87,6 +87,7 @@ impl<C: Clock> SlidingWindow<C> {
             node: Node::new(UNLINKED),
             sleep: None,
             sleep_at: 0,
+            since: 0,
         }
     }
 
@@ -149,6 +150,8 @@ pin_project_lite::pin_project! {
         sleep: Option<C::Sleep>,
         // The instant (ns) `sleep` was armed for.
         sleep_at: u64,
+        // When it was queued (ns), for `stats`.
+        since: u64,
     }
 
     impl<'a, C: Clock> PinnedDrop for WindowAcquireMany<'a, C> {
@@ -210,10 +213,14 @@ impl<C: Clock> Future for WindowAcquireMany<'_, C> {
                         return Poll::Ready(Err(e));
                     }
                     let mut state = window.lock();
-                    if state.admit_now(n, window.now_ns()) {
+                    let now = window.now_ns();
+                    if state.admit_now(n, now) {
+                        drop(state);
+                        window.counters.admit();
                         *this.phase = Phase::Done;
                         return Poll::Ready(Ok(()));
                     }
+                    *this.since = now;
                     let node: &Node<Waiter> = &this.node;
                     // SAFETY: the node is pinned in this future, which
                     // unlinks it (under this lock) in drop. It joins without
@@ -242,10 +249,12 @@ impl<C: Clock> Future for WindowAcquireMany<'_, C> {
                     // SAFETY: as above.
                     let entry = unsafe { state.waiters.entry(node) };
                     if entry.value.status == Status::Granted {
-                        let head = state.returned(n, window.now_ns());
+                        let now = window.now_ns();
+                        let head = state.returned(n, now);
                         *this.phase = Phase::Done;
                         drop(state);
                         drop((mine, waker));
+                        window.counters.admit_after(now.saturating_sub(*this.since));
                         if let Some(head) = head {
                             head.wake();
                         }

@@ -34,6 +34,7 @@ pub use self::futures::{WindowAcquire, WindowAcquireMany, WindowRun};
 pub(crate) use self::log::Log;
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError};
+use crate::stats::{Counters, RateStats};
 use crate::sync::{Mutex, MutexGuard};
 use crate::wait_list::{List, WakeBatch};
 
@@ -234,6 +235,7 @@ macro_rules! sliding_window {
             base: C::Instant,
             limit: u32,
             state: Mutex<State>,
+            pub(crate) counters: Counters,
         }
     };
 }
@@ -362,6 +364,7 @@ impl<C: Clock> SlidingWindow<C> {
                 paused_until_ns: 0,
                 waiters: List::new(),
             }),
+            counters: Counters::new(),
         })
     }
 
@@ -491,18 +494,26 @@ impl<C: Clock> SlidingWindow<C> {
     /// # Ok::<(), RateLimitError<limiters::ManualInstant>>(())
     /// ```
     pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
-        self.capacity(n)?;
+        if let Err(e) = self.capacity(n) {
+            self.counters.deny();
+            return Err(e.into());
+        }
         let mut state = self.state.lock();
         let mut now = self.now_ns();
         if state.admit_now(n, now) {
+            drop(state);
+            self.counters.admit();
             return Ok(());
         }
         if state.waiters.len() > 0 {
             (state, now) = self.serve(state, false);
             if state.admit_now(n, now) {
+                drop(state);
+                self.counters.admit();
                 return Ok(());
             }
         }
+        self.counters.deny();
         // With waiters queued or granted, a lower bound: when the log has
         // room for their cells and ours, or else when it is empty.
         let mut queued = state.granted;
@@ -652,7 +663,33 @@ impl<C: Clock> SlidingWindow<C> {
         self.state.lock().waiters.len()
     }
 
+    /// A snapshot for dashboards: cells admissible now, waiters, pauses,
+    /// and the totals admitted, refused and waited since creation. Cheap:
+    /// two short locks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, SlidingWindow};
+    ///
+    /// let window = SlidingWindow::with_clock(3, Duration::from_secs(1), ManualClock::new());
+    /// window.check_n(3).unwrap();
+    /// assert!(window.check().is_err());
+    /// let stats = window.stats();
+    /// assert_eq!((stats.remaining, stats.totals.admitted, stats.totals.denied), (0, 1, 1));
+    /// ```
+    pub fn stats(&self) -> RateStats {
+        RateStats {
+            remaining: self.remaining(),
+            waiters: self.waiters(),
+            pauses: self.counters.pauses(),
+            totals: self.counters.snapshot(),
+        }
+    }
+
     fn pause_until_ns(&self, until: u64) {
+        self.counters.pause();
         // The head's timer fires no later than before; it re-arms then.
         let mut state = self.state.lock();
         state.paused_until_ns = state.paused_until_ns.max(until);
