@@ -260,6 +260,7 @@ pub struct KeyedStats {
 
 impl Totals {
     /// The sum of two snapshots (wait maxima: the larger).
+    #[cfg(feature = "std")]
     pub(crate) fn add(self, other: Totals) -> Totals {
         Totals {
             admitted: self.admitted + other.admitted,
