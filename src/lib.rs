@@ -159,6 +159,10 @@
 //!   `Retry-After` and the IETF `RateLimit` headers
 //!   (`KeyedRateLimitLayer`). Adds `tower-service`, `tower-layer` and
 //!   `http`; implies `std`.
+//! * `metrics`: `record(label)` on every `stats()` snapshot, publishing its
+//!   figures as gauges and counters through the `metrics` facade with a
+//!   `limiter` label (see the `limiters::metrics` module). Adds `metrics`;
+//!   implies `std`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
@@ -174,6 +178,9 @@ mod error;
 #[cfg(feature = "std")]
 mod keyed;
 mod limiter;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod rate;
 mod semaphore;
 mod stats;
