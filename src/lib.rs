@@ -84,6 +84,20 @@
 //! # });
 //! ```
 //!
+//! Every primitive has a cheap `stats()` snapshot for dashboards and logs
+//! (feature `metrics` publishes it through the `metrics` facade):
+//!
+//! ```
+//! use limiters::{ManualClock, Quota, RateLimiter};
+//!
+//! let limiter = RateLimiter::with_clock(Quota::per_second(10).allow_burst(2), ManualClock::new());
+//! for _ in 0..3 {
+//!     let _ = limiter.check();
+//! }
+//! let stats = limiter.stats();
+//! assert_eq!((stats.totals.admitted, stats.totals.denied, stats.remaining), (2, 1, 0));
+//! ```
+//!
 //! # Choosing a limiter
 //!
 //! An API publishes its limits in two shapes, and they need different tools:
