@@ -124,6 +124,7 @@ pin_project_lite::pin_project! {
     /// `acquire_within` / `acquire_many_within` (named by the aliases
     /// [`RateAcquireWithin`](crate::futures::RateAcquireWithin),
     /// [`BucketAcquireWithin`](crate::futures::BucketAcquireWithin),
+    /// [`WindowAcquireWithin`](crate::futures::WindowAcquireWithin),
     /// `KeyedRateAcquireWithin` and
     /// [`LimiterAcquireWithin`](crate::futures::LimiterAcquireWithin)).
     ///

@@ -237,7 +237,8 @@ pub mod futures {
     pub use crate::limiter::{LimiterAcquire, LimiterAcquireWithin, LimiterRun, LimiterRunWithin};
     pub use crate::rate::{
         BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketRun, RateAcquire,
-        RateAcquireMany, RateAcquireWithin, RateRun, WindowAcquire, WindowAcquireMany, WindowRun,
+        RateAcquireMany, RateAcquireWithin, RateRun, WindowAcquire, WindowAcquireMany,
+        WindowAcquireWithin, WindowRun,
     };
     pub use crate::semaphore::{Acquire, AcquireOwned, Run};
     #[cfg(feature = "stream")]

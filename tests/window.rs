@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::Probe;
 use limiters::{
-    AcquireError, BuildError, InsufficientCapacity, KeyedLimiter, Limiter, LimiterBuilder,
-    ManualClock, NotUntil, QuotaError, RateLimitError, SlidingWindow,
+    AcquireError, BuildError, DeadlineError, InsufficientCapacity, KeyedLimiter, Limiter,
+    LimiterBuilder, ManualClock, NotUntil, QuotaError, RateLimitError, SlidingWindow,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngAlgorithm;
@@ -358,6 +358,74 @@ fn above_the_exact_limit_buckets_are_conservative() {
         clock.now() + ns(500) + period
     );
     assert!(format!("{w:?}").contains("log_entries: 1"));
+}
+
+#[test]
+fn a_deadline_that_cannot_be_met_fails_at_once_and_takes_nothing() {
+    let (clock, w) = window(2, secs(1));
+    w.check().unwrap();
+    let mut ok = Probe::new(w.acquire_within(Duration::ZERO));
+    assert!(ok.poll());
+    assert!(ok.take().is_ok());
+    let mut late = Probe::new(w.acquire_within(Duration::from_millis(500)));
+    assert!(late.poll());
+    assert_eq!(
+        late.take(),
+        Err(DeadlineError::WouldExceed {
+            wait: secs(1) + ns(1),
+            earliest: clock.now() + secs(1) + ns(1),
+        })
+    );
+    let mut too_many = Probe::new(w.acquire_many_within(3, secs(10)));
+    assert!(too_many.poll());
+    assert_eq!(
+        too_many.take(),
+        Err(DeadlineError::InsufficientCapacity {
+            requested: 3,
+            burst: 2
+        })
+    );
+    assert_eq!(w.waiters(), 0);
+}
+
+#[test]
+fn a_queued_deadline_times_out_and_gives_its_place_back() {
+    let (clock, w) = window(1, secs(1));
+    w.check().unwrap();
+    let mut head = Probe::new(w.acquire());
+    assert!(!head.poll());
+    // Behind the head: it can only be admitted a window after the head.
+    let mut hurried = Probe::new(w.acquire_within(secs(1) + ns(1)));
+    let mut patient = Probe::new(w.acquire());
+    assert!(!hurried.poll());
+    assert!(!patient.poll());
+    assert_eq!(w.waiters(), 3);
+    clock.advance(secs(1) + ns(1));
+    assert_eq!(hurried.wakes(), 1, "its deadline timer");
+    assert!(hurried.poll());
+    assert_eq!(hurried.take(), Err(DeadlineError::TimedOut));
+    // Its poll granted the head (whose timer had fired) and left only the
+    // patient one queued, told it is the new head.
+    assert_eq!(w.waiters(), 1);
+    assert_eq!(patient.wakes(), 1);
+    assert!(head.poll());
+    assert!(!patient.poll());
+    clock.advance(secs(1) + ns(1));
+    assert!(patient.poll());
+}
+
+#[test]
+fn a_pause_past_the_deadline_times_out_the_sleeping_head() {
+    let (clock, w) = window(1, secs(1));
+    w.check().unwrap();
+    let mut head = Probe::new(w.acquire_within(secs(2)));
+    assert!(!head.poll(), "its slot at 1 s + 1 ns is in time");
+    w.pause_for(secs(5));
+    clock.advance(secs(1) + ns(1));
+    assert_eq!(head.wakes(), 1);
+    assert!(head.poll(), "re-armed past the deadline: gives up now");
+    assert!(matches!(head.take(), Err(DeadlineError::TimedOut)));
+    assert_eq!(w.waiters(), 0);
 }
 
 #[test]

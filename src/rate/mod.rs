@@ -84,4 +84,4 @@ pub use token_bucket::{
     BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketReservation, BucketRun,
     TokenBucket, TokenBucketBuilder,
 };
-pub use window::{SlidingWindow, WindowAcquire, WindowAcquireMany, WindowRun};
+pub use window::{SlidingWindow, WindowAcquire, WindowAcquireMany, WindowAcquireWithin, WindowRun};

@@ -4,10 +4,12 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 
 use super::{SlidingWindow, Status, Waiter};
 use crate::clock::Clock;
-use crate::error::InsufficientCapacity;
+use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
+use crate::error::{DeadlineError, InsufficientCapacity};
 use crate::wait_list::Node;
 
 const UNLINKED: Waiter = Waiter {
@@ -89,6 +91,70 @@ impl<C: Clock> SlidingWindow<C> {
             sleep_at: 0,
             since: 0,
         }
+    }
+
+    /// Waits for one cell, but not past `timeout` from now on the window's
+    /// clock: for a call only worth making soon. A wait known to end after
+    /// the deadline fails at once, taking nothing; a zero `timeout` is
+    /// [`check`](Self::check); a huge one saturates.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire); a timeout gives back the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadlineError::WouldExceed`] at once (with the earliest instant it
+    /// could be admitted), or [`DeadlineError::TimedOut`] if it was queued
+    /// and the deadline came first (waiters ahead, a pause, or waiters
+    /// granted ahead of it that returned late).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{DeadlineError, ManualClock, SlidingWindow};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let window = SlidingWindow::with_clock(1, Duration::from_secs(1), ManualClock::new());
+    /// let budget = Duration::from_millis(100);
+    /// assert!(window.acquire_within(budget).await.is_ok());
+    /// let err = window.acquire_within(budget).await.unwrap_err();
+    /// assert!(matches!(err, DeadlineError::WouldExceed { wait, .. } if wait == Duration::from_nanos(1_000_000_001)));
+    /// # });
+    /// ```
+    pub fn acquire_within(&self, timeout: Duration) -> WindowAcquireWithin<'_, C> {
+        self.acquire_many_within(1, timeout)
+    }
+
+    /// Waits for `n` cells, admitted together, but not past `timeout` from
+    /// now (see [`acquire_within`](Self::acquire_within)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_within`](Self::acquire_within), and
+    /// [`DeadlineError::InsufficientCapacity`] at once if `n` exceeds the
+    /// limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, SlidingWindow};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let window = SlidingWindow::with_clock(4, Duration::from_secs(1), ManualClock::new());
+    /// let second = Duration::from_secs(1);
+    /// assert!(window.acquire_many_within(4, second).await.is_ok());
+    /// assert!(window.acquire_many_within(5, second).await.is_err());
+    /// # });
+    /// ```
+    pub fn acquire_many_within(&self, n: u32, timeout: Duration) -> WindowAcquireWithin<'_, C> {
+        Within::new(self.acquire_many(n), timeout)
     }
 
     /// Runs `fut` once one cell is admitted.
@@ -354,4 +420,38 @@ crate::rate::run_future! {
     /// # });
     /// ```
     WindowRun, WindowAcquire
+}
+
+/// Future returned by [`SlidingWindow::acquire_within`] and
+/// [`SlidingWindow::acquire_many_within`] (see [`Within`]).
+pub type WindowAcquireWithin<'a, C> = Within<WindowAcquireMany<'a, C>>;
+
+impl<C: Clock> Sealed for WindowAcquireMany<'_, C> {}
+
+impl<C: Clock> Attempt for WindowAcquireMany<'_, C> {
+    type Clock = C;
+    type Admitted = ();
+
+    fn clock(&self) -> &C {
+        self.window.clock()
+    }
+
+    fn try_now(
+        self: Pin<&mut Self>,
+        deadline: C::Instant,
+    ) -> Option<Result<(), DeadlineError<C::Instant>>> {
+        try_check(self.window.check_n(self.n), deadline)
+    }
+
+    fn sleeping_until(&self) -> Option<C::Instant> {
+        // Only the head sleeps, until the earliest instant it can fit; it
+        // re-arms (and so is asked again) if that moves later.
+        self.sleep
+            .is_some()
+            .then(|| self.window.instant_at(self.sleep_at))
+    }
+
+    fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {
+        output.map_err(Into::into)
+    }
 }

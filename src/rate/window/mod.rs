@@ -30,7 +30,7 @@ use core::fmt;
 use core::task::Waker;
 use core::time::Duration;
 
-pub use self::futures::{WindowAcquire, WindowAcquireMany, WindowRun};
+pub use self::futures::{WindowAcquire, WindowAcquireMany, WindowAcquireWithin, WindowRun};
 pub(crate) use self::log::Log;
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError};
