@@ -122,3 +122,20 @@ proptest! {
         keyed_model::run(&data);
     }
 }
+
+#[path = "../fuzz/src/window.rs"]
+mod window_model;
+
+#[test]
+fn window_regressions() {
+    replay("window", window_model::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sliding_window_matches_model(data in vec(any::<u8>(), 0..1500)) {
+        window_model::run(&data);
+    }
+}

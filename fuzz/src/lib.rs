@@ -13,3 +13,4 @@ pub mod rate;
 pub mod semaphore;
 pub mod token_bucket;
 mod wake_counter;
+pub mod window;

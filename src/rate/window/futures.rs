@@ -308,40 +308,51 @@ impl<C: Clock> Future for WindowAcquireMany<'_, C> {
                     let mine = unsafe { state.waiters.entry(node) }.waker.take();
                     // SAFETY: as above.
                     let status = unsafe { state.waiters.entry(node) }.value.status;
-                    let mut now = 0;
+                    let mut now = window.now_ns();
                     if status == Status::Waiting {
                         (state, now) = window.serve(state, false);
                     }
                     // SAFETY: as above.
                     let entry = unsafe { state.waiters.entry(node) };
-                    if entry.value.status == Status::Granted {
-                        let now = window.now_ns();
-                        let head = state.returned(n, now);
-                        *this.phase = Phase::Done;
-                        drop(state);
-                        drop((mine, waker));
-                        window.counters.admit_after(now.saturating_sub(*this.since));
-                        if let Some(head) = head {
-                            head.wake();
+                    let sleep_until = if entry.value.status == Status::Granted {
+                        if now < state.paused_until_ns {
+                            // Granted, then a pause came before we ran: our
+                            // cells stay ours, but we start after it.
+                            let at = state.paused_until_ns;
+                            drop(state);
+                            drop((mine, waker));
+                            Some(at)
+                        } else {
+                            let head = state.returned(n, now);
+                            *this.phase = Phase::Done;
+                            drop(state);
+                            drop((mine, waker));
+                            window.counters.admit_after(now.saturating_sub(*this.since));
+                            if let Some(head) = head {
+                                head.wake();
+                            }
+                            return Poll::Ready(Ok(()));
                         }
-                        return Poll::Ready(Ok(()));
-                    }
-                    let (keep, spare) = match mine {
-                        Some(w) if w.will_wake(&waker) => (w, Some(waker)),
-                        other => (waker, other),
-                    };
-                    entry.waker = Some(keep);
-                    if !state.waiters.is_front(node) {
+                    } else {
+                        let (keep, spare) = match mine {
+                            Some(w) if w.will_wake(&waker) => (w, Some(waker)),
+                            other => (waker, other),
+                        };
+                        entry.waker = Some(keep);
+                        if !state.waiters.is_front(node) {
+                            drop(state);
+                            drop(spare);
+                            return Poll::Pending;
+                        }
+                        let at = state.head_at(n, now);
+                        // SAFETY: as above.
+                        unsafe { state.waiters.entry(node) }.value.timer_at =
+                            at.unwrap_or(u64::MAX);
                         drop(state);
                         drop(spare);
-                        return Poll::Pending;
-                    }
-                    let at = state.head_at(n, now);
-                    // SAFETY: as above.
-                    unsafe { state.waiters.entry(node) }.value.timer_at = at.unwrap_or(u64::MAX);
-                    drop(state);
-                    drop(spare);
-                    let Some(at) = at else {
+                        at
+                    };
+                    let Some(at) = sleep_until else {
                         // Woken when granted waiters return.
                         this.sleep.set(None);
                         return Poll::Pending;
@@ -441,6 +452,10 @@ impl<C: Clock> Attempt for WindowAcquireMany<'_, C> {
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
         try_check(self.window.check_n(self.n), deadline)
+    }
+
+    fn refused(&self) {
+        self.window.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {

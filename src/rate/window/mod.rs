@@ -144,12 +144,12 @@ impl State {
     /// head's waker if the head can now time itself (see `head_at`).
     fn returned(&mut self, n: u32, now: u64) -> Option<Waker> {
         let untimed = |state: &mut State| {
-            let granted = state.granted;
-            let limit = state.log.limit();
+            let granted = u64::from(state.granted);
+            let limit = u64::from(state.log.limit());
             state
                 .waiters
                 .front()
-                .is_some_and(|head| head.value.n.saturating_add(granted) > limit)
+                .is_some_and(|head| u64::from(head.value.n) + granted > limit)
         };
         let was_untimed = untimed(self);
         self.granted -= n;
@@ -515,18 +515,16 @@ impl<C: Clock> SlidingWindow<C> {
         }
         self.counters.deny();
         // With waiters queued or granted, a lower bound: when the log has
-        // room for their cells and ours, or else when it is empty.
-        let mut queued = state.granted;
+        // room for their cells and ours, or else when cells recorded now
+        // (the earliest theirs can be) have left.
+        let mut ahead = u64::from(state.granted) + u64::from(n);
         state.waiters.retain(|entry| {
-            queued = queued.saturating_add(entry.value.n);
+            ahead += u64::from(entry.value.n);
             true
         });
-        let at = match queued
-            .checked_add(n)
-            .filter(|&all| all <= state.log.limit())
-        {
-            Some(all) => state.log.earliest(all, now),
-            None => state.log.full_at(now),
+        let at = match u32::try_from(ahead) {
+            Ok(all) if all <= state.log.limit() => state.log.earliest(all, now),
+            _ => state.log.full_at_if_recorded(now),
         };
         let at = at.max(state.paused_until_ns);
         drop(state);
