@@ -4,7 +4,8 @@
 //!
 //! Scenarios (numbered as in `BENCHMARKS.md`):
 //!
-//! 5. `check` that admits (a quota that never denies), `check` that denies,
+//! 5. `check` that admits (a quota that never denies), `check` that denies
+//!    (each also for the token bucket and the sliding window),
 //!    the same two on hand-advanced clocks (the algorithm without the clock
 //!    read), and keyed `check` with 1 key and with 10,000 keys (idle between
 //!    visits, so evicted and re-inserted, and busy, so kept).
@@ -69,6 +70,14 @@ fn check_allow(c: &mut Criterion) {
         .expect("token bucket");
     g.bench_function("limiters_token_bucket", |b| {
         b.iter(|| black_box(tb.check()).unwrap())
+    });
+
+    // An exact window that never fills at benchmark speed (4,096 cells per
+    // microsecond): each check purges what left the window and appends
+    // its instant to the log.
+    let sw = limiters::SlidingWindow::new(4_096, Duration::from_micros(1));
+    g.bench_function("limiters_sliding_window", |b| {
+        b.iter(|| black_box(sw.check()).unwrap())
     });
 
     let gov = governor::RateLimiter::direct(governor_admit_all());
@@ -143,6 +152,12 @@ fn check_deny(c: &mut Criterion) {
         .expect("token bucket");
     g.bench_function("limiters_token_bucket", |b| {
         b.iter(|| black_box(tb.check()).unwrap_err())
+    });
+
+    let sw = limiters::SlidingWindow::new(1, Duration::from_secs(3600));
+    sw.check().unwrap();
+    g.bench_function("limiters_sliding_window", |b| {
+        b.iter(|| black_box(sw.check()).unwrap_err())
     });
 
     let gov = governor::RateLimiter::direct(governor::Quota::per_hour(nz(1)));

@@ -287,7 +287,7 @@ impl<I: fmt::Debug> std::error::Error for NotUntil<I> {}
 /// assert_eq!(
 ///     err.to_string(),
 ///     "requested 12 cells but the burst is 10: ask for at most 10 or raise the burst \
-///      (Quota::allow_burst, or the token bucket's max)"
+///      (Quota::allow_burst, the token bucket's max or the window's n)"
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -304,7 +304,7 @@ impl fmt::Display for InsufficientCapacity {
         write!(
             f,
             "requested {} cells but the burst is {}: ask for at most {} or raise the burst \
-             (Quota::allow_burst, or the token bucket's max)",
+             (Quota::allow_burst, the token bucket's max or the window's n)",
             self.requested, self.burst, self.burst
         )
     }
@@ -632,7 +632,7 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             BuildError::NoLimits => f.write_str(
-                "no limits configured: set concurrency(n) and/or rate(quota) before build()",
+                "no limits configured: set concurrency(n), window(n, period) and/or rate(quota) before build()",
             ),
             BuildError::ZeroConcurrency => {
                 f.write_str("concurrency(0) would never admit anything: allow at least 1")

@@ -14,32 +14,38 @@
 //! * [`BoundedSemaphore`]: a semaphore whose
 //!   [`release`](BoundedSemaphore::release) refuses to push the count above
 //!   its capacity.
+//! * [`SlidingWindow`]: "at most `n` in any window of length `period`", the
+//!   way servers publish and enforce limits: up to `n` at once, never
+//!   `n + 1` inside any window; exact, FIFO-fair, with Retry-After pauses.
 //! * [`RateLimiter`]: exact integer GCRA, "`n` per period, bursts of `b`",
-//!   with lock-free checks, FIFO-fair waiting, reservations, runtime quota
-//!   changes and Retry-After pauses. [`TokenBucket`]: the same surface with
-//!   discrete refills.
-//! * [`Limiter`]: concurrency + any number of rates + a minimum hold time,
-//!   around any future with [`Limiter::run`]. [`KeyedLimiter`] and
+//!   smooth pacing with lock-free checks, FIFO-fair waiting, reservations,
+//!   runtime quota changes and Retry-After pauses. [`TokenBucket`]: the same
+//!   surface with discrete refills.
+//! * [`Limiter`]: concurrency + any number of windows and rates + a minimum
+//!   hold time, around any future with [`Limiter::run`]. [`KeyedLimiter`] and
 //!   [`KeyedRateLimiter`]: the same per key (per host, per client IP), with
 //!   idle keys evicted.
 //!
 //! # Examples
 //!
-//! An API allows 10 requests in flight, 50 per second and 1,000 per hour:
+//! An API allows 10 requests in flight, 50 per rolling second and 1,000 per
+//! hour:
 //!
 //! ```
-//! use limiters::{Limiter, Quota};
+//! use std::time::Duration;
+//! use limiters::Limiter;
 //!
 //! async fn call_api(id: u32) -> u32 { id } // your HTTP call here
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # futures_lite::future::block_on(async {
 //! let limiter = Limiter::builder()
-//!     .concurrency(10)               // in flight
-//!     .rate(Quota::per_second(50))   // per second...
-//!     .rate(Quota::per_hour(1_000))  // ...and per hour: every rate must admit
+//!     .concurrency(10)                          // at most 10 in flight
+//!     .window(50, Duration::from_secs(1))       // at most 50 in any second...
+//!     .window(1_000, Duration::from_secs(3600)) // ...and 1,000 in any hour
 //!     .build()?;
-//! let calls = (0..5).map(|id| limiter.run(call_api(id)));
+//! // 50 calls: all start at once (10 at a time), well inside both windows.
+//! let calls = (0..50).map(|id| limiter.run(call_api(id)));
 //! let answers = futures::future::join_all(calls).await;
 //! assert!(answers.iter().all(Result::is_ok));
 //! # Ok(())
@@ -107,27 +113,43 @@
 //!   cap calls per second: if each call takes 20 ms, 10 slots let through
 //!   500 calls a second, and an API that allows 50 per second answers the
 //!   other 450 with `429 Too Many Requests`.
-//! * **"At most N requests per second / minute / hour"**: a *rate* limit, a
-//!   [`RateLimiter`] (one cell every `period / N`, bursts of at most `B`
-//!   after an idle spell) or a [`TokenBucket`] (tokens refilled in lumps).
-//!   It does **not** cap how many calls are in flight: if the server slows
-//!   down, calls pile up.
+//! * **"At most N requests per second / minute / hour"**: a *rate* limit. A
+//!   server that publishes one almost always counts requests in a window and
+//!   answers the `N + 1`-th with 429: use a [`SlidingWindow`], or
+//!   `Limiter::builder().window(n, period)`. It admits up to N at once and
+//!   never N + 1 inside any window of that length. It does **not** cap how
+//!   many calls are in flight: if the server slows down, calls pile up.
 //!
 //! Most APIs publish both, and a client that respects only one of them still
 //! gets 429s: use a [`Limiter`] with both. It takes the concurrency slot
-//! first and the rate cells second, so the rate governs when work starts.
+//! first and the window (and rate) cells second, so they govern when work
+//! starts.
+//!
+//! When is a window not the right rate tool?
+//!
+//! * **Smooth pacing**: to spread load evenly (a fragile backend, a crawler
+//!   being polite, a server that enforces a token or leaky bucket of its
+//!   own), use the GCRA [`RateLimiter`] (or `Limiter::builder().rate(..)`):
+//!   one cell every `period / N`. [`Quota::per_second(n)`](Quota::per_second)
+//!   has a burst of **1** unless you add
+//!   [`allow_burst(b)`](Quota::allow_burst); with a burst of `b`, up to
+//!   `b + N` can pass in one window of length `period`, which a windowed
+//!   server would refuse.
+//! * **Refills in lumps** ("10 every full second, unused ones carried over
+//!   up to 50"): a [`TokenBucket`].
 //!
 //! | You need | Use |
 //! | --- | --- |
 //! | at most N at once | [`Semaphore`], or [`Limiter`] with `concurrency(n)` |
 //! | a budget that must never be over-released | [`BoundedSemaphore`] |
-//! | N per period, smooth, bursts of B | [`RateLimiter`] with `Quota::per_second(n).allow_burst(b)` |
+//! | a published "N per period" (at most N in any window, up to N at once) | [`SlidingWindow`], or [`Limiter`] with `window(n, period)` |
+//! | N per period paced smoothly, one every `period / N`, bursts of B | [`RateLimiter`] with `Quota::per_second(n).allow_burst(b)` |
 //! | N tokens refilled every interval, in lumps | [`TokenBucket`] |
 //! | several of the above around any future | [`Limiter`] |
 //! | each call holds its slot at least `d` | [`Limiter`] with `concurrency(n).min_hold(d)` |
 //! | the same limits per host or per user, plus a global cap | [`KeyedLimiter`] |
 //! | N per period per client IP, on a server | [`KeyedRateLimiter`] with `check(&ip)` |
-//! | the server answered 429 with `Retry-After` | [`Limiter::pause_for`] / [`RateLimiter::pause_for`] |
+//! | the server answered 429 with `Retry-After` | [`Limiter::pause_for`] / [`SlidingWindow::pause_for`] / [`RateLimiter::pause_for`] |
 //!
 //! Rules of thumb: match the published limits minus a little headroom (a
 //! server counts requests when they *arrive*, and network jitter can put 51
@@ -150,7 +172,9 @@
 //!   total (loom, fuzzing, proptest).
 //! * **Exact rates**: at most `b + floor(W * n / period)` cells in any window
 //!   of length `W`, in integer arithmetic: 300,000,000 per second is exactly
-//!   that. Idle time never builds more than `b` of credit.
+//!   that. Idle time never builds more than `b` of credit. A sliding window
+//!   of `n` per `period` never admits `n + 1` in any closed window of length
+//!   `period`.
 //! * **No allocation per wait**: every queued waiter lives inside its future.
 //! * **Clear errors**: impossible requests, zero rates, over-release and
 //!   overflow get named errors whose messages say what to do.

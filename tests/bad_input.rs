@@ -313,7 +313,7 @@ use std::time::Duration;
 
 use limiters::{
     BuildError, InsufficientCapacity, Limiter, LimiterBuilder, ManualClock, Quota, QuotaError,
-    RateLimitError, RateLimiter, TokenBucket, TokenBucketBuilder, TokenBucketError,
+    RateLimitError, RateLimiter, SlidingWindow, TokenBucket, TokenBucketBuilder, TokenBucketError,
 };
 
 thread_local! {
@@ -431,7 +431,7 @@ fn rate_request_above_burst_fails_at_once_and_changes_nothing() {
     assert_eq!(
         expected.to_string(),
         "requested 5 cells but the burst is 4: ask for at most 4 or raise the burst \
-         (Quota::allow_burst, or the token bucket's max)"
+         (Quota::allow_burst, the token bucket's max or the window's n)"
     );
     match rl.check_n(5) {
         Err(RateLimitError::InsufficientCapacity { requested, burst }) => {
@@ -455,6 +455,148 @@ fn rate_request_above_burst_fails_at_once_and_changes_nothing() {
     // Nothing was taken: the rest of the burst is still there.
     rl.check_n(3).unwrap();
     assert!(rl.check().is_err());
+}
+
+#[test]
+fn sliding_window_bad_settings_panic_at_the_caller_or_are_errors() {
+    type Case = (u32, Duration, QuotaError, &'static str);
+    let cases: [Case; 3] = [
+        (
+            0,
+            Duration::from_secs(1),
+            QuotaError::ZeroCells,
+            "SlidingWindow::with_clock(0, 1s): a quota of zero cells admits nothing: \
+             allow at least 1 cell per period",
+        ),
+        (
+            5,
+            Duration::ZERO,
+            QuotaError::ZeroPeriod,
+            "SlidingWindow::with_clock(5, 0ns): a quota period of zero is an infinite rate: \
+             use a period of at least 1ns",
+        ),
+        (
+            5,
+            Duration::MAX,
+            QuotaError::PeriodTooLong,
+            "SlidingWindow::with_clock(5, 18446744073709551615.999999999s): the quota period \
+             is longer than 2^64 - 1 ns (about 584 years): use a shorter period",
+        ),
+    ];
+    for (n, period, error, expected) in cases {
+        let (msg, file, _) = panic_site(|| {
+            let _ = SlidingWindow::with_clock(n, period, ManualClock::new());
+        });
+        assert_eq!(msg, expected);
+        assert!(
+            file.ends_with("bad_input.rs"),
+            "#[track_caller]: reported at {file}"
+        );
+        assert_eq!(
+            SlidingWindow::try_with_clock(n, period, ManualClock::new()).err(),
+            Some(error)
+        );
+    }
+    // The longest and shortest valid periods, and the largest limit.
+    assert!(
+        SlidingWindow::try_with_clock(1, Duration::from_nanos(u64::MAX), ManualClock::new())
+            .is_ok()
+    );
+    assert!(
+        SlidingWindow::try_with_clock(u32::MAX, Duration::from_nanos(1), ManualClock::new())
+            .is_ok()
+    );
+}
+
+#[test]
+fn sliding_window_request_above_its_limit_fails_at_once_and_changes_nothing() {
+    let clock = ManualClock::new();
+    let w = SlidingWindow::with_clock(4, Duration::from_secs(1), clock.clone());
+    w.check_n(4).unwrap();
+    let mut queued = Probe::new(w.acquire());
+    assert!(!queued.poll());
+    let before = (w.remaining(), w.waiters(), w.until_full());
+    match w.check_n(5) {
+        Err(RateLimitError::InsufficientCapacity { requested, burst }) => {
+            assert_eq!((requested, burst), (5, 4))
+        }
+        other => panic!("check_n(5): {other:?}"),
+    }
+    assert_eq!(
+        w.check_n(5).unwrap_err().to_string(),
+        "requested 5 cells but the burst is 4: ask for at most 4 or raise the burst \
+         (Quota::allow_burst, the token bucket's max or the window's n)"
+    );
+    let mut fut = Probe::new(w.acquire_many(5));
+    assert!(fut.poll(), "fails at the first poll, does not wait");
+    let err = fut.take().unwrap_err();
+    assert_eq!((err.requested, err.burst), (5, 4));
+    let mut within = Probe::new(w.acquire_many_within(u32::MAX, Duration::from_secs(9)));
+    assert!(within.poll());
+    assert!(matches!(
+        within.take(),
+        Err(limiters::DeadlineError::InsufficientCapacity {
+            requested: u32::MAX,
+            burst: 4
+        })
+    ));
+    assert_eq!((w.remaining(), w.waiters(), w.until_full()), before);
+    assert_eq!(queued.wakes(), 0, "the queued waiter was not disturbed");
+    clock.advance(Duration::from_secs(1) + Duration::from_nanos(1));
+    assert!(queued.poll());
+}
+
+#[test]
+fn limiter_builder_refuses_windows_that_cannot_work() {
+    let b = || LimiterBuilder::with_clock(ManualClock::new());
+    let invalid =
+        "invalid window: a quota of zero cells admits nothing: allow at least 1 cell per period";
+    let err = b().window(0, Duration::from_secs(1)).build().unwrap_err();
+    assert_eq!(err, BuildError::InvalidWindow(QuotaError::ZeroCells));
+    assert_eq!(err.to_string(), invalid);
+    assert_eq!(
+        b().concurrency(1)
+            .window(3, Duration::ZERO)
+            .build()
+            .unwrap_err(),
+        BuildError::InvalidWindow(QuotaError::ZeroPeriod)
+    );
+    assert_eq!(
+        b().window(3, Duration::MAX).build().unwrap_err(),
+        BuildError::InvalidWindow(QuotaError::PeriodTooLong)
+    );
+    let err = b()
+        .window(2, Duration::from_secs(1))
+        .weight(3)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::WeightExceedsWindow {
+            weight: 3,
+            limit: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "weight 3 exceeds a window of 2: no call could ever be admitted; \
+         raise the window's n to at least 3 or lower the weight"
+    );
+    // A window alone is a limit.
+    assert!(b().window(1, Duration::from_secs(1)).build().is_ok());
+    // acquire_many above the window's n: refused at once, nothing taken.
+    let l = b().window(2, Duration::from_secs(1)).build().unwrap();
+    let mut fut = Probe::new(l.acquire_many(3));
+    assert!(fut.poll());
+    assert_eq!(
+        fut.take().unwrap_err(),
+        AcquireError::ExceedsCapacity {
+            requested: 3,
+            capacity: 2
+        }
+    );
+    let mut two = Probe::new(l.acquire_many(2));
+    assert!(two.poll(), "the window's cells are all still there");
 }
 
 #[test]
@@ -543,13 +685,13 @@ fn limiter_builder_refuses_every_configuration_that_cannot_work() {
         (
             b().build().unwrap_err(),
             BuildError::NoLimits,
-            "no limits configured: set concurrency(n) and/or rate(quota) before build()"
+            "no limits configured: set concurrency(n), window(n, period) and/or rate(quota) before build()"
                 .to_string(),
         ),
         (
             b().min_hold(Duration::from_secs(1)).build().unwrap_err(),
             BuildError::NoLimits,
-            "no limits configured: set concurrency(n) and/or rate(quota) before build()"
+            "no limits configured: set concurrency(n), window(n, period) and/or rate(quota) before build()"
                 .to_string(),
         ),
         (

@@ -120,7 +120,7 @@ fn check_n_agrees_with_n_checks_and_rejects_more_than_the_burst() {
     assert_eq!(
         err.to_string(),
         "requested 5 cells but the burst is 4: ask for at most 4 or raise the burst \
-         (Quota::allow_burst, or the token bucket's max)"
+         (Quota::allow_burst, the token bucket's max or the window's n)"
     );
 }
 

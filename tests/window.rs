@@ -327,6 +327,29 @@ fn until_full_counts_the_pause_and_the_queue() {
 }
 
 #[test]
+fn a_waiter_granted_before_a_pause_starts_after_it() {
+    let (clock, w) = window(1, secs(1));
+    w.check().unwrap();
+    let mut granted = Probe::new(w.acquire());
+    assert!(!granted.poll());
+    clock.advance(secs(1) + ns(1));
+    assert_eq!(w.remaining(), 0, "granted, not yet returned");
+    w.pause_for(secs(5)); // a 429 came back before its task ran
+    assert!(
+        !granted.poll(),
+        "its cell stays held; it starts after the pause"
+    );
+    assert!(w.check().is_err());
+    clock.advance(secs(5));
+    assert_eq!(granted.wakes(), 2, "its head timer, then the pause's end");
+    assert!(granted.poll());
+    assert_eq!(
+        w.check().unwrap_err().earliest(),
+        clock.now() + secs(1) + ns(1)
+    );
+}
+
+#[test]
 fn a_shorter_pause_does_not_shorten_the_one_in_force() {
     let (clock, w) = window(3, secs(1));
     w.pause_for(secs(5));

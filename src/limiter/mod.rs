@@ -1,5 +1,6 @@
-//! The composite [`Limiter`]: a concurrency limit, any number of rates and a
-//! minimum hold in front of any future, with `limiter.run(fut)`.
+//! The composite [`Limiter`]: a concurrency limit, any number of sliding
+//! windows and rates, and a minimum hold in front of any future, with
+//! `limiter.run(fut)`.
 
 mod futures;
 mod state;
@@ -51,9 +52,11 @@ macro_rules! limiter_types {
         /// 2. **minimum hold**: if slots were given back before their
         ///    [`min_hold`](LimiterBuilder::min_hold) ended, it waits until
         ///    they really are free;
-        /// 3. **rate**: it waits, in FIFO order, until every quota admits
-        ///    `weight` cells (and no [`pause`](Self::pause_for) is in force),
-        ///    and takes them all at that instant.
+        /// 3. **rate**: it waits, in FIFO order, until every
+        ///    [`window`](LimiterBuilder::window) and every
+        ///    [`rate`](LimiterBuilder::rate) admits `weight` cells (and no
+        ///    [`pause`](Self::pause_for) is in force), and takes them all at
+        ///    that instant.
         ///
         /// Taking the slot first means the rate governs when work actually
         /// starts: a request never spends a rate cell and then waits for a
@@ -157,8 +160,8 @@ macro_rules! limiter_types {
         ///
         /// let limiter = Limiter::builder()
         ///     .concurrency(4)
-        ///     .rate(Quota::per_second(10))
-        ///     .rate(Quota::per_hour(1_000))
+        ///     .rate(Quota::per_second(10)) // paced: one every 100 ms
+        ///     .window(1_000, Duration::from_secs(3600)) // at most 1,000 in any hour
         ///     .min_hold(Duration::from_millis(100))
         ///     .build()
         ///     .unwrap();
@@ -243,9 +246,11 @@ impl<C: Clock> LimiterBuilder<C> {
         self
     }
 
-    /// Adds a rate. Every rate added must admit a request: `.rate(10/s)
-    /// .rate(1,000/h)` allows bursts up to the first and never more than
-    /// the second over an hour.
+    /// Adds a rate (GCRA: cells paced evenly, bursts of the quota's burst,
+    /// 1 by default). Every rate added must admit a request:
+    /// `.rate(10/s, burst 10).rate(100/min)` allows bursts up to 10 and
+    /// averages at most 100 a minute. For a limit a server publishes as "N
+    /// per period", prefer [`window`](Self::window).
     ///
     /// # Examples
     ///
@@ -254,7 +259,7 @@ impl<C: Clock> LimiterBuilder<C> {
     ///
     /// let limiter = Limiter::builder()
     ///     .rate(Quota::per_second(10).allow_burst(10))
-    ///     .rate(Quota::per_hour(1_000))
+    ///     .rate(Quota::per_minute(100))
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(limiter.quotas().len(), 2);

@@ -5,7 +5,17 @@ use core::time::Duration;
 
 use crate::error::QuotaError;
 
-/// A rate: `cells` per `period`, with bursts of up to `burst` cells.
+/// A GCRA rate: `cells` per `period`, paced evenly (one cell every
+/// `period / cells`), with a default burst of **1** cell
+/// ([`allow_burst`](Self::allow_burst) raises it).
+///
+/// `Quota::per_hour(1_000)` alone admits one call every 3.6 s. For a limit a
+/// server publishes as "1,000 per hour" (at most 1,000 in any hour, all at
+/// once if you like) use a sliding window instead:
+/// [`SlidingWindow`](crate::SlidingWindow) or
+/// [`LimiterBuilder::window`](crate::LimiterBuilder::window). A burst of `b`
+/// lets up to `b + cells` through in one period, which such a server
+/// refuses.
 ///
 /// The rate is kept exactly as given (cells per period), never as a rounded
 /// interval, so `Quota::per_second(300_000_000)` admits 300,000,000 cells per
