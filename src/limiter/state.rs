@@ -48,7 +48,7 @@ use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
-use crate::rate::window::Log;
+use crate::rate::window::log::Log;
 use crate::semaphore::Semaphore;
 use crate::stats::Counters;
 use crate::sync::Mutex;

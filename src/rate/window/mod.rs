@@ -24,14 +24,14 @@
 //! before it returns gives its cells back.
 
 mod futures;
-mod log;
+pub(crate) mod log;
 
 use core::fmt;
 use core::task::Waker;
 use core::time::Duration;
 
 pub use self::futures::{WindowAcquire, WindowAcquireMany, WindowAcquireWithin, WindowRun};
-pub(crate) use self::log::Log;
+use self::log::Log;
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::{InsufficientCapacity, NotUntil, QuotaError, RateLimitError};
 use crate::stats::{Counters, RateStats};
