@@ -27,6 +27,17 @@ cargo test --locked --all-targets
 echo "==> limiters-reqwest (workspace member): unit, integration (300 requests against a local server, and reqwest-ratelimit beside it), doc tests"
 cargo test --locked -p limiters-reqwest
 
+echo "==> limiters-redis against a real redis-server (its tests start their own)"
+if ! command -v redis-server >/dev/null; then
+  if [[ "${LIMITERS_REQUIRE_REDIS:-}" == "1" ]]; then
+    echo "error: LIMITERS_REQUIRE_REDIS=1 but there is no redis-server on PATH" >&2
+    exit 1
+  fi
+  echo "!!!!! SKIPPING THE REDIS TESTS: no redis-server on PATH (apt-get install redis-server) !!!!!"
+fi
+cargo test --locked -p limiters-redis --all-features --all-targets
+cargo test --locked -p limiters-redis --all-features --doc
+
 echo "==> without default features (no async-io; no std): build, unit tests"
 cargo build --locked --no-default-features
 cargo test --locked --no-default-features --lib

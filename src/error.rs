@@ -247,7 +247,22 @@ with_default_instant! {
 }
 
 impl<I: Copy> NotUntil<I> {
-    pub(crate) fn new(earliest: I, wait: core::time::Duration) -> Self {
+    /// A denial admitted at `earliest`, `wait` after the decision: for rate
+    /// sources outside this crate (a limiter whose state lives on a server)
+    /// that answer with the same error as the local limiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{Clock, ManualClock, NotUntil};
+    ///
+    /// let clock = ManualClock::new();
+    /// let wait = Duration::from_millis(40);
+    /// let denied = NotUntil::new(clock.now() + wait, wait);
+    /// assert_eq!(denied.wait_time(), wait);
+    /// ```
+    pub fn new(earliest: I, wait: core::time::Duration) -> Self {
         Self { earliest, wait }
     }
 
