@@ -36,6 +36,10 @@ pub enum AcquireError {
         /// The most permits that can ever be available at once.
         capacity: usize,
     },
+    /// A [`Limiter`](crate::Limiter)'s [`RateSource`](crate::RateSource)
+    /// (a quota kept on a server) gave no decision; the request was not
+    /// admitted and holds nothing.
+    RateSource(RateSourceError),
 }
 
 impl fmt::Display for AcquireError {
@@ -46,9 +50,55 @@ impl fmt::Display for AcquireError {
                 requested,
                 capacity,
             } => exceeds(f, requested, capacity),
+            AcquireError::RateSource(e) => e.fmt(f),
         }
     }
 }
+
+/// Why a [`RateSource`](crate::RateSource) gave no decision.
+///
+/// # Examples
+///
+/// ```
+/// use limiters::{AcquireError, RateSourceError};
+///
+/// let err = AcquireError::RateSource(RateSourceError::TimedOut);
+/// assert_eq!(
+///     err.to_string(),
+///     "the shared rate source did not answer in time: not admitted; check the source or \
+///      raise its timeout"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RateSourceError {
+    /// No answer within the source's timeout.
+    TimedOut,
+    /// The source could not be reached (connection refused, reset, closed).
+    Unavailable,
+    /// The source answered with an error.
+    Failed,
+}
+
+impl fmt::Display for RateSourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RateSourceError::TimedOut => {
+                "the shared rate source did not answer in time: not admitted; check the source \
+                 or raise its timeout"
+            }
+            RateSourceError::Unavailable => {
+                "the shared rate source is unreachable: not admitted; check the connection"
+            }
+            RateSourceError::Failed => {
+                "the shared rate source answered with an error: not admitted; check the source"
+            }
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RateSourceError {}
 
 fn exceeds(f: &mut fmt::Formatter<'_>, requested: usize, capacity: usize) -> fmt::Result {
     write!(
@@ -117,6 +167,8 @@ impl From<AcquireError> for TryAcquireError {
                 requested,
                 capacity,
             },
+            // Only a Limiter's rate source fails so; semaphores never do.
+            AcquireError::RateSource(_) => TryAcquireError::NoPermits,
         }
     }
 }
@@ -457,6 +509,9 @@ with_default_instant! {
             /// The most cells the limiter can ever admit at once.
             burst: u32,
         },
+        /// A [`Limiter`](crate::Limiter)'s rate source gave no decision (as
+        /// [`AcquireError::RateSource`]).
+        RateSource(RateSourceError),
     }
 }
 
@@ -480,6 +535,7 @@ impl<I> fmt::Display for DeadlineError<I> {
             DeadlineError::InsufficientCapacity { requested, burst } => {
                 InsufficientCapacity { requested, burst }.fmt(f)
             }
+            DeadlineError::RateSource(e) => e.fmt(f),
         }
     }
 }
@@ -507,6 +563,7 @@ impl<I> From<AcquireError> for DeadlineError<I> {
                 requested,
                 capacity,
             },
+            AcquireError::RateSource(e) => DeadlineError::RateSource(e),
         }
     }
 }

@@ -235,14 +235,14 @@ pub use clock::{Clock, ClockInstant, ManualClock, ManualInstant, ManualSleep};
 #[cfg(feature = "async-io")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
 pub use clock::{SystemClock, SystemSleep};
-pub use error::{AcquireError, DeadlineError, OverRelease, TryAcquireError};
+pub use error::{AcquireError, DeadlineError, OverRelease, RateSourceError, TryAcquireError};
 pub use error::{
     BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
 };
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
-pub use limiter::{Limiter, LimiterBuilder, LimiterPermit};
+pub use limiter::{Limiter, LimiterBuilder, LimiterPermit, RateAdmit, RateDecision, RateSource};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, SlidingWindow, TokenBucket,
     TokenBucketBuilder,

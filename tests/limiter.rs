@@ -602,3 +602,188 @@ fn a_release_lets_the_hold_queue_head_start_before_a_ghost_expires() {
     assert!(c.poll());
     assert_eq!(c.take().unwrap().admitted_at().as_nanos(), 15_000_000);
 }
+
+// --- rate sources: rates the limiter asks instead of keeping ---
+
+mod rate_source {
+    use super::*;
+    use limiters::{
+        LimiterBuilder, ManualInstant, RateAdmit, RateDecision, RateLimiter, RateSource,
+        RateSourceError,
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A source that plays back scripted decisions (as a server would
+    /// answer, through a boxed future) and counts the questions.
+    struct Scripted {
+        answers: Mutex<Vec<RateDecision<ManualInstant>>>,
+        asked: AtomicU32,
+        burst: u32,
+    }
+
+    impl Scripted {
+        fn new(burst: u32, mut answers: Vec<RateDecision<ManualInstant>>) -> Arc<Self> {
+            answers.reverse();
+            Arc::new(Self {
+                answers: Mutex::new(answers),
+                asked: AtomicU32::new(0),
+                burst,
+            })
+        }
+    }
+
+    impl RateSource<ManualInstant> for Scripted {
+        fn burst(&self) -> u32 {
+            self.burst
+        }
+
+        fn admit(&self, _n: u32) -> RateAdmit<ManualInstant> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            let answer = self.answers.lock().unwrap().pop().expect("asked too often");
+            RateAdmit::pending(async move { answer })
+        }
+    }
+
+    #[test]
+    fn a_shared_rate_limiter_paces_the_limiter_and_its_other_users() {
+        let clock = ManualClock::new();
+        let shared = Arc::new(RateLimiter::with_clock(Quota::per_second(1), clock.clone()));
+        let limiter = LimiterBuilder::with_clock(clock.clone())
+            .concurrency(5)
+            .rate_source(Arc::clone(&shared))
+            .build()
+            .unwrap();
+        let mut first = Probe::new(limiter.acquire());
+        assert!(first.poll());
+        // The cell went to the limiter: other users of the source see it.
+        assert!(shared.check().is_err());
+        let mut second = Probe::new(limiter.acquire());
+        assert!(!second.poll());
+        clock.advance(Duration::from_millis(999));
+        assert!(!second.poll());
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(second.wakes(), 1);
+        assert!(second.poll());
+        assert_eq!(limiter.available_slots(), Some(3));
+    }
+
+    #[test]
+    fn the_head_sleeps_until_the_instant_a_source_names_then_asks_again() {
+        let clock = ManualClock::new();
+        let retry_at = clock.now() + Duration::from_millis(40);
+        let source = Scripted::new(
+            10,
+            vec![RateDecision::RetryAt(retry_at), RateDecision::Admitted],
+        );
+        let limiter = LimiterBuilder::with_clock(clock.clone())
+            .rate_source(Arc::clone(&source))
+            .build()
+            .unwrap();
+        let mut acquire = Probe::new(limiter.acquire());
+        assert!(!acquire.poll());
+        assert_eq!(source.asked.load(Ordering::Relaxed), 1);
+        clock.advance(Duration::from_millis(39));
+        assert!(!acquire.poll());
+        assert_eq!(source.asked.load(Ordering::Relaxed), 1, "no spinning");
+        clock.advance(Duration::from_millis(1));
+        assert!(acquire.poll());
+        assert_eq!(source.asked.load(Ordering::Relaxed), 2);
+        assert!(acquire.take().is_ok());
+    }
+
+    #[test]
+    fn the_local_quotas_admit_before_a_source_is_asked() {
+        let clock = ManualClock::new();
+        let source = Scripted::new(10, vec![RateDecision::Admitted, RateDecision::Admitted]);
+        let limiter = LimiterBuilder::with_clock(clock.clone())
+            .rate(Quota::per_second(1))
+            .rate_source(Arc::clone(&source))
+            .build()
+            .unwrap();
+        let mut first = Probe::new(limiter.acquire());
+        assert!(first.poll());
+        let mut second = Probe::new(limiter.acquire());
+        assert!(!second.poll());
+        // The local rate makes it wait: the shared cell is not spent yet.
+        assert_eq!(source.asked.load(Ordering::Relaxed), 1);
+        clock.advance(Duration::from_secs(1));
+        assert!(second.poll());
+        assert_eq!(source.asked.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_failed_source_fails_the_request_and_gives_the_slot_back() {
+        let clock = ManualClock::new();
+        let failure = AcquireError::RateSource(RateSourceError::TimedOut);
+        let source = Scripted::new(
+            10,
+            vec![RateDecision::Failed(failure), RateDecision::Admitted],
+        );
+        let limiter = LimiterBuilder::with_clock(clock.clone())
+            .concurrency(1)
+            .rate_source(Arc::clone(&source))
+            .build()
+            .unwrap();
+        let mut failed = Probe::new(limiter.run(async { 1 }));
+        assert!(failed.poll());
+        assert_eq!(failed.take(), Err(failure));
+        assert_eq!(limiter.available_slots(), Some(1));
+        // The next request is the head and is asked for afresh.
+        let mut next = Probe::new(limiter.run(async { 2 }));
+        assert!(next.poll());
+        assert_eq!(next.take(), Ok(2));
+        assert_eq!(
+            failure.to_string(),
+            "the shared rate source did not answer in time: not admitted; check the source or \
+             raise its timeout"
+        );
+    }
+
+    #[test]
+    fn a_weight_above_a_source_burst_is_refused() {
+        let clock = ManualClock::new();
+        let shared = Arc::new(RateLimiter::with_clock(
+            Quota::per_second(5).allow_burst(2),
+            clock.clone(),
+        ));
+        let err = LimiterBuilder::with_clock(clock.clone())
+            .rate_source(Arc::clone(&shared))
+            .weight(3)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::WeightExceedsBurst {
+                weight: 3,
+                burst: 2
+            }
+        );
+        let limiter = LimiterBuilder::with_clock(clock.clone())
+            .rate_source(Arc::clone(&shared))
+            .build()
+            .unwrap();
+        let mut big = Probe::new(limiter.acquire_many(3));
+        assert!(big.poll());
+        assert!(matches!(
+            big.take(),
+            Err(AcquireError::ExceedsCapacity {
+                requested: 3,
+                capacity: 2
+            })
+        ));
+        assert_eq!(shared.remaining(), 2, "nothing taken");
+    }
+
+    #[test]
+    #[should_panic(expected = "set the clock before rate_source()")]
+    fn the_clock_is_set_before_the_sources() {
+        let shared = Arc::new(RateLimiter::with_clock(
+            Quota::per_second(5),
+            ManualClock::new(),
+        ));
+        let _ = LimiterBuilder::with_clock(ManualClock::new())
+            .rate_source(shared)
+            .clock(ManualClock::new());
+    }
+}

@@ -40,6 +40,23 @@
 //! [`RedisStats`]. A restarted server (without persistence) has lost every
 //! key: the quotas start afresh, with full burst credit.
 //!
+//! # Composing with `limiters::Limiter`
+//!
+//! [`RedisRateLimiter`] implements [`limiters::RateSource`], so
+//! `Limiter::builder().concurrency(10).rate_source(redis_limiter)` gives "10
+//! in flight in this process, 100 per second across the fleet":
+//!
+//! ```no_run
+//! use limiters::{Limiter, Quota};
+//! use limiters_redis::RedisRateLimiter;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fleet = RedisRateLimiter::connect("redis://127.0.0.1/", "partner-api", Quota::per_second(100)).await?;
+//! let limiter = Limiter::builder().concurrency(10).rate_source(fleet).build()?;
+//! let answer = limiter.run(async { "call the partner API here" }).await?;
+//! # let _ = answer; Ok(()) }
+//! ```
+//!
 //! # Features
 //!
 //! * `tokio` (default): the redis client on tokio (redis's `tokio-comp`).

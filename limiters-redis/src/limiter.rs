@@ -6,7 +6,10 @@ use core::future::Future;
 use core::time::Duration;
 use std::sync::Arc;
 
-use limiters::{Clock, Quota, Semaphore, SystemClock};
+use limiters::{
+    AcquireError, Clock, Quota, RateAdmit, RateDecision, RateSource, RateSourceError, Semaphore,
+    SystemClock,
+};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::RedisError;
 
@@ -491,5 +494,43 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static> RedisRateLi
     /// ```
     pub fn remaining(&self) -> Call<'_, Result<u32, BackendError>> {
         Call::new(self.core.remaining(&self.key))
+    }
+}
+
+/// The fleet's quota inside a local [`Limiter`](limiters::Limiter):
+/// `Limiter::builder().concurrency(10).rate_source(redis_limiter)` gives
+/// "10 in flight in this process, the quota across the fleet". The
+/// `Limiter`'s own FIFO rate queue orders this process's requests; each
+/// decision is one round trip (and one boxed future). A failure the
+/// [`FailPolicy`] does not absorb fails the request with
+/// [`AcquireError::RateSource`](limiters::AcquireError::RateSource).
+impl<C, Conn> RateSource<C::Instant> for RedisRateLimiter<C, Conn>
+where
+    C: Clock,
+    Conn: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    fn burst(&self) -> u32 {
+        self.core.quota.burst()
+    }
+
+    fn admit(&self, n: u32) -> RateAdmit<C::Instant> {
+        let (core, key) = (Arc::clone(&self.core), Arc::clone(&self.key));
+        RateAdmit::pending(async move {
+            match core.check_n(&key, n).await {
+                Ok(()) => RateDecision::Admitted,
+                Err(Error::NotUntil(not_until)) => RateDecision::RetryAt(not_until.earliest()),
+                Err(Error::InsufficientCapacity { requested, burst }) => {
+                    RateDecision::Failed(AcquireError::ExceedsCapacity {
+                        requested: requested as usize,
+                        capacity: burst as usize,
+                    })
+                }
+                Err(Error::Backend(e)) => RateDecision::Failed(AcquireError::RateSource(match e {
+                    BackendError::Timeout { .. } => RateSourceError::TimedOut,
+                    BackendError::Connection(_) => RateSourceError::Unavailable,
+                    BackendError::Server(_) => RateSourceError::Failed,
+                })),
+            }
+        })
     }
 }

@@ -389,3 +389,53 @@ fn works_under_smol() {
         assert_eq!(limiter.stats().admitted, 2); // requests, not cells
     });
 }
+
+#[tokio::test]
+async fn a_local_limiter_takes_the_fleet_rate_as_a_source() {
+    let mut server = server!();
+    let fleet = RedisRateLimiter::builder(
+        manager(&server).await,
+        "composite",
+        Quota::per_hour(1).allow_burst(3),
+    )
+    .build();
+    let limiter = limiters::Limiter::builder()
+        .concurrency(2)
+        .rate_source(fleet.clone())
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        assert_eq!(limiter.run(async move { i }).await, Ok(i));
+    }
+    // The fleet's burst is spent: another process sees it.
+    assert_eq!(fleet.remaining().await.unwrap(), 0);
+    assert_eq!(fleet.stats().admitted, 3);
+    // A weight above the fleet's burst is refused at build.
+    let err = limiters::Limiter::builder()
+        .rate_source(fleet.clone())
+        .weight(4)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        limiters::BuildError::WeightExceedsBurst {
+            weight: 4,
+            burst: 3
+        }
+    );
+
+    server.kill();
+    let start = Instant::now();
+    let err = limiter.run(async {}).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            limiters::AcquireError::RateSource(
+                limiters::RateSourceError::Unavailable | limiters::RateSourceError::TimedOut
+            )
+        ),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(limiter.available_slots(), Some(2), "the slot came back");
+}

@@ -14,6 +14,7 @@ use super::LimiterPermit;
 use crate::clock::Clock;
 use crate::deadline::{sealed::Sealed, would_exceed, Attempt, Within};
 use crate::error::{AcquireError, DeadlineError, NotUntil};
+use crate::limiter::source::{RateAdmit, RateDecision};
 use crate::semaphore::{AcquireOwned, OwnedPermit};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,9 @@ enum Stage {
     CoRate,
     /// Holds a slot (if any); queued for the rate gate.
     Gate,
+    /// Head of the rate queue; the quotas admit it: asking the rate
+    /// sources in turn (only with sources).
+    Source,
     /// Head of the rate queue; sleeping until every quota admits.
     Rate,
     /// Returned its output.
@@ -84,6 +88,11 @@ pin_project! {
         running: bool,
         // When it became the head of the rate queue (ns).
         head_since: u64,
+        // The rate source being asked, and its pending decision.
+        source: usize,
+        source_wait: Option<RateAdmit<C::Instant>>,
+        // A source's failure, returned by the `Rate` stage's exit path.
+        failed: Option<AcquireError>,
         // Stop after the slot stages: a key's slots, whose rate is taken
         // by the global stage (`co` there).
         slots_only: bool,
@@ -137,6 +146,9 @@ impl<C: Clock> LimiterAcquire<C> {
             sleep_at: 0,
             running: false,
             head_since: 0,
+            source: 0,
+            source_wait: None,
+            failed: None,
             slots_only: false,
             co: None,
             co_gate: None,
@@ -370,11 +382,56 @@ impl<C: Clock> LimiterAcquire<C> {
                     let now = inner.now_ns();
                     *this.head_since = now;
                     just_read = Some(now);
-                    *this.stage = Stage::Rate;
+                    // Sources already asked (before a key's pause sent it
+                    // back to the key's queue) are not asked again.
+                    *this.stage = if *this.source < inner.sources.len() {
+                        Stage::Source
+                    } else {
+                        Stage::Rate
+                    };
                 }
-                Stage::Rate => {
+                Stage::Source if !inner.gate.is_closed() => {
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                        ready!(sleep.poll(cx));
+                        this.sleep.set(None);
+                    }
+                    if this.source_wait.is_none() {
+                        // The quotas first: no shared cell is spent while
+                        // a local rate would still make the head wait.
+                        let now = just_read.take().unwrap_or_else(|| inner.now_ns());
+                        if let Err(at) = inner.try_conform(w, *this.head_since, now, cx.waker()) {
+                            this.sleep
+                                .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
+                            *this.sleep_at = at;
+                            continue;
+                        }
+                        *this.source_wait = Some(inner.sources[*this.source].admit(w));
+                    }
+                    let wait = this.source_wait.as_mut().expect("source wait");
+                    let decision = ready!(Pin::new(wait).poll(cx));
+                    *this.source_wait = None;
+                    match decision {
+                        RateDecision::Admitted => {
+                            *this.source += 1;
+                            if *this.source == inner.sources.len() {
+                                *this.stage = Stage::Rate;
+                            }
+                        }
+                        RateDecision::RetryAt(instant) => {
+                            let at = inner.ns_of(instant);
+                            this.sleep
+                                .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
+                            *this.sleep_at = at;
+                        }
+                        RateDecision::Failed(e) => {
+                            *this.failed = Some(e);
+                            *this.stage = Stage::Rate;
+                        }
+                    }
+                }
+                Stage::Rate | Stage::Source => {
                     let co_closed = this.co.as_ref().is_some_and(|co| co.gate.is_closed());
-                    if inner.gate.is_closed() || co_closed {
+                    if inner.gate.is_closed() || co_closed || this.failed.is_some() {
                         // Give the slot back now, not when the future is
                         // dropped (accounting first, as in `PinnedDrop`).
                         inner.clear_head();
@@ -385,7 +442,10 @@ impl<C: Clock> LimiterAcquire<C> {
                         release_early(inner, w, this.running, this.slot);
                         this.sleep.set(None);
                         *this.stage = Stage::Done;
-                        return Poll::Ready(Err(AcquireError::Closed));
+                        return Poll::Ready(Err(this
+                            .failed
+                            .take()
+                            .unwrap_or(AcquireError::Closed)));
                     }
                     let now = just_read.take().unwrap_or_else(|| inner.now_ns());
                     let admitted = match this.co.as_ref() {
@@ -580,7 +640,7 @@ impl<C: Clock> Attempt for LimiterAcquire<C> {
         // Sleeping for the rate (or for ghosts of the minimum hold) until
         // `sleep_at`: admitted then at the earliest; `close` and releases
         // wake it.
-        (matches!(self.stage, Stage::Hold | Stage::Rate) && self.sleep.is_some())
+        (matches!(self.stage, Stage::Hold | Stage::Source | Stage::Rate) && self.sleep.is_some())
             .then(|| self.inner.instant_at(self.sleep_at))
     }
 

@@ -3,6 +3,7 @@
 //! `limiter.run(fut)`.
 
 mod futures;
+mod source;
 mod state;
 
 use alloc::sync::Arc;
@@ -12,6 +13,7 @@ use core::future::Future;
 use core::time::Duration;
 
 pub use self::futures::{LimiterAcquire, LimiterRun, LimiterRunWithin};
+pub use self::source::{RateAdmit, RateDecision, RateSource};
 use self::state::Inner;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
@@ -175,6 +177,7 @@ macro_rules! limiter_types {
             windows: Vec<(u32, Duration)>,
             min_hold: Option<Duration>,
             weight: u32,
+            sources: Vec<Arc<dyn RateSource<C::Instant>>>,
         }
     };
 }
@@ -227,6 +230,7 @@ impl<C: Clock> LimiterBuilder<C> {
             windows: Vec::new(),
             min_hold: None,
             weight: 1,
+            sources: Vec::new(),
         }
     }
 
@@ -347,8 +351,48 @@ impl<C: Clock> LimiterBuilder<C> {
         self
     }
 
+    /// Adds a rate this limiter asks instead of keeping: a shared
+    /// [`RateLimiter`](crate::RateLimiter) (`Arc<RateLimiter>`), or a quota
+    /// kept on a server for a whole fleet (`limiters-redis`'s
+    /// `RedisRateLimiter`). With `.concurrency(10).rate_source(fleet)`:
+    /// 10 in flight in this process, the fleet's rate across all of them.
+    ///
+    /// The head of the rate queue asks each source once the limiter's own
+    /// quotas admit it, sleeps until the instant a source names, and asks
+    /// again; a source's failure fails the request with
+    /// [`AcquireError::RateSource`](crate::AcquireError::RateSource) (the
+    /// source's own policy decides whether it fails). A limiter without
+    /// sources pays one branch per request for this.
+    ///
+    /// Set the [`clock`](Self::clock) first: a source's decisions are
+    /// instants of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limiters::{Limiter, Quota, RateLimiter};
+    ///
+    /// let org_wide = Arc::new(RateLimiter::new(Quota::per_second(100)));
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(10)
+    ///     .rate_source(Arc::clone(&org_wide))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(limiter);
+    /// ```
+    pub fn rate_source(mut self, source: impl RateSource<C::Instant>) -> Self {
+        self.sources.push(Arc::new(source));
+        self
+    }
+
     /// Reads time from `clock` instead (a [`ManualClock`](crate::ManualClock)
     /// in tests).
+    ///
+    /// # Panics
+    ///
+    /// If a [`rate_source`](Self::rate_source) was added before: its
+    /// decisions are instants of the old clock. Set the clock first.
     ///
     /// # Examples
     ///
@@ -359,7 +403,13 @@ impl<C: Clock> LimiterBuilder<C> {
     /// let limiter = Limiter::builder().concurrency(1).clock(clock.clone()).build().unwrap();
     /// assert_eq!(limiter.clock().now(), clock.now());
     /// ```
+    #[track_caller]
     pub fn clock<C2: Clock>(self, clock: C2) -> LimiterBuilder<C2> {
+        assert!(
+            self.sources.is_empty(),
+            "LimiterBuilder::clock: set the clock before rate_source(), whose decisions are \
+             instants of the clock"
+        );
         LimiterBuilder {
             clock,
             concurrency: self.concurrency,
@@ -367,6 +417,7 @@ impl<C: Clock> LimiterBuilder<C> {
             windows: self.windows,
             min_hold: self.min_hold,
             weight: self.weight,
+            sources: Vec::new(),
         }
     }
 
@@ -390,7 +441,11 @@ impl<C: Clock> LimiterBuilder<C> {
     /// assert_eq!(err, BuildError::WeightExceedsBurst { weight: 2, burst: 1 });
     /// ```
     pub fn build(self) -> Result<Limiter<C>, BuildError> {
-        if self.concurrency.is_none() && self.quotas.is_empty() && self.windows.is_empty() {
+        if self.concurrency.is_none()
+            && self.quotas.is_empty()
+            && self.windows.is_empty()
+            && self.sources.is_empty()
+        {
             return Err(BuildError::NoLimits);
         }
         for &(n, period) in &self.windows {
@@ -432,6 +487,12 @@ impl<C: Clock> LimiterBuilder<C> {
                 limit: n,
             });
         }
+        if let Some(s) = self.sources.iter().find(|s| s.burst() < self.weight) {
+            return Err(BuildError::WeightExceedsBurst {
+                weight: self.weight,
+                burst: s.burst(),
+            });
+        }
         let inner = Inner::new(
             self.clock,
             self.concurrency,
@@ -439,6 +500,7 @@ impl<C: Clock> LimiterBuilder<C> {
             self.quotas,
             self.windows,
             self.weight,
+            self.sources,
         );
         Ok(Limiter {
             inner: Arc::new(inner),
@@ -959,6 +1021,7 @@ impl<C: Clock> Clone for LimiterBuilder<C> {
             windows: self.windows.clone(),
             min_hold: self.min_hold,
             weight: self.weight,
+            sources: self.sources.clone(),
         }
     }
 }
@@ -979,6 +1042,7 @@ impl<C: Clock> fmt::Debug for Limiter<C> {
             .field("available_slots", &self.available_slots())
             .field("quotas", &self.inner.quotas)
             .field("windows", &self.inner.windows)
+            .field("rate_sources", &self.inner.sources.len())
             .field("min_hold", &self.min_hold())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
@@ -991,6 +1055,7 @@ impl<C: Clock> fmt::Debug for LimiterBuilder<C> {
             .field("concurrency", &self.concurrency)
             .field("quotas", &self.quotas)
             .field("windows", &self.windows)
+            .field("rate_sources", &self.sources.len())
             .field("min_hold", &self.min_hold)
             .field("weight", &self.weight)
             .finish_non_exhaustive()

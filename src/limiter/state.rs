@@ -46,6 +46,7 @@ use core::time::Duration;
 
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
+use crate::limiter::source::RateSource;
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
 use crate::rate::window::log::Log;
@@ -71,6 +72,9 @@ pub(crate) struct Inner<C: Clock> {
     /// What `run` and `acquire` charge.
     pub(crate) weight: u32,
     pub(crate) counters: Counters,
+    /// Rates asked, not kept: admitted after the quotas above conform
+    /// (see [`RateSource`]).
+    pub(crate) sources: Vec<Arc<dyn RateSource<C::Instant>>>,
 }
 
 impl<C: Clock> Inner<C> {
@@ -81,6 +85,7 @@ impl<C: Clock> Inner<C> {
         quotas: Vec<Quota>,
         windows: Vec<(u32, Duration)>,
         weight: u32,
+        sources: Vec<Arc<dyn RateSource<C::Instant>>>,
     ) -> Self {
         let base = clock.now();
         let min_burst = quotas
@@ -115,6 +120,7 @@ impl<C: Clock> Inner<C> {
             min_burst,
             weight,
             counters: Counters::new(),
+            sources,
         }
     }
 
@@ -166,6 +172,15 @@ impl<C: Clock> Inner<C> {
                 requested: weight as usize,
                 capacity: self.min_burst as usize,
             });
+        }
+        for source in &self.sources {
+            let burst = source.burst();
+            if weight > burst {
+                return Err(AcquireError::ExceedsCapacity {
+                    requested: weight as usize,
+                    capacity: burst as usize,
+                });
+            }
         }
         Ok(())
     }
