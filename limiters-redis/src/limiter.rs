@@ -455,9 +455,10 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static> RedisRateLi
     }
 
     /// Admits nothing, in any process, for `duration` from the server's
-    /// now; then cells resume at the steady rate with no burst credit (as
-    /// [`limiters::RateLimiter::pause_for`]). For a `Retry-After` answer:
-    /// one process's 429 pauses the fleet. Pauses only extend.
+    /// now. A pause spends no credit: requests made during it are decided
+    /// as if made at its end (as [`limiters::RateLimiter::pause_for`]).
+    /// For a `Retry-After` answer: one process's 429 pauses the fleet.
+    /// Pauses only extend.
     ///
     /// # Errors
     ///

@@ -103,7 +103,7 @@ pub(crate) enum Op {
     Take(u32),
     /// How many cells would be admitted now.
     Peek,
-    /// Admit nothing for this long, then resume at the steady rate.
+    /// Admit nothing for this long (spending no credit).
     Pause(Duration),
 }
 
@@ -139,11 +139,7 @@ impl Invocation<'_> {
         let (op, a, b) = match self.op {
             Op::Take(n) => ("take", Triple::of_ticks(u128::from(n) * period, cells), tau),
             Op::Peek => ("peek", Triple::ZERO, tau),
-            Op::Pause(d) => (
-                "pause",
-                Triple::of_duration(d),
-                Triple::of_ticks(u128::from(q.burst() - 1) * period, cells),
-            ),
+            Op::Pause(d) => ("pause", Triple::of_duration(d), Triple::ZERO),
         };
         let (now_s, now_ns) = match self.now {
             Some((s, ns)) => (s.to_string(), ns.to_string()),
