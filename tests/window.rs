@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::Probe;
 use limiters::{
-    AcquireError, BuildError, DeadlineError, InsufficientCapacity, KeyedLimiter, Limiter,
-    LimiterBuilder, ManualClock, NotUntil, QuotaError, RateLimitError, SlidingWindow,
+    DeadlineError, InsufficientCapacity, KeyedLimiter, Limiter, LimiterBuilder, ManualClock,
+    NotUntil, QuotaError, RateLimitError, SlidingWindow,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngAlgorithm;
@@ -596,46 +596,6 @@ fn limiter_pause_spends_no_window_cell() {
     }
     assert_eq!(done, 990);
     assert!(!Probe::new(l.acquire()).poll(), "and the 1,001st waits");
-}
-
-#[test]
-fn limiter_window_bad_settings_are_build_errors() {
-    let b = || Limiter::builder().clock(ManualClock::new());
-    assert_eq!(
-        b().window(0, secs(1)).build().unwrap_err(),
-        BuildError::InvalidWindow(QuotaError::ZeroCells)
-    );
-    assert_eq!(
-        b().window(5, Duration::ZERO).build().unwrap_err(),
-        BuildError::InvalidWindow(QuotaError::ZeroPeriod)
-    );
-    assert_eq!(
-        b().window(5, Duration::MAX).build().unwrap_err(),
-        BuildError::InvalidWindow(QuotaError::PeriodTooLong)
-    );
-    let err = b().window(2, secs(1)).weight(3).build().unwrap_err();
-    assert_eq!(
-        err,
-        BuildError::WeightExceedsWindow {
-            weight: 3,
-            limit: 2
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        "weight 3 exceeds a window of 2: no call could ever be admitted; \
-         raise the window's n to at least 3 or lower the weight"
-    );
-    let l = b().window(2, secs(1)).build().unwrap();
-    let mut too_many = Probe::new(l.acquire_many(3));
-    assert!(too_many.poll());
-    assert_eq!(
-        too_many.take().unwrap_err(),
-        AcquireError::ExceedsCapacity {
-            requested: 3,
-            capacity: 2
-        }
-    );
 }
 
 #[test]
