@@ -620,6 +620,28 @@ fn keyed_limiter_windows_are_per_key_and_keys_with_history_stay() {
     assert!(run("a").poll());
 }
 
+#[test]
+fn keyed_windows_under_a_global_window() {
+    // One per key per second, and two per second across all keys.
+    let clock = ManualClock::new();
+    let global = limiter(builder(&clock).window(2, secs(1)));
+    let keyed = KeyedLimiter::new(builder(&clock).window(1, secs(1)))
+        .unwrap()
+        .with_global(global);
+    let run = |key: &'static str| Probe::new(keyed.run(&key, async {}));
+    assert!(run("a").poll());
+    assert!(run("b").poll());
+    let mut c = run("c");
+    let mut a2 = run("a");
+    assert!(!c.poll(), "the global window is full");
+    assert!(!a2.poll(), "key a's window is full");
+    clock.advance(secs(1) + ns(1));
+    assert!(c.poll());
+    assert!(a2.poll());
+    // Both were admitted at 1 s + 1 ns: the global window is full again.
+    assert!(!run("d").poll());
+}
+
 // --- against a plain model ---
 
 /// Every closed window `[a, a + period]` holds at most `limit` cells.
