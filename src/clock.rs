@@ -107,6 +107,50 @@ pub trait Clock: Clone + Send + Sync + 'static {
     /// A future that completes once [`Clock::now`] has reached `deadline`
     /// (at once if it already has).
     fn sleep_until(&self, deadline: Self::Instant) -> Self::Sleep;
+
+    /// The instant a limiter counts its nanoseconds from, with
+    /// [`nanos_since`](Clock::nanos_since). The default is
+    /// [`now`](Clock::now); a clock for which `nanos_since` is cheaper from
+    /// one particular instant returns that one ([`SystemClock`]: the
+    /// instant its counter is anchored at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let origin = clock.origin();
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.nanos_since(origin), 3_000);
+    /// ```
+    fn origin(&self) -> Self::Instant {
+        self.now()
+    }
+
+    /// Whole nanoseconds from `earlier` to now: 0 if `earlier` is later,
+    /// `u64::MAX` from 584 years on. The limiters ask it on every check,
+    /// with their [`origin`](Clock::origin). The default goes through
+    /// `now().saturating_duration_since(earlier)`; a clock that counts
+    /// nanoseconds itself overrides it to skip the `Duration`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now();
+    /// clock.advance(Duration::from_millis(2));
+    /// assert_eq!(clock.nanos_since(start), 2_000_000);
+    /// assert_eq!(clock.nanos_since(clock.now() + Duration::from_secs(1)), 0);
+    /// ```
+    #[inline]
+    fn nanos_since(&self, earlier: Self::Instant) -> u64 {
+        nanos(self.now().saturating_duration_since(earlier))
+    }
 }
 
 #[cfg(feature = "async-io")]
@@ -117,8 +161,29 @@ mod system {
     use super::*;
     use std::time::Instant;
 
-    /// The real clock: [`std::time::Instant`] for time and `async-io`'s
-    /// timer for sleeping. The default clock of every limiter.
+    /// The real clock: [`std::time::Instant`]s read from a TSC-class counter
+    /// where the CPU has a reliable one, and `async-io`'s timer for
+    /// sleeping. The default clock of every limiter.
+    ///
+    /// # Precision
+    ///
+    /// On x86-64 with an invariant TSC (and on AArch64's system counter)
+    /// `now` reads the counter through [`quanta`](https://docs.rs/quanta),
+    /// scaled to nanoseconds and anchored to one [`Instant::now`], instead
+    /// of a system call or vDSO read: a few nanoseconds instead of a few
+    /// tens (`BENCHMARKS.md` has the figures). Elsewhere, and under Miri,
+    /// it is [`Instant::now`]. The first read calibrates the counter
+    /// against the OS clock once per process (`quanta` stops within 200 ms,
+    /// typically 10-20 ms).
+    ///
+    /// The counter never runs backwards from the anchor; read from two
+    /// cores it may differ by a few nanoseconds, which makes a limiter
+    /// stricter, never looser (a GCRA admits less when `now` is earlier). A
+    /// limiter's window bound holds in the clock's own time: the
+    /// calibration's error (parts per million) is the only gap to the OS
+    /// clock, as with any counter-based clock. Sleeps wait on `async-io`'s
+    /// timer for the time left on this clock, and re-arm if the timer fires
+    /// before this clock reaches the deadline, so a sleep never ends early.
     ///
     /// `async-io` drives its timers from its own reactor thread when no
     /// runtime of its own is polling, so sleeps complete under tokio, smol,
@@ -127,30 +192,130 @@ mod system {
     /// # Examples
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use limiters::{Clock, SystemClock};
     ///
     /// # futures_lite::future::block_on(async {
     /// let clock = SystemClock;
     /// let deadline = clock.now() + Duration::from_millis(1);
     /// clock.sleep_until(deadline).await;
-    /// assert!(Instant::now() >= deadline);
+    /// assert!(clock.now() >= deadline);
     /// # });
     /// ```
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
     pub struct SystemClock;
 
+    /// The counter behind [`SystemClock::now`], anchored to one reading of
+    /// [`Instant::now`].
+    struct Counter {
+        clock: quanta::Clock,
+        raw: u64,
+        anchor: Instant,
+    }
+
+    impl Counter {
+        /// Nanoseconds since `anchor`.
+        #[inline]
+        fn nanos(&self) -> u64 {
+            // Never before the anchor: `delta_as_nanos` is 0 for a reading
+            // behind it.
+            self.clock.delta_as_nanos(self.raw, self.clock.raw())
+        }
+
+        /// The process-wide counter, calibrated at the first call; `None`
+        /// where the CPU has no reliable one.
+        #[inline]
+        fn get() -> Option<&'static Counter> {
+            static COUNTER: std::sync::OnceLock<Option<Counter>> = std::sync::OnceLock::new();
+            COUNTER
+                .get_or_init(|| {
+                    reliable().then(|| {
+                        let clock = quanta::Clock::new();
+                        Counter {
+                            raw: clock.raw(),
+                            anchor: Instant::now(),
+                            clock,
+                        }
+                    })
+                })
+                .as_ref()
+        }
+
+        #[inline]
+        fn now(&self) -> Instant {
+            self.anchor + Duration::from_nanos(self.nanos())
+        }
+    }
+
+    /// Whether `quanta` reads a hardware counter here (its own test, which
+    /// it does not export): an invariant TSC with `rdtscp` on x86-64, the
+    /// system counter on AArch64. Elsewhere it would wrap the OS clock,
+    /// which [`Instant::now`] reads more cheaply.
+    fn reliable() -> bool {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
+        {
+            // SAFETY: `cpuid` is available on every x86-64 CPU; reading the
+            // highest extended leaf first keeps the leaves we read in range.
+            // (`__cpuid` is a safe function from Rust 1.87 on; `unsafe` is
+            // for the 1.85 floor.)
+            #[allow(unused_unsafe)]
+            let (power, features) = unsafe {
+                use core::arch::x86_64::__cpuid;
+                if __cpuid(0x8000_0000).eax < 0x8000_0007 {
+                    return false;
+                }
+                (__cpuid(0x8000_0007).edx, __cpuid(0x8000_0001).edx)
+            };
+            let invariant_tsc = power & (1 << 8) != 0;
+            let rdtscp = features & (1 << 27) != 0;
+            invariant_tsc && rdtscp
+        }
+        #[cfg(all(target_arch = "aarch64", not(target_os = "ios"), not(miri)))]
+        {
+            true
+        }
+        #[cfg(not(any(
+            all(target_arch = "x86_64", target_feature = "sse2", not(miri)),
+            all(target_arch = "aarch64", not(target_os = "ios"), not(miri))
+        )))]
+        {
+            false
+        }
+    }
+
     impl Clock for SystemClock {
         type Instant = Instant;
         type Sleep = SystemSleep;
 
+        #[inline]
         fn now(&self) -> Instant {
-            Instant::now()
+            match Counter::get() {
+                Some(counter) => counter.now(),
+                None => Instant::now(),
+            }
+        }
+
+        /// The counter's anchor where there is one: limiters counting from
+        /// it read the counter's nanoseconds directly.
+        fn origin(&self) -> Instant {
+            match Counter::get() {
+                Some(counter) => counter.anchor,
+                None => Instant::now(),
+            }
+        }
+
+        #[inline]
+        fn nanos_since(&self, earlier: Instant) -> u64 {
+            match Counter::get() {
+                Some(counter) if earlier == counter.anchor => counter.nanos(),
+                _ => nanos(self.now().saturating_duration_since(earlier)),
+            }
         }
 
         fn sleep_until(&self, deadline: Instant) -> SystemSleep {
             SystemSleep {
-                timer: async_io::Timer::at(deadline),
+                timer: async_io::Timer::after(deadline.saturating_duration_since(self.now())),
+                deadline,
             }
         }
     }
@@ -160,25 +325,37 @@ mod system {
     /// # Examples
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
     /// use limiters::{Clock, SystemClock};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let sleep: limiters::SystemSleep = SystemClock.sleep_until(Instant::now());
+    /// let sleep: limiters::SystemSleep = SystemClock.sleep_until(SystemClock.now());
     /// sleep.await; // the deadline has passed: completes at once
     /// # });
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     #[derive(Debug)]
     pub struct SystemSleep {
+        /// Set for the time left on [`SystemClock`] when armed.
         timer: async_io::Timer,
+        deadline: Instant,
     }
 
     impl Future for SystemSleep {
         type Output = ();
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            Pin::new(&mut self.timer).poll(cx).map(|_| ())
+            loop {
+                if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // The timer counts on the OS clock: if it fired before the
+                // counter reached the deadline, wait for the rest.
+                let left = self.deadline.saturating_duration_since(SystemClock.now());
+                if left.is_zero() {
+                    return Poll::Ready(());
+                }
+                self.timer.set_after(left);
+            }
         }
     }
 }
@@ -400,6 +577,11 @@ impl Clock for ManualClock {
 
     fn now(&self) -> ManualInstant {
         ManualClock::now(self)
+    }
+
+    #[inline]
+    fn nanos_since(&self, earlier: ManualInstant) -> u64 {
+        ManualClock::now(self).0.saturating_sub(earlier.0)
     }
 
     fn sleep_until(&self, deadline: ManualInstant) -> ManualSleep {

@@ -10,7 +10,6 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::Shards;
-use crate::clock::nanos;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 use crate::clock::{Clock, ClockInstant};
@@ -112,7 +111,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// assert!(limiter.check(&1u32).is_err());
     /// ```
     pub fn with_clock(quota: Quota, clock: C) -> Self {
-        let base = clock.now();
+        let base = clock.origin();
         Self {
             quota,
             ticks: Ticks::of(quota),
@@ -124,7 +123,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     }
 
     fn now_ns(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.base))
+        self.clock.nanos_since(self.base)
     }
 
     fn instant_at(&self, ns: u64) -> C::Instant {

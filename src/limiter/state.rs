@@ -87,7 +87,7 @@ impl<C: Clock> Inner<C> {
         weight: u32,
         sources: Vec<Arc<dyn RateSource<C::Instant>>>,
     ) -> Self {
-        let base = clock.now();
+        let base = clock.origin();
         let min_burst = quotas
             .iter()
             .map(|q| q.burst())
@@ -125,7 +125,7 @@ impl<C: Clock> Inner<C> {
     }
 
     pub(crate) fn now_ns(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.base))
+        self.clock.nanos_since(self.base)
     }
 
     pub(crate) fn instant_at(&self, ns: u64) -> C::Instant {

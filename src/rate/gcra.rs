@@ -176,7 +176,7 @@ impl<C: Clock> RateLimiter<C> {
     /// assert!(limiter.check().is_err());
     /// ```
     pub fn with_clock(quota: Quota, clock: C) -> Self {
-        let base = clock.now();
+        let base = clock.origin();
         Self {
             clock,
             base,
@@ -689,7 +689,7 @@ impl<C: Clock> RateLimiter<C> {
     // --- internals shared with the waiting futures and reservations ---
 
     pub(crate) fn now_ns(&self) -> u64 {
-        self.ns_of(self.clock.now())
+        self.clock.nanos_since(self.base)
     }
 
     fn ns_of(&self, instant: C::Instant) -> u64 {

@@ -22,7 +22,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::clock::{nanos, Clock, ClockInstant};
+use crate::clock::{Clock, ClockInstant};
 use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{
     DeadlineError, InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError,
@@ -210,7 +210,7 @@ impl TokenBucketBuilder {
                 max: self.max,
             });
         }
-        let base = clock.now();
+        let base = clock.origin();
         Ok(TokenBucket {
             clock,
             base,
@@ -325,7 +325,7 @@ impl<C: Clock> TokenBucket<C> {
     }
 
     fn now_ns(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.base))
+        self.clock.nanos_since(self.base)
     }
 
     fn boundary(&self, now_ns: u64) -> u128 {

@@ -353,7 +353,7 @@ impl<C: Clock> SlidingWindow<C> {
     /// ```
     pub fn try_with_clock(n: u32, period: Duration, clock: C) -> Result<Self, QuotaError> {
         let period_ns = validate(n, period)?;
-        let base = clock.now();
+        let base = clock.origin();
         Ok(Self {
             clock,
             base,
@@ -708,7 +708,7 @@ impl<C: Clock> SlidingWindow<C> {
     }
 
     pub(crate) fn now_ns(&self) -> u64 {
-        self.ns_of(self.clock.now())
+        self.clock.nanos_since(self.base)
     }
 
     fn ns_of(&self, instant: C::Instant) -> u64 {
