@@ -147,7 +147,8 @@
 //! | N tokens refilled every interval, in lumps | [`TokenBucket`] |
 //! | several of the above around any future | [`Limiter`] |
 //! | each call holds its slot at least `d` | [`Limiter`] with `concurrency(n).min_hold(d)` |
-//! | the same limits per host or per user, plus a global cap | [`KeyedLimiter`] |
+//! | the same limits per host or per user, plus a global cap shared fairly across them | [`KeyedLimiter`] |
+//! | a concurrency limit nobody published, found from latency and 429s | [`Limiter`] with `adaptive(Gradient::new())` ([`Gradient`], [`Aimd`], or your [`Algorithm`]) |
 //! | N per period per client IP, on a server | [`KeyedRateLimiter`] with `check(&ip)` |
 //! | the server answered 429 with `Retry-After` | [`Limiter::pause_for`] / [`SlidingWindow::pause_for`] / [`RateLimiter::pause_for`] |
 //!
@@ -242,6 +243,7 @@ pub use error::{
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use keyed::{KeyedLimiter, KeyedRateLimiter};
+pub use limiter::{Aimd, Algorithm, Gradient, Outcome, Sample};
 pub use limiter::{Limiter, LimiterBuilder, LimiterPermit, RateAdmit, RateDecision, RateSource};
 pub use rate::{
     BucketReservation, Quota, RateLimiter, Reservation, SlidingWindow, TokenBucket,

@@ -6,7 +6,7 @@
 
 #[cfg(loom)]
 mod models {
-    use limiters::{AcquireError, Limiter, LimiterBuilder, ManualClock, Quota};
+    use limiters::{AcquireError, Aimd, Limiter, LimiterBuilder, ManualClock, Quota};
     use loom::future::block_on;
     use loom::sync::atomic::{AtomicUsize, Ordering};
     use loom::sync::Arc;
@@ -95,6 +95,35 @@ mod models {
             t.join().unwrap();
             assert_eq!(limiter.available_slots(), Some(1));
             drop(block_on(limiter.acquire()).unwrap());
+        });
+    }
+
+    /// An adaptive limit shrinks (an overload) and grows (a success) in
+    /// two threads while a third waits for a slot: nothing held is revoked,
+    /// the waiter is served (no lost wake-up), and afterwards the free
+    /// slots equal the limit (conservation with a moving total).
+    #[test]
+    fn adaptive_shrink_and_grow_race_with_a_waiter() {
+        loom::model(|| {
+            let limiter = LimiterBuilder::with_clock(ManualClock::new())
+                .adaptive(Aimd::new().initial(2).max(3))
+                .build()
+                .unwrap();
+            let mut p1 = block_on(limiter.acquire()).unwrap();
+            let p2 = block_on(limiter.acquire()).unwrap();
+            let l3 = limiter.clone();
+            let waiter = thread::spawn(move || drop(block_on(l3.acquire()).unwrap()));
+            let shrink = thread::spawn(move || {
+                p1.overloaded();
+                drop(p1);
+            });
+            let grow = thread::spawn(move || drop(p2));
+            shrink.join().unwrap();
+            grow.join().unwrap();
+            waiter.join().unwrap();
+            let limit = limiter.limit().unwrap();
+            assert!((1..=3).contains(&limit), "limit {limit}");
+            assert_eq!(limiter.available_slots(), Some(limit));
         });
     }
 }

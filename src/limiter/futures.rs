@@ -10,7 +10,7 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::state::Inner;
-use super::LimiterPermit;
+use super::{LimiterPermit, Outcome};
 use crate::clock::Clock;
 use crate::deadline::{sealed::Sealed, would_exceed, Attempt, Within};
 use crate::error::{AcquireError, DeadlineError, NotUntil};
@@ -587,13 +587,19 @@ impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if !*this.admitted {
-            *this.permit = Some(ready!(this.acquire.poll(cx))?);
+            let mut permit = ready!(this.acquire.poll(cx))?;
+            // Dropped before the work completes: says nothing about the
+            // server (for an adaptive limit).
+            permit.ignore();
+            *this.permit = Some(permit);
             *this.admitted = true;
         }
         let out = ready!(this.future.poll(cx));
         // Release as soon as the work is done, not when `LimiterRun` is
         // dropped.
-        *this.permit = None;
+        if let Some(mut permit) = this.permit.take() {
+            permit.set_outcome(Outcome::Success);
+        }
         Poll::Ready(Ok(out))
     }
 }

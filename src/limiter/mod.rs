@@ -2,16 +2,19 @@
 //! windows and rates, and a minimum hold in front of any future, with
 //! `limiter.run(fut)`.
 
+mod adaptive;
 mod futures;
 mod source;
 mod state;
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::time::Duration;
 
+pub use self::adaptive::{Aimd, Algorithm, Gradient, Outcome, Sample};
 pub use self::futures::{LimiterAcquire, LimiterRun, LimiterRunWithin};
 pub use self::source::{RateAdmit, RateDecision, RateSource};
 use self::state::Inner;
@@ -148,7 +151,10 @@ macro_rules! limiter_types {
             admitted_ns: u64,
             // Counted in the slots' `running` (only with a minimum hold).
             running: bool,
-            // Only dropped: after `Drop::drop` has pushed the ghost, if any.
+            // Reported to an adaptive limit when dropped.
+            outcome: Outcome,
+            // Given back at the end of `Drop::drop`, after the ghost (if any)
+            // is pushed and an adaptive limit has taken what it forgets.
             _slot: Option<OwnedPermit>,
         }
 
@@ -175,6 +181,7 @@ macro_rules! limiter_types {
             concurrency: Option<usize>,
             quotas: Vec<Quota>,
             windows: Vec<(u32, Duration)>,
+            adaptive: Option<adaptive::Factory>,
             min_hold: Option<Duration>,
             weight: u32,
             sources: Vec<Arc<dyn RateSource<C::Instant>>>,
@@ -228,6 +235,7 @@ impl<C: Clock> LimiterBuilder<C> {
             concurrency: None,
             quotas: Vec::new(),
             windows: Vec::new(),
+            adaptive: None,
             min_hold: None,
             weight: 1,
             sources: Vec::new(),
@@ -247,6 +255,51 @@ impl<C: Clock> LimiterBuilder<C> {
     /// ```
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = Some(n);
+        self.adaptive = None;
+        self
+    }
+
+    /// An adaptive concurrency limit instead of a fixed one: it starts at
+    /// the algorithm's initial limit and moves between its bounds with
+    /// what each request reports: [`run`](Limiter::run) counts a completed
+    /// future as [`Outcome::Success`] and a dropped one as
+    /// [`Outcome::Ignore`]; with [`acquire`](Limiter::acquire), mark the
+    /// permit ([`LimiterPermit::overloaded`] on a 429 or 503, or a
+    /// timeout). Latency is measured on the limiter's clock, from admission
+    /// to release. Replaces [`concurrency`](Self::concurrency) (setting
+    /// either replaces the other).
+    ///
+    /// The limit shrinks without revoking anything: permits released above
+    /// it are forgotten. It grows by handing new permits to the head of the
+    /// queue, in FIFO order. A minimum hold counts against the algorithm's
+    /// maximum limit, not the current one.
+    ///
+    /// # Examples
+    ///
+    /// A client that finds how much a server takes, and backs off on 429:
+    ///
+    /// ```
+    /// use limiters::{Gradient, Limiter, Quota};
+    ///
+    /// async fn call() -> u16 { 200 } // your HTTP call: the status
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .adaptive(Gradient::new().initial(10).max(200))
+    ///     .rate(Quota::per_second(500).allow_burst(50))
+    ///     .build()?;
+    /// let mut permit = limiter.acquire().await?;
+    /// if call().await == 429 {
+    ///     permit.overloaded(); // shrinks the limit when the permit drops
+    /// }
+    /// drop(permit);
+    /// assert_eq!(limiter.limit(), Some(10)); // one sample: one round trip not over yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn adaptive<A: Algorithm + Clone + Sync>(mut self, algorithm: A) -> Self {
+        self.adaptive = Some(Arc::new(move || Box::new(algorithm.clone())));
+        self.concurrency = None;
         self
     }
 
@@ -415,6 +468,7 @@ impl<C: Clock> LimiterBuilder<C> {
             concurrency: self.concurrency,
             quotas: self.quotas,
             windows: self.windows,
+            adaptive: self.adaptive,
             min_hold: self.min_hold,
             weight: self.weight,
             sources: Vec::new(),
@@ -440,7 +494,11 @@ impl<C: Clock> LimiterBuilder<C> {
     /// let err = Limiter::builder().rate(Quota::per_second(5)).weight(2).build().unwrap_err();
     /// assert_eq!(err, BuildError::WeightExceedsBurst { weight: 2, burst: 1 });
     /// ```
-    pub fn build(self) -> Result<Limiter<C>, BuildError> {
+    pub fn build(mut self) -> Result<Limiter<C>, BuildError> {
+        let algorithm = self.adaptive.as_ref().map(|make| make());
+        if let Some(algorithm) = &algorithm {
+            self.concurrency = Some(algorithm.max_limit().max(1));
+        }
         if self.concurrency.is_none()
             && self.quotas.is_empty()
             && self.windows.is_empty()
@@ -502,6 +560,10 @@ impl<C: Clock> LimiterBuilder<C> {
             self.weight,
             self.sources,
         );
+        let inner = match algorithm {
+            Some(algorithm) => inner.with_adaptive(algorithm),
+            None => inner,
+        };
         Ok(Limiter {
             inner: Arc::new(inner),
         })
@@ -868,7 +930,31 @@ impl<C: Clock> Limiter<C> {
         self.inner.gate.is_closed()
     }
 
-    /// The concurrency limit, if one is set.
+    /// The concurrency limit now: the adaptive limit
+    /// ([`LimiterBuilder::adaptive`]), or the fixed one; `None` without a
+    /// concurrency limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Aimd, Limiter};
+    ///
+    /// let limiter = Limiter::builder().adaptive(Aimd::new().initial(8).max(64)).build().unwrap();
+    /// assert_eq!(limiter.limit(), Some(8));
+    /// assert_eq!(limiter.concurrency(), Some(64)); // the largest it can become
+    /// ```
+    pub fn limit(&self) -> Option<usize> {
+        let slots = self.inner.slots.as_ref()?;
+        Some(
+            slots
+                .adaptive
+                .as_ref()
+                .map_or(slots.capacity, |a| a.limit()),
+        )
+    }
+
+    /// The concurrency limit, if one is set (with an adaptive limit, the
+    /// largest it can become; see [`limit`](Self::limit)).
     ///
     /// # Examples
     ///
@@ -1019,6 +1105,7 @@ impl<C: Clock> Clone for LimiterBuilder<C> {
             concurrency: self.concurrency,
             quotas: self.quotas.clone(),
             windows: self.windows.clone(),
+            adaptive: self.adaptive.clone(),
             min_hold: self.min_hold,
             weight: self.weight,
             sources: self.sources.clone(),
@@ -1056,6 +1143,7 @@ impl<C: Clock> fmt::Debug for LimiterBuilder<C> {
             .field("quotas", &self.quotas)
             .field("windows", &self.windows)
             .field("rate_sources", &self.sources.len())
+            .field("adaptive", &self.adaptive.is_some())
             .field("min_hold", &self.min_hold)
             .field("weight", &self.weight)
             .finish_non_exhaustive()
@@ -1070,13 +1158,79 @@ impl<C: Clock> LimiterPermit<C> {
         admitted_ns: u64,
         running: bool,
     ) -> Self {
+        if let (Some(slots), Some(_)) = (&inner.slots, &slot) {
+            if let Some(adaptive) = &slots.adaptive {
+                adaptive.admitted(weight as usize);
+            }
+        }
         Self {
             inner,
             weight,
             admitted_ns,
             running,
+            outcome: Outcome::Success,
             _slot: slot,
         }
+    }
+
+    /// Reports that the server was overloaded (a 429 or 503, a timeout):
+    /// an adaptive limit ([`LimiterBuilder::adaptive`]) shrinks when the
+    /// permit is dropped. Without one, nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Aimd, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().adaptive(Aimd::new().initial(10)).build().unwrap();
+    /// let mut permit = limiter.acquire().await.unwrap();
+    /// permit.overloaded(); // the server answered 429
+    /// drop(permit);
+    /// assert_eq!(limiter.limit(), Some(5)); // AIMD halves it
+    /// # });
+    /// ```
+    pub fn overloaded(&mut self) {
+        self.outcome = Outcome::Overload;
+    }
+
+    /// Reports that this request says nothing about the server (it was
+    /// cancelled, or failed on the client's side): an adaptive limit
+    /// ignores it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Aimd, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().adaptive(Aimd::new().initial(10)).build().unwrap();
+    /// let mut permit = limiter.acquire().await.unwrap();
+    /// permit.ignore();
+    /// drop(permit);
+    /// assert_eq!(limiter.limit(), Some(10));
+    /// # });
+    /// ```
+    pub fn ignore(&mut self) {
+        self.outcome = Outcome::Ignore;
+    }
+
+    /// Sets what this request reports to an adaptive limit (the default is
+    /// [`Outcome::Success`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Limiter, Outcome};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// let mut permit = limiter.acquire().await.unwrap();
+    /// permit.set_outcome(Outcome::Overload); // no adaptive limit: no effect
+    /// # });
+    /// ```
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = outcome;
     }
 
     /// Counts `self` (a key's slots-only permit) as admitted when `global`
@@ -1139,6 +1293,22 @@ impl<C: Clock> Drop for LimiterPermit<C> {
                 } else {
                     slots.release(self.weight as usize, None, 0);
                 }
+            }
+        }
+        if let (Some(slots), Some(mut slot)) = (&self.inner.slots, self._slot.take()) {
+            if let Some(adaptive) = &slots.adaptive {
+                let start = Duration::from_nanos(self.admitted_ns);
+                let end = Duration::from_nanos(self.inner.now_ns());
+                let w = self.weight as usize;
+                let forget = adaptive.released(&slots.sem, w, start, end, self.outcome);
+                // Above the new limit: these permits are not given back.
+                if let Some(gone) = slot.split(forget) {
+                    gone.forget();
+                }
+                drop(slot);
+                adaptive.settle(&slots.sem);
+            } else {
+                drop(slot);
             }
         }
     }

@@ -38,12 +38,14 @@
 //! so at most `n` requests *start* in any closed window of length `period`.
 //! A pause spends no window cell.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::task::Waker;
 use core::time::Duration;
 
+use super::adaptive::{Adaptive, Algorithm};
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::limiter::source::RateSource;
@@ -108,6 +110,7 @@ impl<C: Clock> Inner<C> {
             base,
             slots: concurrency.map(|capacity| Slots {
                 sem: Arc::new(Semaphore::new(capacity)),
+                adaptive: None,
                 capacity,
                 min_hold_ns: nanos(min_hold),
                 hold_gate: Arc::new(Semaphore::new(1)),
@@ -122,6 +125,18 @@ impl<C: Clock> Inner<C> {
             counters: Counters::new(),
             sources,
         }
+    }
+
+    /// Makes the concurrency limit adaptive (the slots' capacity is then
+    /// the algorithm's maximum); the semaphore starts at the algorithm's
+    /// initial limit.
+    pub(crate) fn with_adaptive(mut self, algorithm: Box<dyn Algorithm>) -> Self {
+        if let Some(slots) = &mut self.slots {
+            let initial = algorithm.initial_limit().clamp(1, slots.capacity);
+            slots.sem = Arc::new(Semaphore::new(initial));
+            slots.adaptive = Some(Adaptive::new(algorithm));
+        }
+        self
     }
 
     pub(crate) fn now_ns(&self) -> u64 {
@@ -450,7 +465,10 @@ impl Rates {
 /// The concurrency stage.
 pub(crate) struct Slots {
     pub(crate) sem: Arc<Semaphore>,
+    /// The largest limit (the adaptive algorithm's maximum).
     pub(crate) capacity: usize,
+    /// Moves the semaphore's size, if the limit is adaptive.
+    pub(crate) adaptive: Option<Adaptive>,
     /// 0: no minimum hold (then `holds` and `hold_gate` are never touched).
     pub(crate) min_hold_ns: u64,
     /// The FIFO queue of requests that hold semaphore permits but wait for
