@@ -293,7 +293,7 @@ impl<C: Clock> LimiterBuilder<C> {
     ///     permit.overloaded(); // shrinks the limit when the permit drops
     /// }
     /// drop(permit);
-    /// assert_eq!(limiter.limit(), Some(10)); // one sample: one round trip not over yet
+    /// assert_eq!(limiter.limit(), Some(11)); // a success at flat latency: +10%
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
