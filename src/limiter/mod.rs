@@ -153,8 +153,8 @@ macro_rules! limiter_types {
             running: bool,
             // Reported to an adaptive limit when dropped.
             outcome: Outcome,
-            // Given back at the end of `Drop::drop`, after the ghost (if any)
-            // is pushed and an adaptive limit has taken what it forgets.
+            // Only dropped: after `Drop::drop` has pushed the ghost, if any
+            // (an adaptive limit takes it there, to forget what it must).
             _slot: Option<OwnedPermit>,
         }
 
@@ -1158,8 +1158,8 @@ impl<C: Clock> LimiterPermit<C> {
         admitted_ns: u64,
         running: bool,
     ) -> Self {
-        if let (Some(slots), Some(_)) = (&inner.slots, &slot) {
-            if let Some(adaptive) = &slots.adaptive {
+        if let Some(adaptive) = inner.slots.as_ref().and_then(|s| s.adaptive.as_ref()) {
+            if slot.is_some() {
                 adaptive.admitted(weight as usize);
             }
         }
@@ -1295,8 +1295,13 @@ impl<C: Clock> Drop for LimiterPermit<C> {
                 }
             }
         }
-        if let (Some(slots), Some(mut slot)) = (&self.inner.slots, self._slot.take()) {
-            if let Some(adaptive) = &slots.adaptive {
+        let adaptive = self
+            .inner
+            .slots
+            .as_ref()
+            .and_then(|s| Some((s, s.adaptive.as_ref()?)));
+        if let Some((slots, adaptive)) = adaptive {
+            if let Some(mut slot) = self._slot.take() {
                 let start = Duration::from_nanos(self.admitted_ns);
                 let end = Duration::from_nanos(self.inner.now_ns());
                 let w = self.weight as usize;
@@ -1307,8 +1312,6 @@ impl<C: Clock> Drop for LimiterPermit<C> {
                 }
                 drop(slot);
                 adaptive.settle(&slots.sem);
-            } else {
-                drop(slot);
             }
         }
     }
