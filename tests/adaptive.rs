@@ -166,13 +166,7 @@ fn random_outcomes_conserve_the_slots() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = common::xorshift(0x9e37_79b9_7f4a_7c15);
     let mut queued = Vec::new();
     let mut held = Vec::new();
     let (mut shrinks, mut grows, mut last) = (0, 0, limiter.limit().unwrap());

@@ -699,13 +699,7 @@ fn cancel_anywhere_under_fair_sharing_loses_nothing() {
         .with_global(global.clone())
         .with_weights(|&key| key % 3 + 1);
     let log = StartLog::default();
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = common::xorshift(0x2545_f491_4f6c_dd1d);
     let mut probes = Vec::new();
     for step in 0..2_000 {
         match next(4) {

@@ -153,3 +153,14 @@ impl limiters::Clock for DeafClock {
         std::future::pending()
     }
 }
+
+/// A deterministic pseudo-random source (xorshift64) for tests that mix
+/// operations in a random but replayable order: `next(n)` is in `0..n`.
+pub fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
