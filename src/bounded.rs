@@ -140,7 +140,7 @@ impl BoundedSemaphore {
     /// assert!(bs.release(2).is_ok());
     /// let err = bs.release(1).unwrap_err();
     /// assert_eq!(err.to_string(),
-    ///     "released 1 permits but only 0 were detached with Permit::forget: \
+    ///     "released 1 permit but Permit::forget detached only 0: \
     ///      releasing more would exceed the capacity");
     /// ```
     pub fn release(&self, n: usize) -> Result<(), OverRelease> {

@@ -40,6 +40,15 @@ pub enum AcquireError {
     /// (a quota kept on a server) gave no decision; the request was not
     /// admitted and holds nothing.
     RateSource(RateSourceError),
+    /// More cells than a rate stage of a [`Limiter`](crate::Limiter) admits
+    /// at once (a quota's burst or a window's size), so the request could
+    /// never be served. It fails at once.
+    InsufficientCapacity {
+        /// Cells asked for.
+        requested: u32,
+        /// The most cells the limiter can ever admit at once.
+        burst: u32,
+    },
 }
 
 impl fmt::Display for AcquireError {
@@ -51,6 +60,9 @@ impl fmt::Display for AcquireError {
                 capacity,
             } => exceeds(f, requested, capacity),
             AcquireError::RateSource(e) => e.fmt(f),
+            AcquireError::InsufficientCapacity { requested, burst } => {
+                InsufficientCapacity { requested, burst }.fmt(f)
+            }
         }
     }
 }
@@ -100,10 +112,21 @@ impl fmt::Display for RateSourceError {
 #[cfg(feature = "std")]
 impl std::error::Error for RateSourceError {}
 
+/// `n` `noun`s, or `1 noun`: messages carry their numbers in plain English.
+struct Count(u128, &'static str);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} {}{s}", self.0, self.1)
+    }
+}
+
 fn exceeds(f: &mut fmt::Formatter<'_>, requested: usize, capacity: usize) -> fmt::Result {
     write!(
         f,
-        "requested {requested} permits but capacity is {capacity}: ask for at most {capacity}"
+        "requested {} but capacity is {capacity}: ask for at most {capacity}",
+        Count(requested as u128, "permit")
     )
 }
 
@@ -136,19 +159,31 @@ pub enum TryAcquireError {
         /// The most permits that can ever be available at once.
         capacity: usize,
     },
+    /// More cells than a rate stage of a [`Limiter`](crate::Limiter) admits
+    /// at once (as [`AcquireError::InsufficientCapacity`]).
+    InsufficientCapacity {
+        /// Cells asked for.
+        requested: u32,
+        /// The most cells the limiter can ever admit at once.
+        burst: u32,
+    },
 }
 
 impl fmt::Display for TryAcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            TryAcquireError::NoPermits => {
-                f.write_str("no permits available now: wait with acquire() or try again later")
-            }
+            TryAcquireError::NoPermits => f.write_str(
+                "no permits available now: try again later, or wait with acquire() until \
+                     enough are released or added",
+            ),
             TryAcquireError::Closed => f.write_str("closed: no more permits will be granted"),
             TryAcquireError::ExceedsCapacity {
                 requested,
                 capacity,
             } => exceeds(f, requested, capacity),
+            TryAcquireError::InsufficientCapacity { requested, burst } => {
+                InsufficientCapacity { requested, burst }.fmt(f)
+            }
         }
     }
 }
@@ -169,6 +204,9 @@ impl From<AcquireError> for TryAcquireError {
             },
             // Only a Limiter's rate source fails so; semaphores never do.
             AcquireError::RateSource(_) => TryAcquireError::NoPermits,
+            AcquireError::InsufficientCapacity { requested, burst } => {
+                TryAcquireError::InsufficientCapacity { requested, burst }
+            }
         }
     }
 }
@@ -202,9 +240,10 @@ impl fmt::Display for OverRelease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "released {} permits but only {} were detached with Permit::forget: \
+            "released {} but Permit::forget detached only {}: \
              releasing more would exceed the capacity",
-            self.released, self.detached
+            Count(self.released as u128, "permit"),
+            self.detached
         )
     }
 }
@@ -370,9 +409,11 @@ impl fmt::Display for InsufficientCapacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requested {} cells but the burst is {}: ask for at most {} or raise the burst \
+            "requested {} but the burst is {}: ask for at most {} or raise the burst \
              (Quota::allow_burst, the token bucket's max or the window's n)",
-            self.requested, self.burst, self.burst
+            Count(self.requested.into(), "cell"),
+            self.burst,
+            self.burst
         )
     }
 }
@@ -564,6 +605,9 @@ impl<I> From<AcquireError> for DeadlineError<I> {
                 capacity,
             },
             AcquireError::RateSource(e) => DeadlineError::RateSource(e),
+            AcquireError::InsufficientCapacity { requested, burst } => {
+                DeadlineError::InsufficientCapacity { requested, burst }
+            }
         }
     }
 }

@@ -26,6 +26,46 @@
 //!   [`KeyedRateLimiter`]: the same per key (per host, per client IP), with
 //!   idle keys evicted.
 //!
+//! # Sharing a limiter
+//!
+//! One convention for every primitive, as tokio's `Semaphore` and
+//! governor's limiters: a [`Semaphore`], [`BoundedSemaphore`],
+//! [`RateLimiter`], [`TokenBucket`] or [`KeyedRateLimiter`] is a plain value;
+//! share it between tasks through an `Arc` (or a `static`), and its methods
+//! borrow it. [`Limiter`] and [`KeyedLimiter`] are already handles:
+//! `Clone` shares one state, and their futures own a handle, so they are
+//! `'static` and can be moved into a spawned task as they are.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use limiters::{Limiter, Quota, RateLimiter};
+//!
+//! # futures_lite::future::block_on(async {
+//! let rate = Arc::new(RateLimiter::new(Quota::per_second(1_000).allow_burst(4)));
+//! let limiter = Limiter::builder().concurrency(2).build().unwrap();
+//! let tasks: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let (rate, limiter) = (Arc::clone(&rate), limiter.clone());
+//!         std::thread::spawn(move || {
+//!             futures_lite::future::block_on(async move {
+//!                 rate.acquire().await;
+//!                 limiter.run(async move { i * 2 }).await.unwrap()
+//!             })
+//!         })
+//!     })
+//!     .collect();
+//! let answers: Vec<u32> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
+//! assert_eq!(answers, [0, 2, 4, 6]);
+//! # });
+//! ```
+//!
+//! # `use limiters::prelude::*`
+//!
+//! The crate's [`futures`] module (every named future) shares its name with
+//! the `futures` crate, so `use limiters::*;` shadows that crate (`cannot
+//! find future in futures`). Import [`prelude`] instead: every type and
+//! trait of the crate, without the `futures` module.
+//!
 //! # Examples
 //!
 //! An API allows 10 requests in flight, 50 per rolling second and 1,000 per
@@ -251,6 +291,31 @@ pub use rate::{
 };
 pub use semaphore::{OwnedPermit, Permit, Semaphore};
 pub use stats::{KeyedStats, LimiterStats, RateStats, SemaphoreStats, Totals};
+
+/// The crate's types and traits for a glob import, without the
+/// [`futures`] module (whose name would shadow the `futures` crate).
+///
+/// # Examples
+///
+/// ```
+/// use limiters::prelude::*;
+///
+/// let limiter = RateLimiter::with_clock(Quota::per_second(5), ManualClock::new());
+/// assert!(limiter.check().is_ok());
+/// ```
+pub mod prelude {
+    pub use crate::{
+        AcquireError, BoundedSemaphore, BucketReservation, BuildError, Clock, ClockInstant,
+        DeadlineError, InsufficientCapacity, Limiter, LimiterBuilder, LimiterPermit, ManualClock,
+        ManualInstant, ManualSleep, NotUntil, OverRelease, OwnedPermit, Permit, Quota, QuotaError,
+        RateLimitError, RateLimiter, Reservation, Semaphore, SlidingWindow, TokenBucket,
+        TokenBucketBuilder, TokenBucketError, TryAcquireError,
+    };
+    #[cfg(feature = "std")]
+    pub use crate::{KeyedLimiter, KeyedRateLimiter};
+    #[cfg(feature = "async-io")]
+    pub use crate::{SystemClock, SystemSleep};
+}
 
 /// Every named future the crate returns, for callers that store them.
 pub mod futures {

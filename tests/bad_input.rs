@@ -197,7 +197,7 @@ fn over_release_is_refused_and_changes_nothing() {
     assert_eq!((err.released, err.detached), (1, 0));
     assert_eq!(
         err.to_string(),
-        "released 1 permits but only 0 were detached with Permit::forget: \
+        "released 1 permit but Permit::forget detached only 0: \
          releasing more would exceed the capacity"
     );
     assert_eq!(bounded_state(&bs), before);
@@ -417,6 +417,51 @@ fn zero_burst_panics_at_the_caller() {
         "#[track_caller]: reported at {file}"
     );
     assert_eq!(quota.burst(), 1, "the quota is unchanged");
+}
+
+/// A burst whose credit would outlast 2^63 ns (`Quota::MAX_BURST_SPAN`) is
+/// kept at what that span earns, so every front refuses larger requests at
+/// once with the same numbers (before: `check_n(u32::MAX)` said "try again
+/// in 18446744073 s", `reserve_many(u32::MAX)` succeeded three times, and a
+/// `Limiter` of that weight waited forever), and the whole kept burst is
+/// admitted at once on a fresh limiter.
+#[test]
+fn a_burst_beyond_2_pow_63_ns_is_kept_at_that_span_everywhere() {
+    let quota = Quota::per_hour(1).allow_burst(u32::MAX);
+    let kept = 2_562_047; // floor(2^63 ns / 3,600 s)
+    assert_eq!(quota.burst(), kept);
+    assert_eq!(Quota::per_hour(1).allow_burst(kept), quota);
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(quota, clock.clone());
+    assert_eq!(rl.remaining(), kept);
+    match rl.check_n(u32::MAX) {
+        Err(RateLimitError::InsufficientCapacity { requested, burst }) => {
+            assert_eq!((requested, burst), (u32::MAX, kept))
+        }
+        other => panic!("check_n(u32::MAX): {other:?}"),
+    }
+    let err = rl.reserve_many(u32::MAX).unwrap_err();
+    assert_eq!((err.requested, err.burst), (u32::MAX, kept));
+    assert_eq!(rl.remaining(), kept, "changed nothing");
+    rl.check_n(kept).unwrap();
+    assert_eq!(rl.remaining(), 0);
+
+    let limiter = Limiter::builder()
+        .rate(quota)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut too_big = Probe::new(limiter.acquire_many(u32::MAX));
+    assert!(too_big.poll(), "fails at the first poll");
+    assert_eq!(
+        too_big.take().unwrap_err(),
+        AcquireError::InsufficientCapacity {
+            requested: u32::MAX,
+            burst: kept
+        }
+    );
+    let mut whole = Probe::new(limiter.acquire_many(kept));
+    assert!(whole.poll(), "the whole kept burst at once");
 }
 
 /// `check_n` with `n` above the burst fails with `InsufficientCapacity` at
@@ -804,9 +849,9 @@ fn limiter_request_above_any_limit_fails_at_once_and_changes_nothing() {
     assert!(above_burst.poll());
     assert_eq!(
         above_burst.take().unwrap_err(),
-        AcquireError::ExceedsCapacity {
+        AcquireError::InsufficientCapacity {
             requested: 4,
-            capacity: 3
+            burst: 3
         }
     );
     assert_eq!(limiter_state(&limiter), before, "changed nothing");
@@ -1029,14 +1074,15 @@ fn deadline_keeps_the_errors_of_impossible_and_closed_requests() {
     let err = ready_now(capped.acquire_many_within(3, Duration::from_secs(1))).unwrap_err();
     assert_eq!(
         err,
-        DeadlineError::ExceedsCapacity {
+        DeadlineError::InsufficientCapacity {
             requested: 3,
-            capacity: 2
+            burst: 2
         }
     );
     assert_eq!(
         err.to_string(),
-        "requested 3 permits but capacity is 2: ask for at most 2"
+        "requested 3 cells but the burst is 2: ask for at most 2 or raise the burst \
+         (Quota::allow_burst, the token bucket's max or the window's n)"
     );
 }
 

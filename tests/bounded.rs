@@ -153,7 +153,7 @@ fn debug_and_messages() {
     );
     assert_eq!(
         bs.release(1).unwrap_err().to_string(),
-        "released 1 permits but only 0 were detached with Permit::forget: \
+        "released 1 permit but Permit::forget detached only 0: \
          releasing more would exceed the capacity"
     );
 }

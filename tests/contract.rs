@@ -1,4 +1,4 @@
-//! The public API exactly as `DESIGN.md` lists it: every name, argument and
+//! The public API as the design fixes it (`docs/design.md`): every name, argument and
 //! result type is spelled out here, so a rename or a changed signature fails
 //! to compile. Behaviour is tested in the per-primitive files.
 

@@ -435,12 +435,19 @@ fn weights_beyond_any_limit_fail_at_once() {
     );
     let mut too_many_cells = Probe::new(l.acquire_many(4));
     assert!(too_many_cells.poll());
+    let err = too_many_cells.take().unwrap_err();
     assert_eq!(
-        too_many_cells.take().unwrap_err(),
-        AcquireError::ExceedsCapacity {
+        err,
+        AcquireError::InsufficientCapacity {
             requested: 4,
-            capacity: 3
+            burst: 3
         }
+    );
+    // The message names the burst and how to raise it, as RateLimiter's.
+    assert_eq!(
+        err.to_string(),
+        "requested 4 cells but the burst is 3: ask for at most 3 or raise the burst \
+         (Quota::allow_burst, the token bucket's max or the window's n)"
     );
     let mut fits = Probe::new(l.acquire_many(3));
     assert!(fits.poll());

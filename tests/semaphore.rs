@@ -621,7 +621,7 @@ fn error_messages_say_what_to_do() {
     );
     assert_eq!(
         TryAcquireError::NoPermits.to_string(),
-        "no permits available now: wait with acquire() or try again later"
+        "no permits available now: try again later, or wait with acquire() until enough are released or added"
     );
 }
 

@@ -17,7 +17,8 @@
 //!   instant between those two, so this bound holds whatever the real
 //!   commit instants are);
 //! * **errors**: a request of a weight no limit can ever admit fails at its
-//!   first poll with `ExceedsCapacity`; after `close`, every queued future is
+//!   first poll with `ExceedsCapacity` (concurrency) or
+//!   `InsufficientCapacity` (burst); after `close`, every queued future is
 //!   woken at once and fails with `Closed`, and `run` never starts its work;
 //! * **no lost wake-up, no deadlock**: at the end every work is finished and
 //!   every permit dropped, and the remaining futures are driven like an
@@ -449,16 +450,20 @@ impl Harness {
                 requested,
                 capacity,
             }) => {
+                let n = self
+                    .concurrency
+                    .expect("only a concurrency limit has a capacity");
+                assert!(w as usize > n, "refused {w}, within the concurrency {n}");
+                assert_eq!((requested, capacity), (w as usize, n));
+            }
+            Err(AcquireError::InsufficientCapacity { requested, burst }) => {
+                let expected = self.quotas.iter().map(|q| q.burst()).min().unwrap();
                 assert!(
-                    w > self.max_w,
-                    "refused {w}, admissible up to {}",
-                    self.max_w
+                    self.concurrency.is_none_or(|n| w as usize <= n),
+                    "the concurrency is checked first"
                 );
-                let expected = match self.concurrency {
-                    Some(n) if w as usize > n => n,
-                    _ => self.quotas.iter().map(|q| q.burst()).min().unwrap() as usize,
-                };
-                assert_eq!((requested, capacity), (w as usize, expected));
+                assert!(w > expected, "refused {w}, within the burst {expected}");
+                assert_eq!((requested, burst), (w, expected));
             }
             Err(e) => panic!("unexpected error {e:?}"),
         }

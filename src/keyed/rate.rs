@@ -395,6 +395,51 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         }
     }
 
+    /// Blocks the current thread until one cell is admitted for `key`: the
+    /// blocking form of [`acquire`](Self::acquire).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// let per_host = KeyedRateLimiter::new(Quota::per_second(1_000).allow_burst(2));
+    /// for _ in 0..3 {
+    ///     per_host.acquire_blocking(&"example.org"); // the third waits 1 ms
+    /// }
+    /// ```
+    #[cfg(not(loom))]
+    pub fn acquire_blocking(&self, key: &K) {
+        crate::block::block_on(self.acquire(key))
+    }
+
+    /// Blocks the current thread until `n` cells are admitted together for
+    /// `key`: the blocking form of [`acquire_many`](Self::acquire_many).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::new(Quota::per_second(100).allow_burst(10));
+    /// assert!(limiter.acquire_many_blocking(&"batch", 10).is_ok());
+    /// assert!(limiter.acquire_many_blocking(&"batch", 11).is_err());
+    /// ```
+    #[cfg(not(loom))]
+    pub fn acquire_many_blocking(&self, key: &K, n: u32) -> Result<(), InsufficientCapacity> {
+        crate::block::block_on(self.acquire_many(key, n))
+    }
+
     /// Waits for one cell for `key`, but not past `timeout` from now on the
     /// limiter's clock. A wait known to end after the deadline fails at once
     /// with [`DeadlineError::WouldExceed`], taking nothing; a zero `timeout`

@@ -646,7 +646,8 @@ impl<C: Clock> Limiter<C> {
     /// # Errors
     ///
     /// * [`AcquireError::ExceedsCapacity`](crate::AcquireError::ExceedsCapacity) at once if `weight` exceeds the
-    ///   concurrency or a rate's burst (it could never be admitted);
+    ///   concurrency, [`AcquireError::InsufficientCapacity`](crate::AcquireError::InsufficientCapacity)
+    ///   if it exceeds a rate's burst or a window's size (it could never be admitted);
     /// * [`AcquireError::Closed`](crate::AcquireError::Closed) if the limiter is closed first.
     ///
     /// # Examples
@@ -671,6 +672,67 @@ impl<C: Clock> Limiter<C> {
     /// ```
     pub fn acquire_many(&self, weight: u32) -> LimiterAcquire<C> {
         LimiterAcquire::new(Arc::clone(&self.inner), weight)
+    }
+
+    /// Blocks the current thread until the limiter admits one call: the
+    /// blocking form of [`acquire`](Self::acquire).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().concurrency(2).build()?;
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| {
+    ///             let _permit = limiter.acquire_blocking().unwrap();
+    ///             // at most 2 threads are here at once
+    ///         });
+    ///     }
+    /// });
+    /// # Ok::<(), limiters::BuildError>(())
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_blocking(&self) -> Result<LimiterPermit<C>, crate::error::AcquireError> {
+        crate::block::block_on(self.acquire())
+    }
+
+    /// Blocks the current thread until the limiter admits a call of
+    /// `weight`: the blocking form of [`acquire_many`](Self::acquire_many).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// let limiter = Limiter::builder().concurrency(4).build()?;
+    /// assert_eq!(limiter.acquire_many_blocking(3).unwrap().weight(), 3);
+    /// assert!(limiter.acquire_many_blocking(5).is_err());
+    /// # Ok::<(), limiters::BuildError>(())
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_many_blocking(
+        &self,
+        weight: u32,
+    ) -> Result<LimiterPermit<C>, crate::error::AcquireError> {
+        crate::block::block_on(self.acquire_many(weight))
     }
 
     /// Waits until the limiter admits one request of the configured weight,
@@ -735,7 +797,9 @@ impl<C: Clock> Limiter<C> {
     ///
     /// As [`acquire_within`](Self::acquire_within), and
     /// [`DeadlineError::ExceedsCapacity`](crate::DeadlineError::ExceedsCapacity)
-    /// at once if `weight` exceeds the concurrency or a rate's burst.
+    /// at once if `weight` exceeds the concurrency,
+    /// [`DeadlineError::InsufficientCapacity`](crate::DeadlineError::InsufficientCapacity)
+    /// if it exceeds a rate's burst.
     ///
     /// # Examples
     ///
@@ -752,7 +816,7 @@ impl<C: Clock> Limiter<C> {
     /// let batch = limiter.acquire_many_within(5, Duration::from_secs(1)).await?;
     /// assert_eq!(batch.weight(), 5);
     /// let too_big = limiter.acquire_many_within(6, Duration::from_secs(1)).await;
-    /// assert!(matches!(too_big, Err(DeadlineError::ExceedsCapacity { requested: 6, capacity: 5 })));
+    /// assert!(matches!(too_big, Err(DeadlineError::InsufficientCapacity { requested: 6, burst: 5 })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```

@@ -183,9 +183,9 @@ impl<C: Clock> Inner<C> {
             }
         }
         if weight > self.min_burst {
-            return Err(AcquireError::ExceedsCapacity {
-                requested: weight as usize,
-                capacity: self.min_burst as usize,
+            return Err(AcquireError::InsufficientCapacity {
+                requested: weight,
+                burst: self.min_burst,
             });
         }
         for source in &self.sources {

@@ -76,8 +76,12 @@ macro_rules! rate_limiter {
         /// room to absorb that rounding: each request can lose up to one
         /// nanosecond, so a long window can fall short by more than one.
         /// Times are counted in nanoseconds from the limiter's creation and
-        /// saturate 584 years out: a reservation that far ahead is denied,
-        /// never wrapped.
+        /// saturate 2^64 - 1 ns (584 years) out, never wrap: a check that
+        /// would need more is denied with that instant, and a waiter or a
+        /// reservation queued behind so much backlog is timed at it. The
+        /// burst is kept to [`Quota::MAX_BURST_SPAN`] (292 years) of
+        /// credit, so any single request within the burst is served on a
+        /// limiter less than 292 years old.
         ///
         /// The bound is on *admissions*: a `check` is admitted when it is
         /// made, an `acquire` at the start of the slot it reserved. The
@@ -562,6 +566,14 @@ impl<C: Clock> RateLimiter<C> {
     /// Dropping the future before it completes gives its cell back unless a
     /// later reservation was already timed after it.
     ///
+    /// # Output
+    ///
+    /// `()`, not a `Result`: one cell always fits a burst (a burst is at
+    /// least 1, and [`set_quota`](Self::set_quota) cannot lower it below
+    /// that), and a rate limiter is never closed, so nothing can fail.
+    /// [`acquire_many`](Self::acquire_many), which can ask for more than
+    /// the burst, returns a `Result`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -609,6 +621,56 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn acquire_many(&self, n: u32) -> RateAcquireMany<'_, C> {
         RateAcquireMany::new(self, n)
+    }
+
+    /// Blocks the current thread until one cell is admitted: the blocking
+    /// form of [`acquire`](Self::acquire).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(2));
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..3 {
+    ///         s.spawn(|| limiter.acquire_blocking()); // the third waits 1 ms
+    ///     }
+    /// });
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_blocking(&self) {
+        crate::block::block_on(self.acquire())
+    }
+
+    /// Blocks the current thread until `n` cells are admitted together: the
+    /// blocking form of [`acquire_many`](Self::acquire_many).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(Quota::per_second(1_000).allow_burst(4));
+    /// limiter.acquire_many_blocking(4)?;
+    /// assert!(limiter.acquire_many_blocking(5).is_err());
+    /// # Ok::<(), limiters::InsufficientCapacity>(())
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_many_blocking(&self, n: u32) -> Result<(), InsufficientCapacity> {
+        crate::block::block_on(self.acquire_many(n))
     }
 
     /// Reserves `n` cells now and says when they are admitted, without

@@ -169,9 +169,21 @@ impl Quota {
         Quota::per(cells, 3_600_000_000_000)
     }
 
+    /// The longest span of credit a quota keeps: 2^63 ns, about 292 years.
+    /// A burst is at most the cells this span earns (see
+    /// [`allow_burst`](Self::allow_burst)).
+    pub const MAX_BURST_SPAN: Duration = Duration::from_nanos(1 << 63);
+
     /// The same rate, admitting up to `burst` cells at once after an idle
-    /// spell. Idle time never builds more than `burst` cells of credit. Any
-    /// burst up to `u32::MAX` is valid at any rate.
+    /// spell. Idle time never builds more than `burst` cells of credit.
+    ///
+    /// Any burst up to `u32::MAX` is valid at any rate, but the credit is
+    /// kept to what [`MAX_BURST_SPAN`](Self::MAX_BURST_SPAN) (2^63 ns)
+    /// earns, so that every request within the burst is representable: the
+    /// burst kept, which [`burst`](Self::burst) reports and every limiter
+    /// enforces, is `min(burst, floor(2^63 * cells / period_in_ns))`, and at
+    /// least 1. That only bites for slow rates (over 2.1 s per cell): for
+    /// `Quota::per_hour(1)` it is 2,562,047 cells.
     ///
     /// # Panics
     ///
@@ -182,8 +194,9 @@ impl Quota {
     /// ```
     /// use limiters::Quota;
     ///
-    /// let quota = Quota::per_second(1).allow_burst(u32::MAX);
-    /// assert_eq!(quota.burst(), u32::MAX);
+    /// assert_eq!(Quota::per_second(1).allow_burst(u32::MAX).burst(), u32::MAX);
+    /// // 2,562,047 hours is 2^63 ns: the most credit a quota keeps.
+    /// assert_eq!(Quota::per_hour(1).allow_burst(u32::MAX).burst(), 2_562_047);
     /// ```
     #[track_caller]
     #[must_use]
@@ -192,6 +205,14 @@ impl Quota {
             burst > 0,
             "Quota::allow_burst(0): the burst must be at least 1 cell"
         );
+        let most = (1u128 << 63) * self.cells as u128 / self.period_ns as u128;
+        let burst = if (burst as u128) < most {
+            burst
+        } else if most > 1 {
+            most as u32
+        } else {
+            1
+        };
         Quota { burst, ..self }
     }
 

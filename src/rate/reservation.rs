@@ -124,8 +124,15 @@ impl<'a, C: Clock> Reservation<'a, C> {
         Duration::from_nanos(self.ready_ns().saturating_sub(self.limiter.now_ns()))
     }
 
-    /// Gives the cells back, if no later reservation was timed after them
-    /// and their time has not come (Go's `x/time/rate` rule).
+    /// Gives the cells back, all or nothing: all of them if this is still
+    /// the last reservation (no later one, nor an `acquire` or an admitted
+    /// `check`, was timed after it) and its time has not come; otherwise
+    /// nothing, since later admissions were timed counting on these cells.
+    ///
+    /// This is stricter than Go's `x/time/rate`, which gives back part of a
+    /// reservation that is not the last (the cells no later reservation
+    /// depends on): the crate keeps the simpler rule, which can never let a
+    /// later admission's window overrun the bound.
     ///
     /// # Examples
     ///

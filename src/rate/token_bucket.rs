@@ -697,6 +697,56 @@ impl<C: Clock> TokenBucket<C> {
         }
     }
 
+    /// Blocks the current thread until one token is taken: the blocking
+    /// form of [`acquire`](Self::acquire).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::TokenBucket;
+    ///
+    /// let bucket = TokenBucket::builder().max(2).interval(Duration::from_millis(1)).build()?;
+    /// for _ in 0..3 {
+    ///     bucket.acquire_blocking(); // the third waits for the next refill
+    /// }
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_blocking(&self) {
+        crate::block::block_on(self.acquire())
+    }
+
+    /// Blocks the current thread until `n` tokens are taken together: the
+    /// blocking form of [`acquire_many`](Self::acquire_many).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queue of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::TokenBucket;
+    ///
+    /// let bucket = TokenBucket::builder().max(4).build()?;
+    /// assert!(bucket.acquire_many_blocking(4).is_ok());
+    /// assert!(bucket.acquire_many_blocking(5).is_err());
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn acquire_many_blocking(&self, n: u32) -> Result<(), InsufficientCapacity> {
+        crate::block::block_on(self.acquire_many(n))
+    }
+
     /// Waits for one token, but not past `timeout` from now on the bucket's
     /// clock. A wait known to end after the deadline fails at once with
     /// [`DeadlineError::WouldExceed`], taking nothing; a zero `timeout` is

@@ -171,6 +171,13 @@ impl Semaphore {
     /// collects released permits until it has `n`, and no later request
     /// overtakes it. `acquire_many(0)` completes at once.
     ///
+    /// A plain semaphore can gain permits ([`add_permits`](Self::add_permits)),
+    /// so asking for more than it holds in all is not an error: the request
+    /// waits until enough permits are added (and blocks the queue behind it
+    /// meanwhile). Use a [`BoundedSemaphore`](crate::BoundedSemaphore) to
+    /// have such a request refused at once with
+    /// [`AcquireError::ExceedsCapacity`].
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: permits collected while queued go to the next waiter.
