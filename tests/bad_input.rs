@@ -635,9 +635,9 @@ fn limiter_builder_refuses_windows_that_cannot_work() {
     assert!(fut.poll());
     assert_eq!(
         fut.take().unwrap_err(),
-        AcquireError::ExceedsCapacity {
+        AcquireError::InsufficientCapacity {
             requested: 3,
-            capacity: 2
+            burst: 2
         }
     );
     let mut two = Probe::new(l.acquire_many(2));

@@ -533,10 +533,13 @@ fn changes_wake_every_waiter_they_move_and_only_those() {
 fn a_re_timed_saturated_reservation_stays_denied() {
     // Found by the `rate` fuzz target: a reservation saturated 584 years out
     // (it lost count of the cells ahead of it) was granted by the rescale of
-    // any quota change or pause, together with everything behind it: here
-    // 2^32 cells at once against a burst of 2^32 - 1.
+    // any quota change or pause, together with everything behind it. The
+    // burst is kept at 2^63 ns of credit (128 cells of 2^56 ns), so the
+    // backlog of two whole bursts saturates.
     let (clock, rl) = limiter(Quota::new(1, ns(1 << 56)).unwrap().allow_burst(u32::MAX));
-    let far = rl.reserve_many(u32::MAX).unwrap();
+    assert_eq!(rl.quota().burst(), 128);
+    assert_eq!(rl.reserve_many(128).unwrap().delay(), Duration::ZERO);
+    let far = rl.reserve_many(128).unwrap();
     let one = rl.reserve_many(1).unwrap();
     assert_eq!(far.delay(), ns(u64::MAX));
     assert_eq!(one.delay(), ns(u64::MAX));
@@ -554,8 +557,9 @@ fn a_saturated_waiter_refused_by_a_smaller_burst_refunds_nothing() {
     // Found by the `rate` fuzz target: a saturated waiter that a smaller
     // burst refused was re-timed to the end of the queue, so cancelling it
     // gave back its cells from under a later reservation.
-    let (_clock, rl) = limiter(Quota::new(1, ns(u64::MAX)).unwrap().allow_burst(2));
+    let (_clock, rl) = limiter(Quota::new(1, ns(1 << 62)).unwrap().allow_burst(2));
     rl.check().unwrap();
+    let _ahead = rl.reserve_many(2).unwrap();
     let far = rl.reserve_many(2).unwrap();
     assert_eq!(far.delay(), ns(u64::MAX));
     rl.set_quota(Quota::per_second(1).allow_burst(2));
