@@ -156,6 +156,48 @@ pub trait Clock: Clone + Send + Sync + 'static {
 #[cfg(feature = "async-io")]
 pub use system::{SystemClock, SystemSleep};
 
+/// Declares public types with the default of their clock parameter (`C:
+/// Clock = SystemClock`, where that clock exists: feature `async-io`) or of
+/// their instant parameter (`I = std::time::Instant`, feature `std`). The
+/// items inside are plain Rust, default included; without the feature the
+/// macro only drops the `= ...` part.
+macro_rules! with_default {
+    () => {};
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident<C: Clock = SystemClock> $body:tt
+        $($rest:tt)*
+    ) => {
+        #[cfg(feature = "async-io")]
+        $(#[$attr])*
+        $vis struct $name<C: Clock = SystemClock> $body
+        #[cfg(not(feature = "async-io"))]
+        $(#[$attr])*
+        $vis struct $name<C: Clock> $body
+        crate::clock::with_default! { $($rest)* }
+    };
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident<K, C: Clock = SystemClock> $body:tt
+    ) => {
+        #[cfg(feature = "async-io")]
+        $(#[$attr])*
+        $vis struct $name<K, C: Clock = SystemClock> $body
+        #[cfg(not(feature = "async-io"))]
+        $(#[$attr])*
+        $vis struct $name<K, C: Clock> $body
+    };
+    ($(#[$attr:meta])* $vis:vis $kind:ident $name:ident<I = std::time::Instant> $body:tt) => {
+        #[cfg(feature = "std")]
+        $(#[$attr])*
+        $vis $kind $name<I = std::time::Instant> $body
+        #[cfg(not(feature = "std"))]
+        $(#[$attr])*
+        $vis $kind $name<I> $body
+    };
+}
+pub(crate) use with_default;
+
 #[cfg(feature = "async-io")]
 mod system {
     use super::*;

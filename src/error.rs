@@ -296,20 +296,7 @@ impl fmt::Display for QuotaError {
 #[cfg(feature = "std")]
 impl std::error::Error for QuotaError {}
 
-/// Declares a type generic over an instant type `I`, defaulting `I` to
-/// `std::time::Instant` when that exists (feature `std`).
-macro_rules! with_default_instant {
-    ($(#[$attr:meta])* pub $kind:ident $name:ident<I> $body:tt) => {
-        #[cfg(feature = "std")]
-        $(#[$attr])*
-        pub $kind $name<I = std::time::Instant> $body
-        #[cfg(not(feature = "std"))]
-        $(#[$attr])*
-        pub $kind $name<I> $body
-    };
-}
-
-with_default_instant! {
+crate::clock::with_default! {
     /// A rate limiter said no: the request conforms at [`earliest`](Self::earliest)
     /// and not before.
     ///
@@ -331,7 +318,7 @@ with_default_instant! {
     /// assert_eq!(denied.to_string(), "rate limited: try again in 250ms");
     /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub struct NotUntil<I> {
+    pub struct NotUntil<I = std::time::Instant> {
         earliest: I,
         wait: core::time::Duration,
     }
@@ -421,7 +408,7 @@ impl fmt::Display for InsufficientCapacity {
 #[cfg(feature = "std")]
 impl std::error::Error for InsufficientCapacity {}
 
-with_default_instant! {
+crate::clock::with_default! {
     /// Why [`check_n`](crate::RateLimiter::check_n) did not admit its cells.
     ///
     /// # Examples
@@ -439,7 +426,7 @@ with_default_instant! {
     /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     #[non_exhaustive]
-    pub enum RateLimitError<I> {
+    pub enum RateLimitError<I = std::time::Instant> {
         /// Not now; the cells would be admitted at the given instant.
         NotUntil(NotUntil<I>),
         /// More cells than the burst: never admitted, do not retry as is.
@@ -483,7 +470,7 @@ impl<I> From<InsufficientCapacity> for RateLimitError<I> {
     }
 }
 
-with_default_instant! {
+crate::clock::with_default! {
     /// Why an `acquire_within` / `run_within` future ended without
     /// admission: the deadline could not be met, or the request failed as
     /// its plain `acquire` would have.
@@ -518,7 +505,7 @@ with_default_instant! {
     /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     #[non_exhaustive]
-    pub enum DeadlineError<I> {
+    pub enum DeadlineError<I = std::time::Instant> {
         /// Known at once to be admitted only after the deadline: failed
         /// without queueing, nothing taken, no other waiter disturbed.
         WouldExceed {

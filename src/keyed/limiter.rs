@@ -21,123 +21,116 @@ use crate::limiter::LimiterAcquire;
 use crate::limiter::{Limiter, LimiterBuilder, LimiterPermit};
 use crate::stats::{KeyedStats, Totals};
 
-macro_rules! keyed_limiter {
-    ($($default:ty)?) => {
-        /// A [`Limiter`] per key (e.g. per host), built from one template,
-        /// plus an optional global `Limiter` that every request also passes:
-        /// "at most 2 requests in flight and 5 per second *per host*, 20 in
-        /// flight overall".
-        ///
-        /// # Order of stages
-        ///
-        /// The order of [`Limiter`] (slots first, then rates), across both
-        /// limiters:
-        ///
-        /// 1. the key's slots (its concurrency, then its minimum hold);
-        /// 2. the global slots;
-        /// 3. the key's rate queue: its head waits until every quota of the
-        ///    key admits it (and no pause of the key is in force), taking
-        ///    nothing yet;
-        /// 4. the global rate queue: its head waits until the global quotas
-        ///    admit it too, and takes the key's cells and the global cells
-        ///    at that one instant, when the work starts.
-        ///
-        /// So a request for a busy key never holds a global slot while it
-        /// waits for its key's slot, and the rates govern when work starts:
-        /// a key's rate cell is never spent while its request still waits
-        /// for the global stage (then requests to one host would pile up
-        /// behind a busy or paused global limiter and start together). A
-        /// request does hold its key's rate queue while it waits for the
-        /// global rate, which delays only its own key; if the key is paused
-        /// meanwhile, it leaves the global rate queue until the pause ends.
-        ///
-        /// # Fairness
-        ///
-        /// Within a key, requests are served in FIFO order. Across keys, the
-        /// global limiter is shared by deficit round robin, not in one FIFO
-        /// queue: a key with 1,000 requests queued does not make a key that
-        /// sends one wait behind all of them. Requests that passed their
-        /// key's slots take turns to queue for the global limiter (one at a
-        /// time holds the turn, until the global limiter admits it or while
-        /// it waits only for its own key's rate); the turn goes
-        /// round the keys with requests waiting, each getting as many turns
-        /// per round as its weight (default 1, see
-        /// [`with_weights`](Self::with_weights)). A key that starts waiting
-        /// joins the end of the round, so it is served within one round; a
-        /// key with nothing queued takes nothing. Keys sharing the overflow
-        /// limiter (see "Memory") share one place in the round.
-        ///
-        /// The turn is handed to the chosen request directly, and a request
-        /// dropped while waiting for it (or just after being chosen) passes
-        /// it on: nothing is lost. An uncontended request takes and gives
-        /// back the free turn without allocating.
-        ///
-        /// # Memory
-        ///
-        /// A key's limiter is created on first use and evicted automatically
-        /// once idle: nobody holds or waits on it, no minimum hold or pause
-        /// is in force, and every rate has full credit (so a new limiter
-        /// would behave exactly the same). Eviction is amortized over
-        /// insertions; memory stays proportional to the keys recently busy,
-        /// however many distinct keys pass through. [`len`](Self::len)
-        /// shows how many are stored.
-        ///
-        /// With [`with_max_keys(n)`](Self::with_max_keys), at most about `n`
-        /// keys are stored. When that many are busy, a request for a new key
-        /// goes through one shared *overflow* limiter (built from the same
-        /// template) instead of its own: limits are never exceeded, they are
-        /// only shared among the overflowing keys until others go idle.
-        ///
-        /// # Cancel safety
-        ///
-        /// As [`Limiter::run`]: dropping a [`run`](Self::run) future at any
-        /// point gives back everything it holds in both limiters.
-        ///
-        /// # Examples
-        ///
-        /// A crawler: per host 2 in flight and 10 per second, 8 in flight
-        /// overall:
-        ///
-        /// ```
-        /// use limiters::{KeyedLimiter, Limiter, Quota};
-        ///
-        /// async fn fetch(url: &str) -> usize { url.len() } // your HTTP GET
-        ///
-        /// # futures_lite::future::block_on(async {
-        /// let per_host = Limiter::builder().concurrency(2).rate(Quota::per_second(10));
-        /// let crawler = KeyedLimiter::new(per_host)?
-        ///     .with_global(Limiter::builder().concurrency(8).build()?);
-        /// let urls = ["a.example/1", "a.example/2", "b.example/1"];
-        /// let fetches = urls.iter().map(|url| {
-        ///     let host = url.split('/').next().unwrap().to_string();
-        ///     let crawler = &crawler;
-        ///     async move { crawler.run(&host, fetch(url)).await }
-        /// });
-        /// let sizes = futures::future::join_all(fetches).await;
-        /// assert!(sizes.iter().all(Result::is_ok));
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// # }).unwrap();
-        /// ```
-        pub struct KeyedLimiter<K, C: Clock $(= $default)?> {
-            template: LimiterBuilder<C>,
-            global: Option<Limiter<C>>,
-            // Who queues for the global limiter next: see "Fairness".
-            fair: Arc<Fair>,
-            weights: Option<Weights<K>>,
-            max_keys: Option<usize>,
-            overflow: Limiter<C>,
-            keys: Shards<K, Limiter<C>>,
-        }
-    };
+crate::clock::with_default! {
+    /// A [`Limiter`] per key (e.g. per host), built from one template,
+    /// plus an optional global `Limiter` that every request also passes:
+    /// "at most 2 requests in flight and 5 per second *per host*, 20 in
+    /// flight overall".
+    ///
+    /// # Order of stages
+    ///
+    /// The order of [`Limiter`] (slots first, then rates), across both
+    /// limiters:
+    ///
+    /// 1. the key's slots (its concurrency, then its minimum hold);
+    /// 2. the global slots;
+    /// 3. the key's rate queue: its head waits until every quota of the
+    ///    key admits it (and no pause of the key is in force), taking
+    ///    nothing yet;
+    /// 4. the global rate queue: its head waits until the global quotas
+    ///    admit it too, and takes the key's cells and the global cells
+    ///    at that one instant, when the work starts.
+    ///
+    /// So a request for a busy key never holds a global slot while it
+    /// waits for its key's slot, and the rates govern when work starts:
+    /// a key's rate cell is never spent while its request still waits
+    /// for the global stage (then requests to one host would pile up
+    /// behind a busy or paused global limiter and start together). A
+    /// request does hold its key's rate queue while it waits for the
+    /// global rate, which delays only its own key; if the key is paused
+    /// meanwhile, it leaves the global rate queue until the pause ends.
+    ///
+    /// # Fairness
+    ///
+    /// Within a key, requests are served in FIFO order. Across keys, the
+    /// global limiter is shared by deficit round robin, not in one FIFO
+    /// queue: a key with 1,000 requests queued does not make a key that
+    /// sends one wait behind all of them. Requests that passed their
+    /// key's slots take turns to queue for the global limiter (one at a
+    /// time holds the turn, until the global limiter admits it or while
+    /// it waits only for its own key's rate); the turn goes
+    /// round the keys with requests waiting, each getting as many turns
+    /// per round as its weight (default 1, see
+    /// [`with_weights`](Self::with_weights)). A key that starts waiting
+    /// joins the end of the round, so it is served within one round; a
+    /// key with nothing queued takes nothing. Keys sharing the overflow
+    /// limiter (see "Memory") share one place in the round.
+    ///
+    /// The turn is handed to the chosen request directly, and a request
+    /// dropped while waiting for it (or just after being chosen) passes
+    /// it on: nothing is lost. An uncontended request takes and gives
+    /// back the free turn without allocating.
+    ///
+    /// # Memory
+    ///
+    /// A key's limiter is created on first use and evicted automatically
+    /// once idle: nobody holds or waits on it, no minimum hold or pause
+    /// is in force, and every rate has full credit (so a new limiter
+    /// would behave exactly the same). Eviction is amortized over
+    /// insertions; memory stays proportional to the keys recently busy,
+    /// however many distinct keys pass through. [`len`](Self::len)
+    /// shows how many are stored.
+    ///
+    /// With [`with_max_keys(n)`](Self::with_max_keys), at most about `n`
+    /// keys are stored. When that many are busy, a request for a new key
+    /// goes through one shared *overflow* limiter (built from the same
+    /// template) instead of its own: limits are never exceeded, they are
+    /// only shared among the overflowing keys until others go idle.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Limiter::run`]: dropping a [`run`](Self::run) future at any
+    /// point gives back everything it holds in both limiters.
+    ///
+    /// # Examples
+    ///
+    /// A crawler: per host 2 in flight and 10 per second, 8 in flight
+    /// overall:
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter, Quota};
+    ///
+    /// async fn fetch(url: &str) -> usize { url.len() } // your HTTP GET
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_host = Limiter::builder().concurrency(2).rate(Quota::per_second(10));
+    /// let crawler = KeyedLimiter::new(per_host)?
+    ///     .with_global(Limiter::builder().concurrency(8).build()?);
+    /// let urls = ["a.example/1", "a.example/2", "b.example/1"];
+    /// let fetches = urls.iter().map(|url| {
+    ///     let host = url.split('/').next().unwrap().to_string();
+    ///     let crawler = &crawler;
+    ///     async move { crawler.run(&host, fetch(url)).await }
+    /// });
+    /// let sizes = futures::future::join_all(fetches).await;
+    /// assert!(sizes.iter().all(Result::is_ok));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub struct KeyedLimiter<K, C: Clock = SystemClock> {
+        template: LimiterBuilder<C>,
+        global: Option<Limiter<C>>,
+        // Who queues for the global limiter next: see "Fairness".
+        fair: Arc<Fair>,
+        weights: Option<Weights<K>>,
+        max_keys: Option<usize>,
+        overflow: Limiter<C>,
+        keys: Shards<K, Limiter<C>>,
+    }
 }
-
-#[cfg(feature = "async-io")]
-keyed_limiter!(SystemClock);
 
 /// A key's share of the global limiter (see [`KeyedLimiter::with_weights`]).
 type Weights<K> = Arc<dyn Fn(&K) -> u32 + Send + Sync>;
-#[cfg(not(feature = "async-io"))]
-keyed_limiter!();
 
 impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// Every key gets a limiter built from `template`.

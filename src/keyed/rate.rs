@@ -19,67 +19,60 @@ use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
 use crate::stats::{Counters, KeyedStats};
 
-macro_rules! keyed_rate_limiter {
-    ($($default:ty)?) => {
-        /// One rate per key, e.g. per client IP or per API token: each key
-        /// gets the same [`Quota`], enforced with the exact GCRA of
-        /// [`RateLimiter`](crate::RateLimiter) (at most `burst + floor(W *
-        /// cells / period)` cells per key in any window of length `W`).
-        ///
-        /// A key costs one hash-map entry (the key and one 128-bit `tat`)
-        /// while it has used credit; keys whose credit is full again are
-        /// evicted automatically, so memory stays bounded by the keys active
-        /// in the last `burst` emission intervals, however many distinct keys
-        /// pass through. [`len`](Self::len) shows how many are stored.
-        ///
-        /// # Fairness
-        ///
-        /// Per key, [`acquire`](Self::acquire) reserves its cells when first
-        /// polled and completes in that order; [`check`](Self::check) never
-        /// takes cells a waiter reserved. Keys are independent.
-        ///
-        /// # Scalability
-        ///
-        /// The keys live in a sharded map (a lock per shard, shards chosen by
-        /// hash, four per core): a check on one key holds one shard's lock
-        /// for a few map operations and never waits for keys elsewhere.
-        ///
-        /// # Examples
-        ///
-        /// A server limiting each client to 5 requests per second, bursts of
-        /// 10, answering 429 itself:
-        ///
-        /// ```
-        /// use std::net::IpAddr;
-        /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
-        ///
-        /// let per_client = KeyedRateLimiter::with_clock(
-        ///     Quota::per_second(5).allow_burst(10),
-        ///     ManualClock::new(),
-        /// );
-        /// let alice: IpAddr = "192.0.2.1".parse().unwrap();
-        /// let bob: IpAddr = "192.0.2.2".parse().unwrap();
-        /// let status = |ip| if per_client.check(&ip).is_ok() { 200 } else { 429 };
-        /// let alice_answers: Vec<u16> = (0..12).map(|_| status(alice)).collect();
-        /// assert_eq!(alice_answers.iter().filter(|&&s| s == 429).count(), 2);
-        /// assert_eq!(status(bob), 200); // Alice's burst does not touch Bob
-        /// assert_eq!(per_client.len(), 2);
-        /// ```
-        pub struct KeyedRateLimiter<K, C: Clock $(= $default)?> {
-            quota: Quota,
-            ticks: Ticks,
-            clock: C,
-            base: C::Instant,
-            keys: Shards<K, u128>,
-            counters: Counters,
-        }
-    };
+crate::clock::with_default! {
+    /// One rate per key, e.g. per client IP or per API token: each key
+    /// gets the same [`Quota`], enforced with the exact GCRA of
+    /// [`RateLimiter`](crate::RateLimiter) (at most `burst + floor(W *
+    /// cells / period)` cells per key in any window of length `W`).
+    ///
+    /// A key costs one hash-map entry (the key and one 128-bit `tat`)
+    /// while it has used credit; keys whose credit is full again are
+    /// evicted automatically, so memory stays bounded by the keys active
+    /// in the last `burst` emission intervals, however many distinct keys
+    /// pass through. [`len`](Self::len) shows how many are stored.
+    ///
+    /// # Fairness
+    ///
+    /// Per key, [`acquire`](Self::acquire) reserves its cells when first
+    /// polled and completes in that order; [`check`](Self::check) never
+    /// takes cells a waiter reserved. Keys are independent.
+    ///
+    /// # Scalability
+    ///
+    /// The keys live in a sharded map (a lock per shard, shards chosen by
+    /// hash, four per core): a check on one key holds one shard's lock
+    /// for a few map operations and never waits for keys elsewhere.
+    ///
+    /// # Examples
+    ///
+    /// A server limiting each client to 5 requests per second, bursts of
+    /// 10, answering 429 itself:
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use limiters::{KeyedRateLimiter, ManualClock, Quota};
+    ///
+    /// let per_client = KeyedRateLimiter::with_clock(
+    ///     Quota::per_second(5).allow_burst(10),
+    ///     ManualClock::new(),
+    /// );
+    /// let alice: IpAddr = "192.0.2.1".parse().unwrap();
+    /// let bob: IpAddr = "192.0.2.2".parse().unwrap();
+    /// let status = |ip| if per_client.check(&ip).is_ok() { 200 } else { 429 };
+    /// let alice_answers: Vec<u16> = (0..12).map(|_| status(alice)).collect();
+    /// assert_eq!(alice_answers.iter().filter(|&&s| s == 429).count(), 2);
+    /// assert_eq!(status(bob), 200); // Alice's burst does not touch Bob
+    /// assert_eq!(per_client.len(), 2);
+    /// ```
+    pub struct KeyedRateLimiter<K, C: Clock = SystemClock> {
+        quota: Quota,
+        ticks: Ticks,
+        clock: C,
+        base: C::Instant,
+        keys: Shards<K, u128>,
+        counters: Counters,
+    }
 }
-
-#[cfg(feature = "async-io")]
-keyed_rate_limiter!(SystemClock);
-#[cfg(not(feature = "async-io"))]
-keyed_rate_limiter!();
 
 #[cfg(feature = "async-io")]
 impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {

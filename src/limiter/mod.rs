@@ -32,167 +32,160 @@ use crate::stats::LimiterStats;
 /// [`Within`](crate::futures::Within)).
 pub type LimiterAcquireWithin<C> = Within<LimiterAcquire<C>>;
 
-macro_rules! limiter_types {
-    ($($default:ty)?) => {
-        /// Wraps any future in every limit an API publishes: at most `n` in
-        /// flight, one or more rates ("10 per second *and* 1,000 per hour"),
-        /// and a minimum time each call holds its slot.
-        ///
-        /// Build one with [`Limiter::builder`], then pass every call through
-        /// [`run`](Self::run) (or hold a [`LimiterPermit`] from
-        /// [`acquire`](Self::acquire)). It works from any runtime: nothing is
-        /// spawned, time comes from the limiter's [`Clock`].
-        ///
-        /// `Limiter` is a handle: clones share one state, so every clone
-        /// counts against the same limits. (tower's `RateLimit` layer keeps
-        /// per-clone state, so cloning a service silently multiplies its
-        /// limit; this one does not.)
-        ///
-        /// # Order of stages
-        ///
-        /// A request passes three stages, in this order:
-        ///
-        /// 1. **concurrency**: it waits for `weight` slots of a FIFO
-        ///    [`Semaphore`];
-        /// 2. **minimum hold**: if slots were given back before their
-        ///    [`min_hold`](LimiterBuilder::min_hold) ended, it waits until
-        ///    they really are free;
-        /// 3. **rate**: it waits, in FIFO order, until every
-        ///    [`window`](LimiterBuilder::window) and every
-        ///    [`rate`](LimiterBuilder::rate) admits `weight` cells (and no
-        ///    [`pause`](Self::pause_for) is in force), and takes them all at
-        ///    that instant.
-        ///
-        /// Taking the slot first means the rate governs when work actually
-        /// starts: a request never spends a rate cell and then waits for a
-        /// slot. Slots are released when the work completes, panics or is
-        /// dropped, but not before `min_hold` has passed since it started.
-        ///
-        /// # Fairness
-        ///
-        /// Both queues are FIFO: requests are admitted in the order they
-        /// reached the concurrency queue (or the rate queue, without a
-        /// concurrency limit). The head of the rate queue sleeps exactly
-        /// until the first instant every quota admits it, so the limiter
-        /// never idles while all its limits would admit the head.
-        ///
-        /// # Cancel safety
-        ///
-        /// Dropping a [`run`](Self::run) or [`acquire`](Self::acquire)
-        /// future at any await gives back everything it holds: its place in
-        /// a queue, its slot, the head of the rate queue. Rate cells are only
-        /// taken at the instant of admission, so a cancelled request never
-        /// spends one.
-        ///
-        /// # Minimum hold
-        ///
-        /// With [`min_hold(d)`](LimiterBuilder::min_hold), a slot counts as
-        /// in use for at least `d` from admission, even if the work finished
-        /// (or was dropped, or panicked) sooner: `concurrency(n)` plus
-        /// `min_hold(d)` admits at most `n` requests in any window of length
-        /// `d`. A slot released early goes back to the semaphore at once but
-        /// leaves a record "busy until `t`" behind; requests that receive a
-        /// slot queue (FIFO) behind those records, and only the head of that
-        /// queue sleeps on the clock, until exactly the instant enough of
-        /// them expire (or a release frees a slot sooner). Nothing is
-        /// spawned, `run` returns its output as soon as the future
-        /// completes, and no timer is left behind when nobody waits.
-        ///
-        /// # Examples
-        ///
-        /// The seed's scenario: an API allows 10 requests in flight and 50
-        /// per second. Fire 200 calls at once and let the limiter pace them:
-        ///
-        /// ```
-        /// use limiters::{Limiter, Quota};
-        ///
-        /// async fn call_api(id: u32) -> u32 { id } // your HTTP call here
-        ///
-        /// # futures_lite::future::block_on(async {
-        /// let limiter = Limiter::builder()
-        ///     .concurrency(10)
-        ///     .rate(Quota::per_second(50).allow_burst(50))
-        ///     .build()?;
-        /// let calls = (0..200).map(|id| limiter.run(call_api(id)));
-        /// let answers = futures::future::join_all(calls).await;
-        /// assert!(answers.iter().all(Result::is_ok));
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// # }).unwrap();
-        /// ```
-        pub struct Limiter<C: Clock $(= $default)?> {
-            inner: Arc<Inner<C>>,
-        }
+crate::clock::with_default! {
+    /// Wraps any future in every limit an API publishes: at most `n` in
+    /// flight, one or more rates ("10 per second *and* 1,000 per hour"),
+    /// and a minimum time each call holds its slot.
+    ///
+    /// Build one with [`Limiter::builder`], then pass every call through
+    /// [`run`](Self::run) (or hold a [`LimiterPermit`] from
+    /// [`acquire`](Self::acquire)). It works from any runtime: nothing is
+    /// spawned, time comes from the limiter's [`Clock`].
+    ///
+    /// `Limiter` is a handle: clones share one state, so every clone
+    /// counts against the same limits. (tower's `RateLimit` layer keeps
+    /// per-clone state, so cloning a service silently multiplies its
+    /// limit; this one does not.)
+    ///
+    /// # Order of stages
+    ///
+    /// A request passes three stages, in this order:
+    ///
+    /// 1. **concurrency**: it waits for `weight` slots of a FIFO
+    ///    [`Semaphore`];
+    /// 2. **minimum hold**: if slots were given back before their
+    ///    [`min_hold`](LimiterBuilder::min_hold) ended, it waits until
+    ///    they really are free;
+    /// 3. **rate**: it waits, in FIFO order, until every
+    ///    [`window`](LimiterBuilder::window) and every
+    ///    [`rate`](LimiterBuilder::rate) admits `weight` cells (and no
+    ///    [`pause`](Self::pause_for) is in force), and takes them all at
+    ///    that instant.
+    ///
+    /// Taking the slot first means the rate governs when work actually
+    /// starts: a request never spends a rate cell and then waits for a
+    /// slot. Slots are released when the work completes, panics or is
+    /// dropped, but not before `min_hold` has passed since it started.
+    ///
+    /// # Fairness
+    ///
+    /// Both queues are FIFO: requests are admitted in the order they
+    /// reached the concurrency queue (or the rate queue, without a
+    /// concurrency limit). The head of the rate queue sleeps exactly
+    /// until the first instant every quota admits it, so the limiter
+    /// never idles while all its limits would admit the head.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a [`run`](Self::run) or [`acquire`](Self::acquire)
+    /// future at any await gives back everything it holds: its place in
+    /// a queue, its slot, the head of the rate queue. Rate cells are only
+    /// taken at the instant of admission, so a cancelled request never
+    /// spends one.
+    ///
+    /// # Minimum hold
+    ///
+    /// With [`min_hold(d)`](LimiterBuilder::min_hold), a slot counts as
+    /// in use for at least `d` from admission, even if the work finished
+    /// (or was dropped, or panicked) sooner: `concurrency(n)` plus
+    /// `min_hold(d)` admits at most `n` requests in any window of length
+    /// `d`. A slot released early goes back to the semaphore at once but
+    /// leaves a record "busy until `t`" behind; requests that receive a
+    /// slot queue (FIFO) behind those records, and only the head of that
+    /// queue sleeps on the clock, until exactly the instant enough of
+    /// them expire (or a release frees a slot sooner). Nothing is
+    /// spawned, `run` returns its output as soon as the future
+    /// completes, and no timer is left behind when nobody waits.
+    ///
+    /// # Examples
+    ///
+    /// The seed's scenario: an API allows 10 requests in flight and 50
+    /// per second. Fire 200 calls at once and let the limiter pace them:
+    ///
+    /// ```
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// async fn call_api(id: u32) -> u32 { id } // your HTTP call here
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(10)
+    ///     .rate(Quota::per_second(50).allow_burst(50))
+    ///     .build()?;
+    /// let calls = (0..200).map(|id| limiter.run(call_api(id)));
+    /// let answers = futures::future::join_all(calls).await;
+    /// assert!(answers.iter().all(Result::is_ok));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub struct Limiter<C: Clock = SystemClock> {
+        inner: Arc<Inner<C>>,
+    }
 
-        /// What [`Limiter::acquire`] returns: the right to start one unit of
-        /// work (of the permit's weight). Dropping it gives the slot back,
-        /// after the minimum hold if one is set.
-        ///
-        /// It owns a handle to the limiter, so it can move into a spawned
-        /// task or another thread.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use limiters::Limiter;
-        ///
-        /// # futures_lite::future::block_on(async {
-        /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
-        /// let permit = limiter.acquire().await.unwrap();
-        /// assert_eq!(permit.weight(), 1);
-        /// assert_eq!(limiter.available_slots(), Some(0));
-        /// drop(permit);
-        /// assert_eq!(limiter.available_slots(), Some(1));
-        /// # });
-        /// ```
-        #[must_use = "the slot is released as soon as the LimiterPermit is dropped"]
-        pub struct LimiterPermit<C: Clock $(= $default)?> {
-            inner: Arc<Inner<C>>,
-            weight: u32,
-            admitted_ns: u64,
-            // Counted in the slots' `running` (only with a minimum hold).
-            running: bool,
-            // Reported to an adaptive limit when dropped.
-            outcome: Outcome,
-            // Only dropped: after `Drop::drop` has pushed the ghost, if any
-            // (an adaptive limit takes it there, to forget what it must).
-            _slot: Option<OwnedPermit>,
-        }
+    /// What [`Limiter::acquire`] returns: the right to start one unit of
+    /// work (of the permit's weight). Dropping it gives the slot back,
+    /// after the minimum hold if one is set.
+    ///
+    /// It owns a handle to the limiter, so it can move into a spawned
+    /// task or another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::Limiter;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let limiter = Limiter::builder().concurrency(1).build().unwrap();
+    /// let permit = limiter.acquire().await.unwrap();
+    /// assert_eq!(permit.weight(), 1);
+    /// assert_eq!(limiter.available_slots(), Some(0));
+    /// drop(permit);
+    /// assert_eq!(limiter.available_slots(), Some(1));
+    /// # });
+    /// ```
+    #[must_use = "the slot is released as soon as the LimiterPermit is dropped"]
+    pub struct LimiterPermit<C: Clock = SystemClock> {
+        inner: Arc<Inner<C>>,
+        weight: u32,
+        admitted_ns: u64,
+        // Counted in the slots' `running` (only with a minimum hold).
+        running: bool,
+        // Reported to an adaptive limit when dropped.
+        outcome: Outcome,
+        // Only dropped: after `Drop::drop` has pushed the ghost, if any
+        // (an adaptive limit takes it there, to forget what it must).
+        _slot: Option<OwnedPermit>,
+    }
 
-        /// Builds a [`Limiter`]; see [`Limiter::builder`].
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use std::time::Duration;
-        /// use limiters::{Limiter, Quota};
-        ///
-        /// let limiter = Limiter::builder()
-        ///     .concurrency(4)
-        ///     .rate(Quota::per_second(10)) // paced: one every 100 ms
-        ///     .window(1_000, Duration::from_secs(3600)) // at most 1,000 in any hour
-        ///     .min_hold(Duration::from_millis(100))
-        ///     .build()
-        ///     .unwrap();
-        /// assert_eq!(limiter.concurrency(), Some(4));
-        /// ```
-        #[must_use = "a builder does nothing until build() is called"]
-        pub struct LimiterBuilder<C: Clock $(= $default)?> {
-            clock: C,
-            concurrency: Option<usize>,
-            quotas: Vec<Quota>,
-            windows: Vec<(u32, Duration)>,
-            adaptive: Option<adaptive::Factory>,
-            min_hold: Option<Duration>,
-            weight: u32,
-            sources: Vec<Arc<dyn RateSource<C::Instant>>>,
-        }
-    };
+    /// Builds a [`Limiter`]; see [`Limiter::builder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiters::{Limiter, Quota};
+    ///
+    /// let limiter = Limiter::builder()
+    ///     .concurrency(4)
+    ///     .rate(Quota::per_second(10)) // paced: one every 100 ms
+    ///     .window(1_000, Duration::from_secs(3600)) // at most 1,000 in any hour
+    ///     .min_hold(Duration::from_millis(100))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(limiter.concurrency(), Some(4));
+    /// ```
+    #[must_use = "a builder does nothing until build() is called"]
+    pub struct LimiterBuilder<C: Clock = SystemClock> {
+        clock: C,
+        concurrency: Option<usize>,
+        quotas: Vec<Quota>,
+        windows: Vec<(u32, Duration)>,
+        adaptive: Option<adaptive::Factory>,
+        min_hold: Option<Duration>,
+        weight: u32,
+        sources: Vec<Arc<dyn RateSource<C::Instant>>>,
+    }
 }
-
-#[cfg(feature = "async-io")]
-limiter_types!(SystemClock);
-#[cfg(not(feature = "async-io"))]
-limiter_types!();
 
 #[cfg(feature = "async-io")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]

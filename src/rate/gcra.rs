@@ -49,94 +49,87 @@ pub(crate) mod state;
 
 use state::{Refusal, Reserved, Shared, State, Waiter};
 
-macro_rules! rate_limiter {
-    ($($default:ty)?) => {
-        /// An exact GCRA rate limiter: at most `burst + floor(W * cells /
-        /// period)` cells in any window of length `W`, with lock-free checks
-        /// and FIFO-fair waiting.
-        ///
-        /// Choose it over [`TokenBucket`](crate::TokenBucket) when an API
-        /// publishes "N per period, bursts of B": cells are admitted
-        /// smoothly, one every `period / N`, with credit for at most `B`
-        /// after an idle spell. (A token bucket refills in discrete lumps.)
-        ///
-        /// # Precision
-        ///
-        /// The arithmetic is exact integers: the emission interval
-        /// `period / cells` is kept as a fraction, never rounded, so
-        /// `Quota::per_second(300_000_000)` admits exactly 300,000,000 cells a
-        /// second. In any closed window of length `W` at most
-        /// `burst + floor(W * cells / period)` cells are admitted, and idle
-        /// time never builds more than `burst` of credit. Under saturating
-        /// demand the limiter admits at least that bound minus one request,
-        /// with one exception the upper bound itself forces: when every
-        /// request takes the whole burst (for instance a burst of 1) and the
-        /// interval is not a whole number of nanoseconds (the clock's unit),
-        /// requests are admitted on whole nanoseconds and the burst has no
-        /// room to absorb that rounding: each request can lose up to one
-        /// nanosecond, so a long window can fall short by more than one.
-        /// Times are counted in nanoseconds from the limiter's creation and
-        /// saturate 2^64 - 1 ns (584 years) out, never wrap: a check that
-        /// would need more is denied with that instant, and a waiter or a
-        /// reservation queued behind so much backlog is timed at it. The
-        /// burst is kept to [`Quota::MAX_BURST_SPAN`] (292 years) of
-        /// credit, so any single request within the burst is served on a
-        /// limiter less than 292 years old.
-        ///
-        /// The bound is on *admissions*: a `check` is admitted when it is
-        /// made, an `acquire` at the start of the slot it reserved. The
-        /// future returns when the clock's timer has woken its task, which
-        /// is later by the timer's and the executor's lateness (on
-        /// `SystemClock` in a 2-core VM: about 90 µs on average, 0.2 ms at
-        /// the 99th percentile, a few ms when a thread is descheduled;
-        /// `BENCHMARKS.md` has the figures). Lateness never
-        /// pushes later slots back, so the long-run rate stays exact, but
-        /// after a stall the waiters whose slots passed meanwhile return
-        /// together. Where the far side counts arrivals strictly (a server
-        /// allowing a burst of 1), leave a little headroom in the quota.
-        ///
-        /// # Fairness
-        ///
-        /// [`acquire`](Self::acquire) and [`acquire_many`](Self::acquire_many)
-        /// reserve their cells when first polled and complete in that order:
-        /// a later waiter never overtakes an earlier one, however few cells
-        /// it wants, and [`check`](Self::check) is never admitted ahead of a
-        /// waiter. Each waiter sleeps once, until its own slot: there is no
-        /// herd of sleepers re-checking.
-        ///
-        /// # Memory ordering
-        ///
-        /// An admitted `check` or `acquire` happens after every cell admitted
-        /// before it (the state word is updated with acquire-release CAS).
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use core::time::Duration;
-        /// use limiters::{ManualClock, Quota, RateLimiter};
-        ///
-        /// let clock = ManualClock::new();
-        /// let limiter = RateLimiter::with_clock(Quota::per_second(2).allow_burst(2), clock.clone());
-        /// assert!(limiter.check().is_ok());
-        /// assert!(limiter.check().is_ok());
-        /// let denied = limiter.check().unwrap_err();
-        /// assert_eq!(denied.wait_time(), Duration::from_millis(500));
-        /// clock.advance(Duration::from_millis(500));
-        /// assert!(limiter.check().is_ok());
-        /// ```
-        pub struct RateLimiter<C: Clock $(= $default)?> {
-            clock: C,
-            base: C::Instant,
-            state: State,
-            pub(crate) counters: Counters,
-        }
-    };
+crate::clock::with_default! {
+    /// An exact GCRA rate limiter: at most `burst + floor(W * cells /
+    /// period)` cells in any window of length `W`, with lock-free checks
+    /// and FIFO-fair waiting.
+    ///
+    /// Choose it over [`TokenBucket`](crate::TokenBucket) when an API
+    /// publishes "N per period, bursts of B": cells are admitted
+    /// smoothly, one every `period / N`, with credit for at most `B`
+    /// after an idle spell. (A token bucket refills in discrete lumps.)
+    ///
+    /// # Precision
+    ///
+    /// The arithmetic is exact integers: the emission interval
+    /// `period / cells` is kept as a fraction, never rounded, so
+    /// `Quota::per_second(300_000_000)` admits exactly 300,000,000 cells a
+    /// second. In any closed window of length `W` at most
+    /// `burst + floor(W * cells / period)` cells are admitted, and idle
+    /// time never builds more than `burst` of credit. Under saturating
+    /// demand the limiter admits at least that bound minus one request,
+    /// with one exception the upper bound itself forces: when every
+    /// request takes the whole burst (for instance a burst of 1) and the
+    /// interval is not a whole number of nanoseconds (the clock's unit),
+    /// requests are admitted on whole nanoseconds and the burst has no
+    /// room to absorb that rounding: each request can lose up to one
+    /// nanosecond, so a long window can fall short by more than one.
+    /// Times are counted in nanoseconds from the limiter's creation and
+    /// saturate 2^64 - 1 ns (584 years) out, never wrap: a check that
+    /// would need more is denied with that instant, and a waiter or a
+    /// reservation queued behind so much backlog is timed at it. The
+    /// burst is kept to [`Quota::MAX_BURST_SPAN`] (292 years) of
+    /// credit, so any single request within the burst is served on a
+    /// limiter less than 292 years old.
+    ///
+    /// The bound is on *admissions*: a `check` is admitted when it is
+    /// made, an `acquire` at the start of the slot it reserved. The
+    /// future returns when the clock's timer has woken its task, which
+    /// is later by the timer's and the executor's lateness (on
+    /// `SystemClock` in a 2-core VM: about 90 µs on average, 0.2 ms at
+    /// the 99th percentile, a few ms when a thread is descheduled;
+    /// `BENCHMARKS.md` has the figures). Lateness never
+    /// pushes later slots back, so the long-run rate stays exact, but
+    /// after a stall the waiters whose slots passed meanwhile return
+    /// together. Where the far side counts arrivals strictly (a server
+    /// allowing a burst of 1), leave a little headroom in the quota.
+    ///
+    /// # Fairness
+    ///
+    /// [`acquire`](Self::acquire) and [`acquire_many`](Self::acquire_many)
+    /// reserve their cells when first polled and complete in that order:
+    /// a later waiter never overtakes an earlier one, however few cells
+    /// it wants, and [`check`](Self::check) is never admitted ahead of a
+    /// waiter. Each waiter sleeps once, until its own slot: there is no
+    /// herd of sleepers re-checking.
+    ///
+    /// # Memory ordering
+    ///
+    /// An admitted `check` or `acquire` happens after every cell admitted
+    /// before it (the state word is updated with acquire-release CAS).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock(Quota::per_second(2).allow_burst(2), clock.clone());
+    /// assert!(limiter.check().is_ok());
+    /// assert!(limiter.check().is_ok());
+    /// let denied = limiter.check().unwrap_err();
+    /// assert_eq!(denied.wait_time(), Duration::from_millis(500));
+    /// clock.advance(Duration::from_millis(500));
+    /// assert!(limiter.check().is_ok());
+    /// ```
+    pub struct RateLimiter<C: Clock = SystemClock> {
+        clock: C,
+        base: C::Instant,
+        state: State,
+        pub(crate) counters: Counters,
+    }
 }
-
-#[cfg(feature = "async-io")]
-rate_limiter!(SystemClock);
-#[cfg(not(feature = "async-io"))]
-rate_limiter!();
 
 impl<C: Clock> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

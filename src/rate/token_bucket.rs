@@ -224,61 +224,54 @@ impl TokenBucketBuilder {
     }
 }
 
-macro_rules! token_bucket {
-    ($($default:ty)?) => {
-        /// A token bucket with discrete refill: up to `max` tokens, `refill`
-        /// more at the end of every `interval`.
-        ///
-        /// Choose it over [`RateLimiter`](crate::RateLimiter) when the limit
-        /// is stated as refills ("10 per full second, carry up to 50 over")
-        /// or when work should start in lumps on interval boundaries; choose
-        /// the GCRA limiter for "N per period" spread evenly. In any window
-        /// covering `k` refill boundaries it admits at most `max + k *
-        /// refill` tokens.
-        ///
-        /// # Fairness
-        ///
-        /// Waiters reserve their tokens at their first poll and complete in
-        /// that order; [`check`](Self::check) never takes tokens a waiter
-        /// reserved. Each waiter sleeps once.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use core::time::Duration;
-        /// use limiters::{ManualClock, TokenBucket};
-        ///
-        /// let clock = ManualClock::new();
-        /// let bucket = TokenBucket::builder()
-        ///     .max(4)
-        ///     .initial(2)
-        ///     .refill(2)
-        ///     .interval(Duration::from_secs(1))
-        ///     .build_with_clock(clock.clone())?;
-        /// assert!(bucket.check_n(2).is_ok());
-        /// assert_eq!(bucket.check().unwrap_err().wait_time(), Duration::from_secs(1));
-        /// clock.advance(Duration::from_secs(10)); // refills stop at max
-        /// assert_eq!(bucket.available(), 4);
-        /// # Ok::<(), limiters::TokenBucketError>(())
-        /// ```
-        pub struct TokenBucket<C: Clock $(= $default)?> {
-            clock: C,
-            base: C::Instant,
-            max: u32,
-            initial: u32,
-            refill: u32,
-            interval_ns: u64,
-            /// Tokens handed out, as a position on the supply axis.
-            taken: AtomicU128,
-            counters: Counters,
-        }
-    };
+crate::clock::with_default! {
+    /// A token bucket with discrete refill: up to `max` tokens, `refill`
+    /// more at the end of every `interval`.
+    ///
+    /// Choose it over [`RateLimiter`](crate::RateLimiter) when the limit
+    /// is stated as refills ("10 per full second, carry up to 50 over")
+    /// or when work should start in lumps on interval boundaries; choose
+    /// the GCRA limiter for "N per period" spread evenly. In any window
+    /// covering `k` refill boundaries it admits at most `max + k *
+    /// refill` tokens.
+    ///
+    /// # Fairness
+    ///
+    /// Waiters reserve their tokens at their first poll and complete in
+    /// that order; [`check`](Self::check) never takes tokens a waiter
+    /// reserved. Each waiter sleeps once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, TokenBucket};
+    ///
+    /// let clock = ManualClock::new();
+    /// let bucket = TokenBucket::builder()
+    ///     .max(4)
+    ///     .initial(2)
+    ///     .refill(2)
+    ///     .interval(Duration::from_secs(1))
+    ///     .build_with_clock(clock.clone())?;
+    /// assert!(bucket.check_n(2).is_ok());
+    /// assert_eq!(bucket.check().unwrap_err().wait_time(), Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(10)); // refills stop at max
+    /// assert_eq!(bucket.available(), 4);
+    /// # Ok::<(), limiters::TokenBucketError>(())
+    /// ```
+    pub struct TokenBucket<C: Clock = SystemClock> {
+        clock: C,
+        base: C::Instant,
+        max: u32,
+        initial: u32,
+        refill: u32,
+        interval_ns: u64,
+        /// Tokens handed out, as a position on the supply axis.
+        taken: AtomicU128,
+        counters: Counters,
+    }
 }
-
-#[cfg(feature = "async-io")]
-token_bucket!(SystemClock);
-#[cfg(not(feature = "async-io"))]
-token_bucket!();
 
 impl<C: Clock> fmt::Debug for TokenBucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -162,88 +162,81 @@ impl State {
     }
 }
 
-macro_rules! sliding_window {
-    ($($default:ty)?) => {
-        /// At most `n` admissions in any window of length `period`, and up
-        /// to `n` at once after an idle spell: what an API means by "1,000
-        /// requests per hour" or "50 per rolling second".
-        ///
-        /// Choose it for a *published* limit that the server enforces with
-        /// a sliding window (or a fixed one): it lets a client use the whole
-        /// allowance at once and never sends request `n + 1` inside any
-        /// window of length `period`. A [`RateLimiter`](crate::RateLimiter)
-        /// (GCRA) spreads cells evenly instead, one every `period / n`: the
-        /// better tool for smooth pacing, but with a burst of `b` it can let
-        /// `b + n` through in one window. A [`TokenBucket`](crate::TokenBucket)
-        /// refills in lumps.
-        ///
-        /// # Precision
-        ///
-        /// Exact, in integer nanoseconds: no closed window `[t, t + period]`
-        /// ever holds more than `n` admissions, under any interleaving. A
-        /// cell admitted at `a` is free again at `a + period + 1 ns`. Under
-        /// saturating demand every closed window of length `period` holds
-        /// exactly `n` (with one-cell requests; a large request at the head
-        /// waits until all its cells are free).
-        ///
-        /// # Memory
-        ///
-        /// The window keeps a log of the admissions of the last `period`, a
-        /// `(instant, count)` pair (16 bytes) per distinct admission
-        /// instant: exact for `n` up to [`EXACT_MAX`](Self::EXACT_MAX)
-        /// (4,096), so at most 4,096 entries (64 KiB). Above that,
-        /// admissions are grouped into [`BUCKETS`](Self::BUCKETS) (4,096)
-        /// buckets per period, [`granularity`](Self::granularity)
-        /// `= ceil(period / 4,096)` wide: a cell counts as admitted at the
-        /// end of its bucket, so it is held up to one bucket longer than
-        /// exact (conservative: never more than `n` in any window; about
-        /// 0.9 s for a 1-hour window), and the log holds at most 4,098
-        /// entries. The log grows only as admissions need it.
-        ///
-        /// # Fairness
-        ///
-        /// Waiters are served strictly in the order they first polled: a
-        /// later small request never overtakes an earlier large one, and
-        /// [`check`](Self::check) fails while anyone is queued. Only the
-        /// head of the queue sleeps on the clock; when cells free up, the
-        /// waiters that now fit are granted and woken together, and exactly
-        /// those.
-        ///
-        /// # Memory ordering
-        ///
-        /// Every admission happens under one mutex, so an admitted `check`
-        /// or `acquire` happens after every admission before it.
-        ///
-        /// # Examples
-        ///
-        /// An API allows 3 calls in any rolling second:
-        ///
-        /// ```
-        /// use core::time::Duration;
-        /// use limiters::{ManualClock, SlidingWindow};
-        ///
-        /// let clock = ManualClock::new();
-        /// let window = SlidingWindow::with_clock(3, Duration::from_secs(1), clock.clone());
-        /// assert!(window.check_n(3).is_ok()); // the whole allowance at once
-        /// let denied = window.check().unwrap_err();
-        /// assert_eq!(denied.wait_time(), Duration::from_nanos(1_000_000_001));
-        /// clock.advance(Duration::from_millis(1_001));
-        /// assert_eq!(window.remaining(), 3);
-        /// ```
-        pub struct SlidingWindow<C: Clock $(= $default)?> {
-            clock: C,
-            base: C::Instant,
-            limit: u32,
-            state: Mutex<State>,
-            pub(crate) counters: Counters,
-        }
-    };
+crate::clock::with_default! {
+    /// At most `n` admissions in any window of length `period`, and up
+    /// to `n` at once after an idle spell: what an API means by "1,000
+    /// requests per hour" or "50 per rolling second".
+    ///
+    /// Choose it for a *published* limit that the server enforces with
+    /// a sliding window (or a fixed one): it lets a client use the whole
+    /// allowance at once and never sends request `n + 1` inside any
+    /// window of length `period`. A [`RateLimiter`](crate::RateLimiter)
+    /// (GCRA) spreads cells evenly instead, one every `period / n`: the
+    /// better tool for smooth pacing, but with a burst of `b` it can let
+    /// `b + n` through in one window. A [`TokenBucket`](crate::TokenBucket)
+    /// refills in lumps.
+    ///
+    /// # Precision
+    ///
+    /// Exact, in integer nanoseconds: no closed window `[t, t + period]`
+    /// ever holds more than `n` admissions, under any interleaving. A
+    /// cell admitted at `a` is free again at `a + period + 1 ns`. Under
+    /// saturating demand every closed window of length `period` holds
+    /// exactly `n` (with one-cell requests; a large request at the head
+    /// waits until all its cells are free).
+    ///
+    /// # Memory
+    ///
+    /// The window keeps a log of the admissions of the last `period`, a
+    /// `(instant, count)` pair (16 bytes) per distinct admission
+    /// instant: exact for `n` up to [`EXACT_MAX`](Self::EXACT_MAX)
+    /// (4,096), so at most 4,096 entries (64 KiB). Above that,
+    /// admissions are grouped into [`BUCKETS`](Self::BUCKETS) (4,096)
+    /// buckets per period, [`granularity`](Self::granularity)
+    /// `= ceil(period / 4,096)` wide: a cell counts as admitted at the
+    /// end of its bucket, so it is held up to one bucket longer than
+    /// exact (conservative: never more than `n` in any window; about
+    /// 0.9 s for a 1-hour window), and the log holds at most 4,098
+    /// entries. The log grows only as admissions need it.
+    ///
+    /// # Fairness
+    ///
+    /// Waiters are served strictly in the order they first polled: a
+    /// later small request never overtakes an earlier large one, and
+    /// [`check`](Self::check) fails while anyone is queued. Only the
+    /// head of the queue sleeps on the clock; when cells free up, the
+    /// waiters that now fit are granted and woken together, and exactly
+    /// those.
+    ///
+    /// # Memory ordering
+    ///
+    /// Every admission happens under one mutex, so an admitted `check`
+    /// or `acquire` happens after every admission before it.
+    ///
+    /// # Examples
+    ///
+    /// An API allows 3 calls in any rolling second:
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use limiters::{ManualClock, SlidingWindow};
+    ///
+    /// let clock = ManualClock::new();
+    /// let window = SlidingWindow::with_clock(3, Duration::from_secs(1), clock.clone());
+    /// assert!(window.check_n(3).is_ok()); // the whole allowance at once
+    /// let denied = window.check().unwrap_err();
+    /// assert_eq!(denied.wait_time(), Duration::from_nanos(1_000_000_001));
+    /// clock.advance(Duration::from_millis(1_001));
+    /// assert_eq!(window.remaining(), 3);
+    /// ```
+    pub struct SlidingWindow<C: Clock = SystemClock> {
+        clock: C,
+        base: C::Instant,
+        limit: u32,
+        state: Mutex<State>,
+        pub(crate) counters: Counters,
+    }
 }
-
-#[cfg(feature = "async-io")]
-sliding_window!(SystemClock);
-#[cfg(not(feature = "async-io"))]
-sliding_window!();
 
 impl<C: Clock> fmt::Debug for SlidingWindow<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
