@@ -28,6 +28,12 @@ echo "==> limiters-reqwest (workspace member): unit, integration (300 requests a
 cargo test --locked -p limiters-reqwest
 
 echo "==> limiters-redis against a real redis-server (its tests start their own)"
+if ! command -v redis-server >/dev/null && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
+  echo "test.sh: installing redis-server (apt-get install redis-server)"
+  { apt-get install -y -qq redis-server >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }; } ||
+    echo "test.sh: could not install redis-server"
+fi
 if ! command -v redis-server >/dev/null; then
   if [[ "${LIMITERS_REQUIRE_REDIS:-}" == "1" ]]; then
     echo "error: LIMITERS_REQUIRE_REDIS=1 but there is no redis-server on PATH" >&2
