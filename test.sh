@@ -41,6 +41,9 @@ if ! command -v redis-server >/dev/null; then
   fi
   echo "!!!!! SKIPPING THE REDIS TESTS: no redis-server on PATH (apt-get install redis-server) !!!!!"
 fi
+# tests/fleet.rs runs the `fleet` example as 4 OS processes: build it first
+# (`cargo test` builds examples without putting them at target/debug/examples/).
+cargo build --locked -p limiters-redis --all-features --example fleet
 cargo test --locked -p limiters-redis --all-features --all-targets
 cargo test --locked -p limiters-redis --all-features --doc
 

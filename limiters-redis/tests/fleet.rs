@@ -34,7 +34,7 @@ async fn four_processes_share_one_quota_exactly() {
         .join("fleet");
     assert!(
         example.exists(),
-        "{} is missing: `cargo test -p limiters-redis` builds it",
+        "{} is missing: build it first with `cargo build -p limiters-redis --all-features --example fleet` (./test.sh does)",
         example.display()
     );
     let children: Vec<_> = (0..PROCESSES)
