@@ -98,7 +98,12 @@ impl State {
             .expect("a queued ticket waits");
         waiting.granted = true;
         self.held = true;
-        Some(waiting.waker.clone())
+        // Taken, not cloned: a clone may run user code, and this runs under
+        // the lock. A granted waiter needs no waker to see its grant.
+        Some(core::mem::replace(
+            &mut waiting.waker,
+            Waker::noop().clone(),
+        ))
     }
 
     /// Takes `ticket` out of `lane`'s queue (it was cancelled).
