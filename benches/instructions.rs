@@ -200,8 +200,8 @@ fn composite() {
         black_box(ready(limiter.run(async { black_box(i) })).unwrap());
     });
 
-    // A key's limiter under a global one (issue 16's fairness must cost
-    // little here): one key, neither limit ever waits.
+    // A key's limiter under a global one (the fair turn across keys must
+    // cost little here): one key, neither limit ever waits.
     let keyed = limiters::KeyedLimiter::<u64>::new(
         limiters::Limiter::builder()
             .concurrency(16)

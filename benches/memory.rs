@@ -352,7 +352,7 @@ fn main() {
         .flatten()
         .fold(0.0, f64::max);
 
-    // The issue-5 targets that this binary measures.
+    // The targets (BENCHMARKS.md) that this binary measures.
     let acquire_size = size_of_val(&l.acquire()).max(size_of_val(&la.acquire_owned()));
     let our_allocs = rows[..3].iter().map(|r| r.1).fold(0.0, f64::max);
     let met = |ok: bool| if ok { "yes" } else { "**no**" };

@@ -10,16 +10,14 @@ use core::future::Future;
 use crate::error::{AcquireError, OverRelease, TryAcquireError};
 use crate::semaphore::{Acquire, AcquireOwned, OwnedPermit, Permit, Run, Semaphore};
 
-/// A FIFO-fair semaphore with a fixed capacity that refuses over-release,
-/// like Python's `threading.BoundedSemaphore`, made safe.
+/// A FIFO-fair semaphore with a fixed capacity that refuses over-release.
 ///
 /// It behaves as a [`Semaphore`] (same fairness, cancel safety and memory
 /// ordering), with two differences:
 ///
 /// * A request for more permits than the capacity fails at once with
-///   [`AcquireError::ExceedsCapacity`] instead of waiting forever (with
-///   tokio's semaphore such a request hangs, and blocks every later waiter
-///   behind it).
+///   [`AcquireError::ExceedsCapacity`] instead of waiting forever (and,
+///   at the head of the queue, blocking every later waiter behind it).
 /// * Permits detached with [`Permit::forget`] can be given back with
 ///   [`release`](Self::release), and releasing more than were detached is an
 ///   error ([`OverRelease`]), so the count can never exceed the capacity.

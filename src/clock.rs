@@ -106,6 +106,13 @@ pub trait Clock: Clone + Send + Sync + 'static {
 
     /// A future that completes once [`Clock::now`] has reached `deadline`
     /// (at once if it already has).
+    ///
+    /// # Cancel safety
+    ///
+    /// The limiters drop a sleep whenever the future waiting on it is
+    /// dropped or re-timed, so dropping it must release whatever it
+    /// registered (a timer, a waker) and nothing more. `SystemClock`'s
+    /// sleep and [`ManualSleep`] do.
     fn sleep_until(&self, deadline: Self::Instant) -> Self::Sleep;
 
     /// The instant a limiter counts its nanoseconds from, with
@@ -363,6 +370,10 @@ mod system {
     }
 
     /// Future returned by [`SystemClock::sleep_until`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it cancels its `async-io` timer; nothing else is held.
     ///
     /// # Examples
     ///

@@ -28,8 +28,7 @@
 //!
 //! # Sharing a limiter
 //!
-//! One convention for every primitive, as tokio's `Semaphore` and
-//! governor's limiters: a [`Semaphore`], [`BoundedSemaphore`],
+//! One convention for every primitive: a [`Semaphore`], [`BoundedSemaphore`],
 //! [`RateLimiter`], [`TokenBucket`] or [`KeyedRateLimiter`] is a plain value;
 //! share it between tasks through an `Arc` (or a `static`), and its methods
 //! borrow it. [`Limiter`] and [`KeyedLimiter`] are already handles:
@@ -198,6 +197,11 @@
 //! `Limiter` share one state); honour `Retry-After` on the limiter, so every
 //! queued request waits too.
 //!
+//! Coming from tokio's or async-lock's semaphore, governor, leaky-bucket,
+//! tower's `RateLimit`, reqwest-ratelimit, aiolimiter or Go's
+//! `x/time/rate`? The repository's `docs/comparison.md` maps each onto the
+//! types here and says where the semantics differ.
+//!
 //! # Guarantees
 //!
 //! * **FIFO fairness**: waiters are served in the order they first polled;
@@ -225,7 +229,10 @@
 //! * `std` (default): blocking acquires for plain threads
 //!   ([`Semaphore::acquire_blocking`]), `std::error::Error` for the errors,
 //!   and the keyed limiters. Without it the crate is `no_std` (it needs
-//!   `alloc`) and uses a spin lock for its short critical sections.
+//!   `alloc`) and its locks spin. Most critical sections are a few
+//!   pointer updates, but re-timing a rate limiter's queue
+//!   (`set_quota`, `pause_*`) walks every waiter while holding the lock,
+//!   and other threads spin for that long.
 //! * `async-io` (default, implies `std`): [`SystemClock`], the real-time
 //!   clock that sleeps on `async-io`'s timer, and the default clock type of
 //!   the rate limiters and `Limiter`. Without it, use [`ManualClock`] or your
@@ -243,6 +250,8 @@
 //!   `limiter` label (see the `limiters::metrics` module). Adds `metrics`;
 //!   implies `std`.
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs builds with `--cfg docsrs` on nightly, where `doc_cfg` badges every
+// feature-gated item with its feature, explicit `doc(cfg)` or not.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 

@@ -135,8 +135,16 @@ mod lock {
     use core::ops::{Deref, DerefMut};
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    /// A test-and-test-and-set spin lock for `no_std` builds. Critical
-    /// sections in this crate are a few pointer updates long.
+    /// A test-and-test-and-set spin lock for `no_std` builds, with no
+    /// fairness and no backoff beyond `spin_loop`.
+    ///
+    /// Most critical sections in this crate are a few pointer and counter
+    /// updates, but not all: re-timing a rate limiter's waiters
+    /// (`set_quota`, `pause_for`, `pause_until`) walks every queued waiter
+    /// under the lock, expiring a sliding window's log walks the expired
+    /// entries, and `ManualClock::advance` scans every sleeper. A thread
+    /// that wants the lock meanwhile spins for that long, and if the holder
+    /// is preempted, until it runs again.
     pub(crate) struct Mutex<T> {
         locked: AtomicBool,
         value: UnsafeCell<T>,

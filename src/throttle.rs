@@ -239,8 +239,8 @@ impl<L: Admit, S: Stream> fmt::Debug for Throttle<'_, L, S> {
 
 impl<C: Clock> RateLimiter<C> {
     /// Yields the items of `stream` only as this limiter admits them, one
-    /// cell per item: `tokio-stream`'s `throttle`, but at an exact rate and
-    /// fair with every other user of the limiter.
+    /// cell per item, at an exact rate and in FIFO order with every other
+    /// user of the limiter.
     ///
     /// # Cancel safety
     ///

@@ -91,7 +91,7 @@ const PHASES: [(u64, usize); 4] = [(0, 20), (2_000, 50), (4_000, 10), (6_000, 30
 const TOTAL_MS: u64 = 8_000;
 const CLIENTS: usize = 150;
 
-/// Issue 16: `Gradient` against a server whose capacity moves 20 -> 50 ->
+/// `Gradient` against a server whose capacity moves 20 -> 50 ->
 /// 10 -> 30 (each for 200 round trips) reaches within 20% of each new
 /// capacity within 20 round trips and spends at least 90% of the rest of
 /// the phase there; it backs off within one

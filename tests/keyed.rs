@@ -416,7 +416,7 @@ fn start_times(
     started.iter().map(std::cell::Cell::get).collect()
 }
 
-/// Issue 10, bug 3: the key's rate used to be spent before the global
+/// Regression: the key's rate used to be spent before the global
 /// stage, so requests to one host piled up behind a paused global limiter
 /// and started together when it resumed (5 starts at 2,000 ms for a 2/s
 /// host). The key's rate governs when work starts: 500 ms apart.
@@ -448,7 +448,7 @@ fn key_rate_paces_starts_behind_a_paused_global() {
     );
 }
 
-/// Issue 10, bug 3, behind a busy global slot: a 5/s host used to see 6
+/// The same regression behind a busy global slot: a 5/s host used to see 6
 /// starts at 1,000 ms (7 within one second) once another host's long
 /// request released the only global slot.
 #[test]
@@ -616,7 +616,7 @@ fn logged(
     }))
 }
 
-/// Issue 16: one hot key with 1,000 requests queued, 99 cold keys arriving
+/// One hot key with 1,000 requests queued, 99 cold keys arriving
 /// one per millisecond with one request each, global cap 10: each cold
 /// request starts within a few grants of arriving (deficit round robin),
 /// not after the hot backlog (as one FIFO across keys did: up to 1,000
@@ -658,7 +658,7 @@ fn cold_keys_are_served_within_a_round_of_a_hot_backlog() {
     assert!(max_wait <= 10, "a cold key waited {max_wait} grants");
 }
 
-/// Issue 16: two backlogged keys of weights 1 and 3 split the global slots
+/// Two backlogged keys of weights 1 and 3 split the global slots
 /// 1:3 (within 5%) while both have requests queued.
 #[test]
 fn weights_split_the_global_share() {

@@ -43,9 +43,8 @@ crate::clock::with_default! {
     /// spawned, time comes from the limiter's [`Clock`].
     ///
     /// `Limiter` is a handle: clones share one state, so every clone
-    /// counts against the same limits. (tower's `RateLimit` layer keeps
-    /// per-clone state, so cloning a service silently multiplies its
-    /// limit; this one does not.)
+    /// counts against the same limits: cloning a handle (or a service
+    /// wrapped in it) never multiplies the limit.
     ///
     /// # Order of stages
     ///
@@ -99,8 +98,8 @@ crate::clock::with_default! {
     ///
     /// # Examples
     ///
-    /// The seed's scenario: an API allows 10 requests in flight and 50
-    /// per second. Fire 200 calls at once and let the limiter pace them:
+    /// A client of an API that allows 10 requests in flight and 50 per
+    /// second fires 200 calls at once and lets the limiter pace them:
     ///
     /// ```
     /// use limiters::{Limiter, Quota};

@@ -79,6 +79,12 @@ pub enum RateDecision<I> {
 /// allocation) or a boxed future (one allocation per decision, for a source
 /// that asks a server: the round trip dwarfs it).
 ///
+/// # Cancel safety
+///
+/// Dropping it drops the source's future. What that gives back is the
+/// source's to say: a decision already taken on a server (cells spent
+/// there) is not undone by the drop.
+///
 /// # Examples
 ///
 /// ```

@@ -85,10 +85,10 @@ crate::clock::with_default! {
     /// The bound is on *admissions*: a `check` is admitted when it is
     /// made, an `acquire` at the start of the slot it reserved. The
     /// future returns when the clock's timer has woken its task, which
-    /// is later by the timer's and the executor's lateness (on
-    /// `SystemClock` in a 2-core VM: about 90 µs on average, 0.2 ms at
-    /// the 99th percentile, a few ms when a thread is descheduled;
-    /// `BENCHMARKS.md` has the figures). Lateness never
+    /// is later by the timer's and the executor's lateness (usually well
+    /// under a millisecond on `SystemClock`, more when a thread is
+    /// descheduled; the crate's `BENCHMARKS.md` has figures measured on
+    /// one machine). Lateness never
     /// pushes later slots back, so the long-run rate stays exact, but
     /// after a stall the waiters whose slots passed meanwhile return
     /// together. Where the far side counts arrivals strictly (a server
@@ -300,7 +300,7 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     /// Waits for one cell, but not past `timeout` from now (on the
-    /// limiter's clock): Go's `Wait` with a context deadline.
+    /// limiter's clock).
     ///
     /// A wait known to end after the deadline fails at once with
     /// [`DeadlineError::WouldExceed`], taking nothing and disturbing no

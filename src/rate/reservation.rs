@@ -31,6 +31,7 @@ use crate::wait_list::Node;
 /// assert_eq!(next.delay(), Duration::from_millis(500));
 /// # Ok::<(), limiters::InsufficientCapacity>(())
 /// ```
+#[must_use = "the cells stay spent when a Reservation is dropped: wait until ready_at() before acting, or cancel() it"]
 pub struct Reservation<'a, C: Clock> {
     limiter: &'a RateLimiter<C>,
     /// Linked while its time has not come; `None` if admitted at once.
@@ -128,11 +129,8 @@ impl<'a, C: Clock> Reservation<'a, C> {
     /// the last reservation (no later one, nor an `acquire` or an admitted
     /// `check`, was timed after it) and its time has not come; otherwise
     /// nothing, since later admissions were timed counting on these cells.
-    ///
-    /// This is stricter than Go's `x/time/rate`, which gives back part of a
-    /// reservation that is not the last (the cells no later reservation
-    /// depends on): the crate keeps the simpler rule, which can never let a
-    /// later admission's window overrun the bound.
+    /// All or nothing can never let a later admission's window overrun the
+    /// bound.
     ///
     /// # Examples
     ///
@@ -180,6 +178,12 @@ enum Phase {
 
 pin_project_lite::pin_project! {
     /// Future returned by [`RateLimiter::acquire_many`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it before it completes gives its cells back
+    /// unless a later reservation was already timed after them (then they
+    /// stay spent, so later waiters keep their slots).
     ///
     /// # Examples
     ///
@@ -351,6 +355,10 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
 pin_project_lite::pin_project! {
     /// Future returned by [`RateLimiter::acquire`].
     ///
+    /// # Cancel safety
+    ///
+    /// As [`RateAcquireMany`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -395,6 +403,12 @@ impl<C: Clock> Future for RateAcquire<'_, C> {
 
 crate::rate::run_future! {
     /// Future returned by [`RateLimiter::run`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before its cell is admitted gives the cell back as
+    /// [`RateAcquireMany`] does; after that the cell is spent, and dropping
+    /// it drops the wrapped future.
     ///
     /// # Examples
     ///

@@ -864,6 +864,7 @@ impl<C: Clock> TokenBucket<C> {
 /// assert_eq!(r.ready_at(), clock.now());
 /// # Ok::<(), limiters::InsufficientCapacity>(())
 /// ```
+#[must_use = "the tokens stay spent when a BucketReservation is dropped: wait until ready_at() before acting, or cancel() it"]
 pub struct BucketReservation<'a, C: Clock> {
     bucket: &'a TokenBucket<C>,
     end: u128,
@@ -934,6 +935,12 @@ impl<C: Clock> BucketReservation<'_, C> {
 
 pin_project_lite::pin_project! {
     /// Future returned by [`TokenBucket::acquire_many`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it before it completes gives its tokens back
+    /// unless tokens were taken after it (then they stay spent, so later
+    /// waiters keep their turns).
     ///
     /// # Examples
     ///
@@ -1023,6 +1030,10 @@ impl<C: Clock> Future for BucketAcquireMany<'_, C> {
 pin_project_lite::pin_project! {
     /// Future returned by [`TokenBucket::acquire`].
     ///
+    /// # Cancel safety
+    ///
+    /// As [`BucketAcquireMany`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -1060,6 +1071,12 @@ impl<C: Clock> Future for BucketAcquire<'_, C> {
 
 crate::rate::run_future! {
     /// Future returned by [`TokenBucket::run`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before its token is taken gives the token back as
+    /// [`BucketAcquireMany`] does; after that the token is spent, and
+    /// dropping it drops the wrapped future.
     ///
     /// # Examples
     ///

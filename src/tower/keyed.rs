@@ -412,6 +412,12 @@ pin_project! {
     /// service's response with the rate-limit headers added, or the 429
     /// ready at once.
     ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner service's future. The client's cell was
+    /// taken when `call` admitted the request and stays spent: the request
+    /// did arrive.
+    ///
     /// # Examples
     ///
     /// See [`KeyedRateLimitLayer`].

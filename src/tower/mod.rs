@@ -4,9 +4,8 @@
 //! * [`LimiterLayer`] wraps any `tower::Service` (a hyper or reqwest-style
 //!   client, a database pool, a server's handler) in a [`Limiter`]: every
 //!   call waits fairly for a concurrency slot and the rate cells, and holds
-//!   the slot until its response is ready. Unlike tower's own `RateLimit`,
-//!   clones of the service share one limiter, and waiters are served in
-//!   order.
+//!   the slot until its response is ready. Clones of the service share one
+//!   limiter, and waiters are served in order.
 //! * [`KeyedRateLimitLayer`] puts a [`KeyedRateLimiter`] in front of an HTTP
 //!   server: one rate per client (by peer IP, by `X-Forwarded-For`, by API
 //!   key: any [`KeyExtractor`]). A request over its client's limit is

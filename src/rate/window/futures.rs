@@ -192,6 +192,12 @@ enum Phase {
 pin_project_lite::pin_project! {
     /// Future returned by [`SlidingWindow::acquire_many`].
     ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it before it completes loses nothing. A queued
+    /// future holds no cell, and one granted but not yet polled gives its
+    /// cells back (the next waiter may take them at once).
+    ///
     /// # Examples
     ///
     /// ```
@@ -377,6 +383,10 @@ impl<C: Clock> Future for WindowAcquireMany<'_, C> {
 pin_project_lite::pin_project! {
     /// Future returned by [`SlidingWindow::acquire`].
     ///
+    /// # Cancel safety
+    ///
+    /// As [`WindowAcquireMany`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -416,6 +426,12 @@ impl<C: Clock> Future for WindowAcquire<'_, C> {
 
 crate::rate::run_future! {
     /// Future returned by [`SlidingWindow::run`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before its cell is admitted loses nothing, as
+    /// [`WindowAcquireMany`]; after that the cell is spent, and dropping it
+    /// drops the wrapped future.
     ///
     /// # Examples
     ///
