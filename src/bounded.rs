@@ -460,7 +460,12 @@ impl BoundedSemaphore {
     /// # drop(held);
     /// ```
     pub fn stats(&self) -> crate::stats::SemaphoreStats {
-        self.sem.stats()
+        // The plain figure leaves out detached permits; a bounded
+        // semaphore counts them as in use.
+        crate::stats::SemaphoreStats {
+            in_use: self.in_use(),
+            ..self.sem.stats()
+        }
     }
 
     /// Permits detached with `forget` and not yet released: the most that

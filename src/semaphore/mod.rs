@@ -83,6 +83,12 @@ pub struct Semaphore {
     pub(crate) raw: RawSemaphore,
 }
 
+// The state word, the locked wait list, `total`, `capacity` and the stats
+// counters (48 B of them); nothing only a `BoundedSemaphore` needs (it was
+// 120 B with a detached count and a `bounded` flag). 64-bit std build.
+#[cfg(all(not(loom), feature = "std", target_pointer_width = "64"))]
+const _: () = assert!(core::mem::size_of::<Semaphore>() <= 104);
+
 impl Semaphore {
     /// The most permits a semaphore can hold: `usize::MAX >> 2`.
     ///
@@ -121,7 +127,7 @@ impl Semaphore {
                 "Semaphore::new: permits must be at most Semaphore::MAX_PERMITS (usize::MAX >> 2)"
             );
             Self {
-                raw: RawSemaphore::new(permits, Self::MAX_PERMITS, false),
+                raw: RawSemaphore::new(permits, Self::MAX_PERMITS),
             }
         }
     }
@@ -129,7 +135,7 @@ impl Semaphore {
     crate::sync::const_fn! {
         pub(crate) fn new_bounded(capacity: usize) -> Self {
             Self {
-                raw: RawSemaphore::new(capacity, capacity, true),
+                raw: RawSemaphore::new(capacity, capacity),
             }
         }
     }

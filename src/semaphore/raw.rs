@@ -57,17 +57,16 @@ const CLOSED_NODE: usize = usize::MAX;
 pub(crate) struct RawSemaphore {
     state: AtomicUsize,
     waiters: Mutex<WaitList>,
-    /// Permits detached with `forget` and not yet given back with
-    /// `BoundedSemaphore::release`. Counted only when `bounded`.
-    detached: AtomicUsize,
-    /// Every permit of a plain semaphore: available, held, or collected by
-    /// waiters. Kept at most `MAX_PERMITS` by `add_permits`, so giving a
-    /// permit back can never overflow the state word. (A bounded
-    /// semaphore's total is its capacity.)
+    /// Every permit: available, held, or collected by waiters. `forget`
+    /// takes permits out of it; `add_permits` (plain) and
+    /// `BoundedSemaphore::release` put them back, the former keeping it at
+    /// most `MAX_PERMITS` (so giving a permit back can never overflow the
+    /// state word), the latter at most `capacity` (so a bounded
+    /// semaphore's detached permits are `capacity - total`).
     total: AtomicUsize,
-    /// Largest request that can ever be served.
+    /// Largest request that can ever be served: `MAX_PERMITS` for a plain
+    /// semaphore, the capacity of a bounded one.
     capacity: usize,
-    bounded: bool,
     pub(crate) counters: Counters,
 }
 
@@ -126,28 +125,23 @@ enum Stage {
 
 impl RawSemaphore {
     crate::sync::const_fn! {
-        pub(crate) fn new(permits: usize, capacity: usize, bounded: bool) -> Self {
+        pub(crate) fn new(permits: usize, capacity: usize) -> Self {
             Self {
                 state: AtomicUsize::new(permits << SHIFT),
                 waiters: Mutex::new(WaitList::new()),
-                detached: AtomicUsize::new(0),
                 total: AtomicUsize::new(permits),
                 capacity,
-                bounded,
                 counters: Counters::new(),
             }
         }
     }
 
-    /// Permits held or collected by waiters (a statistic: two loads, not
-    /// one snapshot).
+    /// Permits held or collected by waiters, not counting forgotten ones
+    /// (a statistic: two loads, not one snapshot).
     pub(crate) fn in_use(&self) -> usize {
-        let total = if self.bounded {
-            self.capacity
-        } else {
-            self.total.load(Ordering::Relaxed)
-        };
-        total.saturating_sub(self.available_permits())
+        self.total
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.available_permits())
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -166,8 +160,10 @@ impl RawSemaphore {
         self.waiters.lock().len
     }
 
+    /// Permits taken out by `forget` and not given back: `capacity - total`
+    /// (meaningful for a bounded semaphore only).
     pub(crate) fn detached(&self) -> usize {
-        self.detached.load(Ordering::Acquire)
+        self.capacity - self.total.load(Ordering::Acquire)
     }
 
     fn check_capacity(&self, n: usize) -> Result<(), AcquireError> {
@@ -438,35 +434,34 @@ impl RawSemaphore {
         }
     }
 
-    /// Records `n` permits as forgotten: detached (to be released again) on
-    /// a bounded semaphore, gone for good on a plain one.
+    /// Records `n` permits as forgotten: they leave `total` (gone for good
+    /// on a plain semaphore, detached until `reattach` on a bounded one).
     pub(crate) fn detach(&self, n: usize) {
-        if n == 0 {
-            return;
-        }
-        if self.bounded {
-            self.detached.fetch_add(n, Ordering::AcqRel);
-        } else {
-            self.total.fetch_sub(n, Ordering::Relaxed);
+        if n != 0 {
+            // AcqRel: pairs with `reattach`, so a release that follows a
+            // forget (through the user's own synchronization) sees it.
+            self.total.fetch_sub(n, Ordering::AcqRel);
         }
     }
 
-    /// Takes `n` from the detached count if it holds that many; returns the
-    /// count seen on failure.
+    /// Puts `n` detached permits back into `total` if that keeps it at most
+    /// `capacity`; returns the detached count seen on failure. The caller
+    /// then releases them.
     pub(crate) fn reattach(&self, n: usize) -> Result<(), usize> {
-        let mut detached = self.detached.load(Ordering::Acquire);
+        let mut total = self.total.load(Ordering::Acquire);
         loop {
+            let detached = self.capacity - total;
             if n > detached {
                 return Err(detached);
             }
-            match self.detached.compare_exchange_weak(
-                detached,
-                detached - n,
+            match self.total.compare_exchange_weak(
+                total,
+                total + n,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return Ok(()),
-                Err(actual) => detached = actual,
+                Err(actual) => total = actual,
             }
         }
     }
