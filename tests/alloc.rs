@@ -138,3 +138,36 @@ fn waiting_acquires_allocate_nothing() {
         "heap allocations during {waits} waiting acquires"
     );
 }
+
+#[test]
+fn blocking_acquires_allocate_nothing_after_the_threads_first() {
+    let sem = Arc::new(Semaphore::new(1));
+    let bounded = BoundedSemaphore::new(1);
+    // The thread's first blocking wait makes its waker.
+    drop(sem.acquire_blocking().unwrap());
+
+    // A wait that really parks: a helper holds the only permit and drops it
+    // once this thread is queued.
+    let held = sem.clone().try_acquire_owned().unwrap();
+    let watcher = Arc::clone(&sem);
+    let helper = std::thread::spawn(move || {
+        while watcher.waiters() == 0 {
+            std::thread::yield_now();
+        }
+        drop(held);
+    });
+
+    let before = allocs();
+    let permit = sem.acquire_blocking().unwrap();
+    drop(permit);
+    for _ in 0..10 {
+        drop(sem.acquire_many_blocking(1).unwrap());
+        drop(bounded.acquire_blocking().unwrap());
+    }
+    assert_eq!(
+        allocs() - before,
+        0,
+        "heap allocations during 21 blocking acquires"
+    );
+    helper.join().unwrap();
+}
