@@ -86,7 +86,7 @@ pub(crate) fn deadline_after<C: Clock>(clock: &C, timeout: Duration) -> C::Insta
 /// [`Attempt::try_now`] of a rate limiter, from its `check_n`: admitted,
 /// impossible, or denied until after `deadline` end the request; a denial
 /// that ends in time queues it.
-pub(crate) fn try_check<I: Copy + Ord>(
+pub(crate) fn try_check<I: ClockInstant>(
     checked: Result<(), RateLimitError<I>>,
     deadline: I,
 ) -> Option<Result<(), DeadlineError<I>>> {
@@ -105,7 +105,7 @@ pub(crate) fn try_check<I: Copy + Ord>(
 }
 
 /// A denial whose `earliest` is past the deadline, as the error it is.
-pub(crate) fn would_exceed<I: Copy>(not_until: NotUntil<I>) -> DeadlineError<I> {
+pub(crate) fn would_exceed<I: ClockInstant>(not_until: NotUntil<I>) -> DeadlineError<I> {
     DeadlineError::WouldExceed {
         wait: not_until.wait_time(),
         earliest: not_until.earliest(),

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::clock::ClockInstant;
+
 /// Why an `acquire` future finished without permits.
 ///
 /// # Examples
@@ -317,14 +319,18 @@ crate::clock::with_default! {
     /// assert_eq!(denied.earliest(), clock.now() + Duration::from_millis(250));
     /// assert_eq!(denied.to_string(), "rate limited: try again in 250ms");
     /// ```
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy)]
     pub struct NotUntil<I = std::time::Instant> {
-        earliest: I,
-        wait: core::time::Duration,
+        // `earliest` is `base + after_ns`, computed when asked: a limiter
+        // that refuses passes its origin and a count of nanoseconds, so a
+        // refusal costs no instant arithmetic unless somebody reads it.
+        base: I,
+        after_ns: u64,
+        wait_ns: u64,
     }
 }
 
-impl<I: Copy> NotUntil<I> {
+impl<I: ClockInstant> NotUntil<I> {
     /// A denial admitted at `earliest`, `wait` after the decision: for rate
     /// sources outside this crate (a limiter whose state lives on a server)
     /// that answer with the same error as the local limiters.
@@ -340,31 +346,81 @@ impl<I: Copy> NotUntil<I> {
     /// let denied = NotUntil::new(clock.now() + wait, wait);
     /// assert_eq!(denied.wait_time(), wait);
     /// ```
+    ///
+    /// A `wait` beyond `u64::MAX` nanoseconds (584 years) is kept as that.
     pub fn new(earliest: I, wait: core::time::Duration) -> Self {
-        Self { earliest, wait }
+        Self {
+            base: earliest,
+            after_ns: 0,
+            wait_ns: crate::clock::nanos(wait),
+        }
+    }
+
+    /// A refusal until `earliest_ns` nanoseconds after `origin`, decided
+    /// `now_ns` nanoseconds after it.
+    #[inline]
+    pub(crate) fn at_ns(origin: I, earliest_ns: u64, now_ns: u64) -> Self {
+        Self {
+            base: origin,
+            after_ns: earliest_ns,
+            wait_ns: earliest_ns.saturating_sub(now_ns),
+        }
     }
 
     /// The earliest instant at which the same request would be admitted (if
     /// nothing else is admitted first).
     pub fn earliest(&self) -> I {
-        self.earliest
+        match self.after_ns {
+            0 => self.base,
+            ns => self
+                .base
+                .saturating_add(core::time::Duration::from_nanos(ns)),
+        }
     }
 
     /// How long from the moment of the decision until
     /// [`earliest`](Self::earliest).
     pub fn wait_time(&self) -> core::time::Duration {
-        self.wait
+        core::time::Duration::from_nanos(self.wait_ns)
+    }
+}
+
+impl<I: ClockInstant> PartialEq for NotUntil<I> {
+    fn eq(&self, other: &Self) -> bool {
+        self.earliest() == other.earliest() && self.wait_ns == other.wait_ns
+    }
+}
+
+impl<I: ClockInstant> Eq for NotUntil<I> {}
+
+impl<I: ClockInstant + core::hash::Hash> core::hash::Hash for NotUntil<I> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.earliest().hash(state);
+        self.wait_ns.hash(state);
+    }
+}
+
+impl<I: ClockInstant> fmt::Debug for NotUntil<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotUntil")
+            .field("earliest", &self.earliest())
+            .field("wait", &self.wait_time())
+            .finish()
     }
 }
 
 impl<I> fmt::Display for NotUntil<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limited: try again in {:?}", self.wait)
+        write!(
+            f,
+            "rate limited: try again in {:?}",
+            core::time::Duration::from_nanos(self.wait_ns)
+        )
     }
 }
 
 #[cfg(feature = "std")]
-impl<I: fmt::Debug> std::error::Error for NotUntil<I> {}
+impl<I: ClockInstant> std::error::Error for NotUntil<I> {}
 
 /// A request for more cells than the limiter's burst: it could never be
 /// admitted, so it fails at once instead of waiting forever.
@@ -424,7 +480,7 @@ crate::clock::with_default! {
     ///     Err(RateLimitError::InsufficientCapacity { requested: 6, burst: 5 })
     /// ));
     /// ```
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy)]
     #[non_exhaustive]
     pub enum RateLimitError<I = std::time::Instant> {
         /// Not now; the cells would be admitted at the given instant.
@@ -452,8 +508,54 @@ impl<I> fmt::Display for RateLimitError<I> {
     }
 }
 
+// By hand, as `NotUntil`'s: they need `I: ClockInstant`.
+impl<I: ClockInstant> fmt::Debug for RateLimitError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitError::NotUntil(not_until) => {
+                f.debug_tuple("NotUntil").field(not_until).finish()
+            }
+            RateLimitError::InsufficientCapacity { requested, burst } => f
+                .debug_struct("InsufficientCapacity")
+                .field("requested", requested)
+                .field("burst", burst)
+                .finish(),
+        }
+    }
+}
+
+impl<I: ClockInstant> PartialEq for RateLimitError<I> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RateLimitError::NotUntil(a), RateLimitError::NotUntil(b)) => a == b,
+            (
+                RateLimitError::InsufficientCapacity { requested, burst },
+                RateLimitError::InsufficientCapacity {
+                    requested: other_requested,
+                    burst: other_burst,
+                },
+            ) => (requested, burst) == (other_requested, other_burst),
+            _ => false,
+        }
+    }
+}
+
+impl<I: ClockInstant> Eq for RateLimitError<I> {}
+
+impl<I: ClockInstant + core::hash::Hash> core::hash::Hash for RateLimitError<I> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        core::mem::discriminant(self).hash(state);
+        match self {
+            RateLimitError::NotUntil(not_until) => not_until.hash(state),
+            RateLimitError::InsufficientCapacity { requested, burst } => {
+                (requested, burst).hash(state)
+            }
+        }
+    }
+}
+
 #[cfg(feature = "std")]
-impl<I: fmt::Debug> std::error::Error for RateLimitError<I> {}
+impl<I: ClockInstant> std::error::Error for RateLimitError<I> {}
 
 impl<I> From<NotUntil<I>> for RateLimitError<I> {
     fn from(not_until: NotUntil<I>) -> Self {

@@ -678,3 +678,64 @@ fn public_types_are_send_sync_and_debug() {
     assert_eq!(format!("{:?}", rl.acquire()), "RateAcquire { .. }");
     assert!(format!("{:?}", Quota::per_second(3)).contains("cells: 3"));
 }
+
+/// A refusal keeps its instant as the limiter's origin plus nanoseconds
+/// (computed when read); it must equal, hash and print like the same
+/// refusal built from the instant itself, for every rate front.
+#[test]
+fn a_refusal_equals_the_same_refusal_built_from_its_instant() {
+    use limiters::{KeyedRateLimiter, NotUntil, SlidingWindow, TokenBucket};
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+
+    fn hash(value: &impl Hash) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        value.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    let clock = ManualClock::new();
+    clock.advance(Duration::from_secs(3));
+    let ms = Duration::from_millis;
+    let by_hand = |wait: Duration| NotUntil::new(clock.now() + wait, wait);
+
+    let rate = RateLimiter::with_clock(Quota::per_second(4), clock.clone());
+    let bucket = TokenBucket::builder()
+        .max(1)
+        .initial(1)
+        .refill(1)
+        .interval(ms(250))
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let keyed = KeyedRateLimiter::with_clock(Quota::per_second(4), clock.clone());
+    let window = SlidingWindow::with_clock(1, ms(250), clock.clone());
+    rate.check().unwrap();
+    bucket.check().unwrap();
+    keyed.check(&"k").unwrap();
+    window.check().unwrap();
+
+    // The window's bound is over closed windows: the next cell comes 1 ns
+    // after the period.
+    let refusals = [
+        (rate.check().unwrap_err(), ms(250)),
+        (bucket.check().unwrap_err(), ms(250)),
+        (keyed.check(&"k").unwrap_err(), ms(250)),
+        (
+            window.check().unwrap_err(),
+            ms(250) + Duration::from_nanos(1),
+        ),
+    ];
+    for (denied, wait) in refusals {
+        let expected = by_hand(wait);
+        assert_eq!(denied, expected);
+        assert_eq!(denied.earliest(), clock.now() + wait);
+        assert_eq!(denied.wait_time(), wait);
+        assert_eq!(hash(&denied), hash(&expected));
+        assert_eq!(format!("{denied:?}"), format!("{expected:?}"));
+        assert_eq!(
+            RateLimitError::NotUntil(denied),
+            RateLimitError::NotUntil(expected)
+        );
+        assert_ne!(denied, by_hand(wait - Duration::from_nanos(1)));
+    }
+}

@@ -4,7 +4,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use limiters::NotUntil;
+use limiters::{ClockInstant, NotUntil};
 use redis::RedisError;
 
 /// Why the shared store gave no decision. Under
@@ -89,7 +89,7 @@ impl std::error::Error for BackendError {
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub enum Error<I> {
+pub enum Error<I: ClockInstant> {
     /// Not now (only from `check` and `check_n`); admitted at the given
     /// instant if nobody else takes the cells first.
     NotUntil(NotUntil<I>),
@@ -105,7 +105,7 @@ pub enum Error<I> {
     Backend(BackendError),
 }
 
-impl<I> fmt::Display for Error<I> {
+impl<I: ClockInstant> fmt::Display for Error<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NotUntil(not_until) => not_until.fmt(f),
@@ -119,7 +119,7 @@ impl<I> fmt::Display for Error<I> {
     }
 }
 
-impl<I: fmt::Debug> std::error::Error for Error<I> {
+impl<I: ClockInstant> std::error::Error for Error<I> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Backend(e) => Some(e),
@@ -128,7 +128,7 @@ impl<I: fmt::Debug> std::error::Error for Error<I> {
     }
 }
 
-impl<I> From<BackendError> for Error<I> {
+impl<I: ClockInstant> From<BackendError> for Error<I> {
     fn from(e: BackendError) -> Self {
         Error::Backend(e)
     }

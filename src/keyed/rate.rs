@@ -204,9 +204,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
                 if count_refusal {
                     self.counters.deny();
                 }
-                Err(RateLimitError::NotUntil(NotUntil::new(
-                    self.instant_at(at),
-                    Duration::from_nanos(at.saturating_sub(now)),
+                Err(RateLimitError::NotUntil(NotUntil::at_ns(
+                    self.base, at, now,
                 )))
             }
         }

@@ -198,15 +198,19 @@ impl Admission {
     }
 
     /// `over` ticks past the burst, in whole ns rounded up: a 64-bit
-    /// division unless the debt is beyond 2^64 ticks. Out of line, so the
-    /// admitting path keeps its registers and layout.
-    #[cold]
-    #[inline(never)]
+    /// division unless the debt is beyond 2^64 ticks (out of line).
+    #[inline]
     fn wait_ns(over: u128, cells: u64) -> u64 {
         match u64::try_from(over) {
             Ok(over) => over.div_ceil(cells),
-            Err(_) => u64::try_from(over.div_ceil(u128::from(cells))).unwrap_or(u64::MAX),
+            Err(_) => Self::wait_ns_wide(over, cells),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_ns_wide(over: u128, cells: u64) -> u64 {
+        u64::try_from(over.div_ceil(u128::from(cells))).unwrap_or(u64::MAX)
     }
 
     /// The general form, in `u128` ticks, saturating.

@@ -756,10 +756,7 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     fn not_until(&self, earliest_ns: u64, now: u64) -> NotUntil<C::Instant> {
-        NotUntil::new(
-            self.instant_at(earliest_ns),
-            Duration::from_nanos(earliest_ns.saturating_sub(now)),
-        )
+        NotUntil::at_ns(self.base, earliest_ns, now)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {

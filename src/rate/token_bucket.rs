@@ -563,9 +563,8 @@ impl<C: Clock> TokenBucket<C> {
                     self.counters.deny();
                 }
                 let at = self.ns_of_boundary(take.ready_k);
-                return Err(RateLimitError::NotUntil(NotUntil::new(
-                    self.instant_at(at),
-                    Duration::from_nanos(at.saturating_sub(now)),
+                return Err(RateLimitError::NotUntil(NotUntil::at_ns(
+                    self.base, at, now,
                 )));
             }
             // AcqRel: orders this take after every earlier one (Acquire) and

@@ -713,7 +713,7 @@ impl<C: Clock> SlidingWindow<C> {
     }
 
     fn not_until(&self, at: u64, now: u64) -> NotUntil<C::Instant> {
-        NotUntil::new(self.instant_at(at), Duration::from_nanos(at - now))
+        NotUntil::at_ns(self.base, at, now)
     }
 
     /// Serves the queue (see [`State::serve`]) until nothing more fits,
