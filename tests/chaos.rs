@@ -13,8 +13,12 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiters::futures::{Acquire, AcquireOwned};
 use limiters::{AcquireError, BoundedSemaphore, OwnedPermit, Permit, Semaphore};
+
+#[path = "../fuzz/src/sem.rs"]
+#[allow(dead_code)]
+mod sem;
+use sem::Sem;
 
 const TASKS: u64 = 10_000;
 const CAPACITY: usize = 8;
@@ -221,51 +225,12 @@ fn check_outcomes(name: &str, out: &Outcomes, acquired: &str) {
     assert_eq!(count(&out.in_flight), 0);
 }
 
-#[derive(Clone)]
-enum Sem {
-    Plain(Arc<Semaphore>),
-    Bounded(Arc<BoundedSemaphore>),
-}
-
-impl Sem {
-    fn acquire_many(&self, n: usize) -> Acquire<'_> {
-        match self {
-            Sem::Plain(s) => s.acquire_many(n),
-            Sem::Bounded(s) => s.acquire_many(n),
-        }
-    }
-    fn acquire_many_owned(&self, n: usize) -> AcquireOwned {
-        match self {
-            Sem::Plain(s) => s.acquire_many_owned(n),
-            Sem::Bounded(s) => s.acquire_many_owned(n),
-        }
-    }
-    fn available_permits(&self) -> usize {
-        match self {
-            Sem::Plain(s) => s.available_permits(),
-            Sem::Bounded(s) => s.available_permits(),
-        }
-    }
-    fn waiters(&self) -> usize {
-        match self {
-            Sem::Plain(s) => s.waiters(),
-            Sem::Bounded(s) => s.waiters(),
-        }
-    }
-}
-
 impl Target for Sem {
     fn describe(&self) -> String {
-        match self {
-            Sem::Plain(s) => format!("{s:?}"),
-            Sem::Bounded(s) => format!("{s:?}"),
-        }
+        Sem::describe(self)
     }
     fn close(&self) {
-        match self {
-            Sem::Plain(s) => s.close(),
-            Sem::Bounded(s) => s.close(),
-        }
+        Sem::close(self)
     }
 }
 

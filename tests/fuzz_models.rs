@@ -6,6 +6,14 @@
 #[path = "../fuzz/src/wake_counter.rs"]
 mod wake_counter;
 
+#[path = "../fuzz/src/work.rs"]
+#[allow(dead_code)]
+mod work;
+
+#[path = "../fuzz/src/sem.rs"]
+#[allow(dead_code)]
+mod sem;
+
 #[path = "../fuzz/src/semaphore.rs"]
 #[allow(dead_code)]
 mod semaphore_model;

@@ -23,6 +23,7 @@
 //!   nobody is woken: each must complete; then all global slots are back.
 
 use crate::wake_counter::WakeCounter;
+use crate::work::{check_window, finish, pick, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -37,34 +38,6 @@ const KEYS: u8 = 4;
 const MAX_LIVE: usize = 32;
 /// Longer than any wait an input can set up.
 const FOREVER: u64 = 10_000_000_000_000;
-
-/// The work inside a `run`: pending until the harness finishes it.
-#[derive(Default)]
-struct WorkState {
-    started: bool,
-    done: bool,
-    waker: Option<Waker>,
-}
-
-struct Work(Arc<Mutex<WorkState>>);
-
-impl Future for Work {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let waker = cx.waker().clone();
-        let mut s = self.0.lock().unwrap();
-        s.started = true;
-        if s.done {
-            Poll::Ready(())
-        } else {
-            let old = s.waker.replace(waker);
-            drop(s);
-            drop(old);
-            Poll::Pending
-        }
-    }
-}
 
 struct Fut {
     fut: Pin<Box<KeyedRun<ManualClock, Work>>>,
@@ -171,11 +144,6 @@ struct Harness {
     paused_until: [u64; KEYS as usize],
     futs: Vec<Fut>,
     starts: Vec<Start>,
-}
-
-fn pick(u: &mut Unstructured<'_>, len: usize) -> arbitrary::Result<Option<usize>> {
-    let i = usize::from(u8::arbitrary(u)?);
-    Ok((len > 0).then(|| i % len))
 }
 
 impl Harness {
@@ -293,17 +261,17 @@ impl Harness {
         if let Some(cap) = self.global.concurrency {
             assert!(running(None) <= cap, "over the global concurrency {cap}");
         }
-        let of_key: Vec<u64> = self
+        let of_key: Vec<(u64, u32)> = self
             .starts
             .iter()
             .filter(|s| s.key == key)
-            .map(|s| s.at)
+            .map(|s| (s.at, 1))
             .collect();
         if let Some(q) = self.key.quota {
             check_window(&of_key, q);
         }
         if let Some(q) = self.global.quota {
-            let all: Vec<u64> = self.starts.iter().map(|s| s.at).collect();
+            let all: Vec<(u64, u32)> = self.starts.iter().map(|s| (s.at, 1)).collect();
             check_window(&all, q);
         }
         self.starts.len() - 1
@@ -383,36 +351,5 @@ impl Harness {
         if let Some(cap) = self.global.concurrency {
             assert_eq!(self.global_limiter.available_slots(), Some(cap));
         }
-    }
-}
-
-/// The rate bound of `q` over the instants `at` (see the module docs).
-fn check_window(at: &[u64], q: Quota) {
-    let (cells, period, burst) = (
-        u128::from(q.cells()),
-        q.period().as_nanos(),
-        u128::from(q.burst()),
-    );
-    let j = at.len() - 1;
-    for i in (0..=j).rev() {
-        let from = if i == 0 { 0 } else { at[i - 1] };
-        let bound = burst + u128::from(at[j] - from) * cells / period;
-        let n = (j - i + 1) as u128;
-        assert!(
-            n <= bound,
-            "{n} starts in {from}..={} ns under {q:?}; bound {bound}",
-            at[j]
-        );
-    }
-}
-
-fn finish(work: &Mutex<WorkState>) {
-    let waker = {
-        let mut s = work.lock().unwrap();
-        s.done = true;
-        s.waker.take()
-    };
-    if let Some(waker) = waker {
-        waker.wake();
     }
 }

@@ -10,7 +10,9 @@
 pub mod keyed;
 pub mod limiter;
 pub mod rate;
+pub mod sem;
 pub mod semaphore;
 pub mod token_bucket;
 mod wake_counter;
 pub mod window;
+pub mod work;

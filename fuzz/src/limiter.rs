@@ -27,6 +27,7 @@
 //!   and (unless closed) a fresh request of the largest weight is admitted.
 
 use crate::wake_counter::WakeCounter;
+use crate::work::{check_window, finish, pick, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -43,31 +44,6 @@ const MAX_LIVE: usize = 24;
 /// Longer than any deadline an input can set up (periods, holds and pauses
 /// are at most a few ms of fake time, times at most a few hundred cells).
 const FOREVER: u64 = 10_000_000_000_000;
-
-/// The work inside a `run`: pending until the harness finishes it.
-#[derive(Default)]
-struct WorkState {
-    started: bool,
-    done: bool,
-    waker: Option<Waker>,
-}
-
-struct Work(Arc<Mutex<WorkState>>);
-
-impl Future for Work {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut s = self.0.lock().unwrap();
-        s.started = true;
-        if s.done {
-            Poll::Ready(())
-        } else {
-            s.waker = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
 
 enum Handle {
     Acquire(Pin<Box<LimiterAcquire<ManualClock>>>),
@@ -240,11 +216,6 @@ struct Harness {
     futs: Vec<Fut>,
     permits: Vec<(LimiterPermit<ManualClock>, usize)>,
     admissions: Vec<Admission>,
-}
-
-fn pick(u: &mut Unstructured<'_>, len: usize) -> arbitrary::Result<Option<usize>> {
-    let i = usize::from(u8::arbitrary(u)?);
-    Ok((len > 0).then(|| i % len))
 }
 
 impl Harness {
@@ -496,26 +467,11 @@ impl Harness {
     }
 
     /// The rate bound for every quota (see the module docs).
+    /// The rate bound of every quota on the admissions so far.
     fn check_window(&self) {
-        let adm = &self.admissions;
-        let j = adm.len() - 1;
-        for q in &self.quotas {
-            let (cells, period, burst) = (
-                u128::from(q.cells()),
-                q.period().as_nanos(),
-                u128::from(q.burst()),
-            );
-            let mut sum = 0u128;
-            for i in (0..=j).rev() {
-                sum += u128::from(adm[i].w);
-                let from = if i == 0 { 0 } else { adm[i - 1].at };
-                let bound = burst + u128::from(adm[j].at - from) * cells / period;
-                assert!(
-                    sum <= bound,
-                    "{sum} cells admitted from #{i} to #{j} ({from}..={} ns) under {q:?}; bound {bound}",
-                    adm[j].at
-                );
-            }
+        let adm: Vec<(u64, u32)> = self.admissions.iter().map(|a| (a.at, a.w)).collect();
+        for &q in &self.quotas {
+            check_window(&adm, q);
         }
     }
 
@@ -615,17 +571,6 @@ impl Harness {
         } else {
             assert_eq!(got.unwrap().weight(), self.max_w);
         }
-    }
-}
-
-fn finish(work: &Mutex<WorkState>) {
-    let waker = {
-        let mut s = work.lock().unwrap();
-        s.done = true;
-        s.waker.take()
-    };
-    if let Some(waker) = waker {
-        waker.wake();
     }
 }
 

@@ -25,6 +25,7 @@
 //! fuzzer cannot catch (libFuzzer aborts on panic): operations that would
 //! overflow are skipped here and tested in `tests/bad_input.rs`.
 
+use crate::sem::Sem;
 use crate::wake_counter::WakeCounter;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -169,62 +170,6 @@ impl<'a> Arbitrary<'a> for Op {
             244..=253 => Op::Release { n: u.arbitrary()? },
             254..=255 => Op::Close,
         })
-    }
-}
-
-enum Sem {
-    Plain(Arc<Semaphore>),
-    Bounded(Arc<BoundedSemaphore>),
-}
-
-impl Sem {
-    fn acquire_many(&self, n: usize) -> Acquire<'_> {
-        match self {
-            Sem::Plain(s) => s.acquire_many(n),
-            Sem::Bounded(s) => s.acquire_many(n),
-        }
-    }
-    fn acquire_many_owned(&self, n: usize) -> AcquireOwned {
-        match self {
-            Sem::Plain(s) => s.acquire_many_owned(n),
-            Sem::Bounded(s) => s.acquire_many_owned(n),
-        }
-    }
-    fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, TryAcquireError> {
-        match self {
-            Sem::Plain(s) => s.try_acquire_many(n),
-            Sem::Bounded(s) => s.try_acquire_many(n),
-        }
-    }
-    fn try_acquire_many_owned(&self, n: usize) -> Result<OwnedPermit, TryAcquireError> {
-        match self {
-            Sem::Plain(s) => s.try_acquire_many_owned(n),
-            Sem::Bounded(s) => s.try_acquire_many_owned(n),
-        }
-    }
-    fn close(&self) {
-        match self {
-            Sem::Plain(s) => s.close(),
-            Sem::Bounded(s) => s.close(),
-        }
-    }
-    fn available_permits(&self) -> usize {
-        match self {
-            Sem::Plain(s) => s.available_permits(),
-            Sem::Bounded(s) => s.available_permits(),
-        }
-    }
-    fn waiters(&self) -> usize {
-        match self {
-            Sem::Plain(s) => s.waiters(),
-            Sem::Bounded(s) => s.waiters(),
-        }
-    }
-    fn is_closed(&self) -> bool {
-        match self {
-            Sem::Plain(s) => s.is_closed(),
-            Sem::Bounded(s) => s.is_closed(),
-        }
     }
 }
 
