@@ -8,10 +8,13 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use limiters::{Clock, ClockInstant, KeyedRateLimiter, NotUntil, Quota, RateLimitError, Semaphore};
+use limiters::{
+    Clock, ClockInstant, KeyedRateLimiter, NotUntil, Quota, RateLimitError, Semaphore, SystemClock,
+};
 use redis::aio::ConnectionLike;
 
 use crate::error::{BackendError, Error};
+use crate::limiter::DEFAULT_TIMEOUT;
 use crate::script::{Invocation, Op, Reply};
 
 /// What a limiter does when Redis gives no decision (a timeout, a lost
@@ -156,15 +159,56 @@ impl<C: Clock, Conn> Core<C, Conn> {
     }
 }
 
+/// What both limiters' builders collect: everything a [`Core`] is made
+/// of.
+#[derive(Debug)]
+pub(crate) struct Settings<C, Conn> {
+    pub(crate) conn: Conn,
+    pub(crate) clock: C,
+    pub(crate) quota: Quota,
+    pub(crate) policy: FailPolicy,
+    pub(crate) timeout: Duration,
+    pub(crate) log: bool,
+}
+
+impl<Conn> Settings<SystemClock, Conn> {
+    /// The defaults: fail closed, [`DEFAULT_TIMEOUT`], the system clock.
+    pub(crate) fn new(conn: Conn, quota: Quota) -> Self {
+        Settings {
+            conn,
+            clock: SystemClock,
+            quota,
+            policy: FailPolicy::FailClosed,
+            timeout: DEFAULT_TIMEOUT,
+            log: false,
+        }
+    }
+}
+
+impl<C, Conn> Settings<C, Conn> {
+    /// The same settings on another clock.
+    pub(crate) fn with_clock<C2>(self, clock: C2) -> Settings<C2, Conn> {
+        Settings {
+            conn: self.conn,
+            clock,
+            quota: self.quota,
+            policy: self.policy,
+            timeout: self.timeout,
+            log: self.log,
+        }
+    }
+}
+
 impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static> Core<C, Conn> {
-    pub(crate) fn new(
-        conn: Conn,
-        clock: C,
-        quota: Quota,
-        policy: FailPolicy,
-        timeout: Duration,
-        log: bool,
-    ) -> Self {
+    pub(crate) fn new(settings: Settings<C, Conn>) -> Self {
+        let Settings {
+            conn,
+            clock,
+            quota,
+            policy,
+            timeout,
+            log,
+        } = settings;
         let fallback = match policy {
             FailPolicy::FallbackLocal(share) => {
                 Some(KeyedRateLimiter::with_clock(share, clock.clone()))

@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use limiters::{Clock, Quota, Semaphore, SystemClock};
 use redis::aio::{ConnectionLike, ConnectionManager};
 
-use crate::core::{Call, Core, FailPolicy, RedisStats};
+use crate::core::{Call, Core, FailPolicy, RedisStats, Settings};
 use crate::error::{BackendError, Error};
-use crate::limiter::DEFAULT_TIMEOUT;
 
 /// The local FIFO queues of the keys that have waiters.
 type Gates = Mutex<HashMap<String, Arc<Semaphore>>>;
@@ -97,12 +96,8 @@ impl<K: ?Sized, C: Clock, Conn> fmt::Debug for KeyedRedisRateLimiter<K, C, Conn>
 #[derive(Debug)]
 pub struct KeyedRedisRateLimiterBuilder<K: ?Sized, C: Clock = SystemClock, Conn = ConnectionManager>
 {
-    conn: Conn,
-    clock: C,
+    settings: Settings<C, Conn>,
     prefix: String,
-    quota: Quota,
-    policy: FailPolicy,
-    timeout: Duration,
     _key: PhantomData<fn(&K)>,
 }
 
@@ -123,12 +118,8 @@ where
         quota: Quota,
     ) -> KeyedRedisRateLimiterBuilder<K, SystemClock, Conn> {
         KeyedRedisRateLimiterBuilder {
-            conn,
-            clock: SystemClock,
+            settings: Settings::new(conn, quota),
             prefix: prefix.to_owned(),
-            quota,
-            policy: FailPolicy::FailClosed,
-            timeout: DEFAULT_TIMEOUT,
             _key: PhantomData,
         }
     }
@@ -147,7 +138,7 @@ where
     ///
     /// See [`KeyedRedisRateLimiterBuilder`].
     pub fn fail_policy(mut self, policy: FailPolicy) -> Self {
-        self.policy = policy;
+        self.settings.policy = policy;
         self
     }
 
@@ -167,7 +158,7 @@ where
     /// # drop(limiter); }
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
@@ -187,12 +178,8 @@ where
     /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> KeyedRedisRateLimiterBuilder<K, C2, Conn> {
         KeyedRedisRateLimiterBuilder {
-            conn: self.conn,
-            clock,
+            settings: self.settings.with_clock(clock),
             prefix: self.prefix,
-            quota: self.quota,
-            policy: self.policy,
-            timeout: self.timeout,
             _key: PhantomData,
         }
     }
@@ -204,14 +191,7 @@ where
     /// See [`KeyedRedisRateLimiter`].
     pub fn build(self) -> KeyedRedisRateLimiter<K, C, Conn> {
         KeyedRedisRateLimiter {
-            core: Arc::new(Core::new(
-                self.conn,
-                self.clock,
-                self.quota,
-                self.policy,
-                self.timeout,
-                false,
-            )),
+            core: Arc::new(Core::new(self.settings)),
             prefix: self.prefix.into(),
             gates: Arc::default(),
             _key: PhantomData,

@@ -13,7 +13,7 @@ use limiters::{
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::RedisError;
 
-use crate::core::{Call, Core, FailPolicy, RedisStats};
+use crate::core::{Call, Core, FailPolicy, RedisStats, Settings};
 use crate::error::{BackendError, Error};
 
 /// The command timeout unless [`timeout`](RedisRateLimiterBuilder::timeout)
@@ -125,13 +125,8 @@ impl<C: Clock, Conn> fmt::Debug for RedisRateLimiter<C, Conn> {
 #[must_use = "a builder does nothing until build() is called"]
 #[derive(Debug)]
 pub struct RedisRateLimiterBuilder<C: Clock = SystemClock, Conn = ConnectionManager> {
-    conn: Conn,
-    clock: C,
+    settings: Settings<C, Conn>,
     name: String,
-    quota: Quota,
-    policy: FailPolicy,
-    timeout: Duration,
-    log: bool,
 }
 
 impl RedisRateLimiter {
@@ -185,13 +180,8 @@ impl<Conn: ConnectionLike + Clone + Send + Sync + 'static> RedisRateLimiter<Syst
         quota: Quota,
     ) -> RedisRateLimiterBuilder<SystemClock, Conn> {
         RedisRateLimiterBuilder {
-            conn,
-            clock: SystemClock,
+            settings: Settings::new(conn, quota),
             name: name.to_owned(),
-            quota,
-            policy: FailPolicy::FailClosed,
-            timeout: DEFAULT_TIMEOUT,
-            log: false,
         }
     }
 }
@@ -206,7 +196,7 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static>
     ///
     /// See [`RedisRateLimiterBuilder`].
     pub fn fail_policy(mut self, policy: FailPolicy) -> Self {
-        self.policy = policy;
+        self.settings.policy = policy;
         self
     }
 
@@ -217,7 +207,7 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static>
     ///
     /// See [`RedisRateLimiterBuilder`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
@@ -238,13 +228,8 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static>
     /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> RedisRateLimiterBuilder<C2, Conn> {
         RedisRateLimiterBuilder {
-            conn: self.conn,
-            clock,
+            settings: self.settings.with_clock(clock),
             name: self.name,
-            quota: self.quota,
-            policy: self.policy,
-            timeout: self.timeout,
-            log: self.log,
         }
     }
 
@@ -254,7 +239,7 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static>
     /// across processes. Not for production: the list grows without bound.
     #[doc(hidden)]
     pub fn log_admissions(mut self) -> Self {
-        self.log = true;
+        self.settings.log = true;
         self
     }
 
@@ -266,14 +251,7 @@ impl<C: Clock, Conn: ConnectionLike + Clone + Send + Sync + 'static>
     /// See [`RedisRateLimiterBuilder`].
     pub fn build(self) -> RedisRateLimiter<C, Conn> {
         RedisRateLimiter {
-            core: Arc::new(Core::new(
-                self.conn,
-                self.clock,
-                self.quota,
-                self.policy,
-                self.timeout,
-                self.log,
-            )),
+            core: Arc::new(Core::new(self.settings)),
             key: format!("{{{}}}", self.name).into(),
             gate: Arc::new(Semaphore::new(1)),
         }

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::MultiplexedConnection;
 
-use crate::core::{Core, FailPolicy};
+use crate::core::{Core, Settings};
 use crate::script::{Op, Reply};
 use server::RedisServer;
 
@@ -114,14 +114,9 @@ fn the_script_decides_exactly_as_the_local_limiter() {
             let key = format!("{{case:{}}}", next_key.fetch_add(1, Ordering::Relaxed));
             let clock = ManualClock::new();
             let local = RateLimiter::with_clock(quota, clock.clone());
-            let core = Core::new(
-                conn.clone(),
-                clock.clone(),
-                quota,
-                FailPolicy::FailClosed,
-                Duration::from_secs(5),
-                false,
-            );
+            let mut settings = Settings::new(conn.clone(), quota).with_clock(clock.clone());
+            settings.timeout = Duration::from_secs(5);
+            let core = Core::new(settings);
             let mut elapsed = 0u64;
             for (advance, step) in steps {
                 clock.advance(Duration::from_nanos(advance));
