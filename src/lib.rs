@@ -114,6 +114,13 @@
 //! # });
 //! ```
 //!
+//! A server that sheds load decides without waiting:
+//! [`Limiter::try_run`] and [`Limiter::try_acquire`] (and
+//! [`KeyedLimiter::try_run`] per key) admit now or take nothing, and the
+//! [`LimiterTryError`] names the stage that refused and, for a rate, a
+//! window or a pause, the `Retry-After`
+//! ([`retry_after`](LimiterTryError::retry_after)).
+//!
 //! A stream of work is paced with `throttle` (feature `stream`): each item is
 //! yielded only when the limiter admits it, FIFO with every other user:
 //!
@@ -289,9 +296,10 @@ pub use error::{AcquireError, DeadlineError, OverRelease, RateSourceError, TryAc
 pub use error::{
     BuildError, InsufficientCapacity, NotUntil, QuotaError, RateLimitError, TokenBucketError,
 };
+pub use error::{KeyedTryError, LimiterTryError};
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use keyed::{KeyedLimiter, KeyedRateLimiter};
+pub use keyed::{KeyedLimiter, KeyedPermit, KeyedRateLimiter};
 pub use limiter::{Aimd, Algorithm, Gradient, Outcome, Sample};
 pub use limiter::{Limiter, LimiterBuilder, LimiterPermit, RateAdmit, RateDecision, RateSource};
 pub use rate::{
@@ -315,13 +323,14 @@ pub use stats::{KeyedStats, LimiterStats, RateStats, SemaphoreStats, Totals};
 pub mod prelude {
     pub use crate::{
         AcquireError, BoundedSemaphore, BucketReservation, BuildError, Clock, ClockInstant,
-        DeadlineError, InsufficientCapacity, Limiter, LimiterBuilder, LimiterPermit, ManualClock,
-        ManualInstant, ManualSleep, NotUntil, OverRelease, OwnedPermit, Permit, Quota, QuotaError,
-        RateLimitError, RateLimiter, Reservation, Semaphore, SlidingWindow, TokenBucket,
-        TokenBucketBuilder, TokenBucketError, TryAcquireError,
+        DeadlineError, InsufficientCapacity, KeyedTryError, Limiter, LimiterBuilder, LimiterPermit,
+        LimiterTryError, ManualClock, ManualInstant, ManualSleep, NotUntil, OverRelease,
+        OwnedPermit, Permit, Quota, QuotaError, RateLimitError, RateLimiter, Reservation,
+        Semaphore, SlidingWindow, TokenBucket, TokenBucketBuilder, TokenBucketError,
+        TryAcquireError,
     };
     #[cfg(feature = "std")]
-    pub use crate::{KeyedLimiter, KeyedRateLimiter};
+    pub use crate::{KeyedLimiter, KeyedPermit, KeyedRateLimiter};
     #[cfg(feature = "async-io")]
     pub use crate::{SystemClock, SystemSleep};
 }
@@ -332,9 +341,12 @@ pub mod futures {
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub use crate::keyed::{
-        KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRun,
+        KeyedAcquire, KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRun,
+        KeyedTryRun,
     };
-    pub use crate::limiter::{LimiterAcquire, LimiterAcquireWithin, LimiterRun, LimiterRunWithin};
+    pub use crate::limiter::{
+        LimiterAcquire, LimiterAcquireWithin, LimiterRun, LimiterRunWithin, LimiterTryRun, TryRun,
+    };
     pub use crate::rate::{
         BucketAcquire, BucketAcquireMany, BucketAcquireWithin, BucketRun, RateAcquire,
         RateAcquireMany, RateAcquireWithin, RateRun, WindowAcquire, WindowAcquireMany,

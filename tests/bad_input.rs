@@ -1109,3 +1109,85 @@ fn huge_timeouts_saturate_on_every_clock() {
     drop(held);
     assert!(queued.poll());
 }
+
+// --- load shedding: Limiter::try_acquire*, KeyedLimiter::try_acquire ---
+
+use limiters::{KeyedLimiter, KeyedTryError, LimiterTryError};
+
+#[test]
+fn limiter_try_above_any_limit_or_closed_fails_at_once_and_changes_nothing() {
+    let limiter = LimiterBuilder::with_clock(ManualClock::new())
+        .concurrency(4)
+        .rate(Quota::per_second(10).allow_burst(3))
+        .build()
+        .unwrap();
+    let held = limiter.try_acquire().unwrap();
+    let mut queued = Probe::new(limiter.acquire_many(3));
+    assert!(!queued.poll());
+    let before = limiter_state(&limiter);
+    let cases: [(u32, LimiterTryError<limiters::ManualInstant>, &str); 2] = [
+        (
+            5,
+            LimiterTryError::ExceedsCapacity {
+                requested: 5,
+                capacity: 4,
+            },
+            "requested 5 permits but capacity is 4: ask for at most 4",
+        ),
+        (
+            4,
+            LimiterTryError::InsufficientCapacity {
+                requested: 4,
+                burst: 3,
+            },
+            "requested 4 cells but the burst is 3: ask for at most 3 or raise the burst \
+             (Quota::allow_burst, the token bucket's max or the window's n)",
+        ),
+    ];
+    for (weight, expected, msg) in cases {
+        let got = limiter.try_acquire_many(weight).unwrap_err();
+        assert_eq!(got, expected);
+        assert_eq!(got.to_string(), msg);
+        assert_eq!(got.retry_after(), None);
+    }
+    assert_eq!(limiter_state(&limiter), before, "changed nothing");
+    assert_eq!(queued.wakes(), 0);
+
+    limiter.close();
+    let before = limiter_state(&limiter);
+    let got = limiter.try_acquire().unwrap_err();
+    assert_eq!(got, LimiterTryError::Closed);
+    assert_eq!(got.to_string(), "closed: no more permits will be granted");
+    assert!(limiter.try_run(async {}).is_err());
+    assert_eq!(limiter_state(&limiter), before);
+    drop((held, queued));
+    assert_eq!(limiter.available_slots(), Some(4));
+}
+
+#[test]
+fn keyed_try_on_a_closed_key_or_global_names_which_and_changes_nothing() {
+    let clock = ManualClock::new();
+    let global = LimiterBuilder::with_clock(clock.clone())
+        .concurrency(2)
+        .build()
+        .unwrap();
+    let keyed = KeyedLimiter::new(LimiterBuilder::with_clock(clock).concurrency(1))
+        .unwrap()
+        .with_global(global.clone());
+    keyed.close_key(&"banned");
+    let got = keyed.try_acquire(&"banned").unwrap_err();
+    assert_eq!(got, KeyedTryError::Key(LimiterTryError::Closed));
+    assert_eq!(
+        got.to_string(),
+        "the key's limiter refused: closed: no more permits will be granted"
+    );
+    assert_eq!(global.available_slots(), Some(2));
+    global.close();
+    let got = keyed.try_acquire(&"a").unwrap_err();
+    assert_eq!(got, KeyedTryError::Global(LimiterTryError::Closed));
+    assert_eq!(
+        got.to_string(),
+        "the global limiter refused: closed: no more permits will be granted"
+    );
+    assert_eq!(global.available_slots(), Some(2));
+}

@@ -726,3 +726,234 @@ fn cancel_anywhere_under_fair_sharing_loses_nothing() {
     );
     assert_eq!(global.available_slots(), Some(3));
 }
+
+// --- load shedding: try_acquire / try_run, and the permit forms ---
+
+use limiters::{KeyedTryError, LimiterTryError};
+
+fn per_key_and_global(
+    key: limiters::LimiterBuilder<ManualClock>,
+    global: limiters::LimiterBuilder<ManualClock>,
+) -> (
+    KeyedLimiter<&'static str, ManualClock>,
+    Limiter<ManualClock>,
+) {
+    let global = global.build().unwrap();
+    let keyed = KeyedLimiter::new(key).unwrap().with_global(global.clone());
+    (keyed, global)
+}
+
+#[test]
+fn try_acquire_names_the_limiter_and_the_stage_that_refused() {
+    let clock = ManualClock::new();
+    let (keyed, global) = per_key_and_global(
+        Limiter::builder()
+            .clock(clock.clone())
+            .concurrency(1)
+            .rate(Quota::per_second(1).allow_burst(2)),
+        Limiter::builder().clock(clock.clone()).concurrency(2),
+    );
+    let a = keyed.try_acquire(&"a").unwrap();
+    assert_eq!(
+        keyed.try_acquire(&"a").unwrap_err(),
+        KeyedTryError::Key(LimiterTryError::NoSlot)
+    );
+    let b = keyed.try_acquire(&"b").unwrap();
+    let refused = keyed.try_acquire(&"c").unwrap_err();
+    assert_eq!(refused, KeyedTryError::Global(LimiterTryError::NoSlot));
+    assert_eq!(
+        refused.to_string(),
+        "the global limiter refused: no concurrency slot free now (all in use, or others queued \
+         for one): shed the request, or wait with acquire()"
+    );
+    assert_eq!(global.stats().totals.denied, 1);
+    drop((a, b));
+    assert_eq!(global.available_slots(), Some(2));
+
+    drop(keyed.try_acquire(&"a").unwrap()); // a's second cell
+    let refused = keyed.try_acquire(&"a").unwrap_err();
+    assert!(matches!(
+        refused,
+        KeyedTryError::Key(LimiterTryError::Rate(_))
+    ));
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+
+    keyed.pause_for(&"b", ms(300));
+    let refused = keyed.try_acquire(&"b").unwrap_err();
+    assert!(matches!(
+        refused,
+        KeyedTryError::Key(LimiterTryError::Paused(_))
+    ));
+    assert_eq!(refused.retry_after(), Some(ms(300)));
+    global.pause_for(ms(700));
+    let refused = keyed.try_acquire(&"c").unwrap_err();
+    assert!(matches!(
+        refused,
+        KeyedTryError::Global(LimiterTryError::Paused(_))
+    ));
+    assert_eq!(refused.retry_after(), Some(ms(700)));
+
+    keyed.close_key(&"c");
+    assert_eq!(
+        keyed.try_acquire(&"c").unwrap_err(),
+        KeyedTryError::Key(LimiterTryError::Closed)
+    );
+    global.close();
+    assert_eq!(
+        keyed.try_acquire(&"d").unwrap_err(),
+        KeyedTryError::Global(LimiterTryError::Closed)
+    );
+    assert_eq!(global.available_slots(), Some(2), "nothing taken");
+}
+
+/// The rate governs when work starts, across both limiters: a request
+/// the global stage refuses spends none of its key's cells, so it is
+/// admitted as soon as the global rate allows, not a key period later.
+#[test]
+fn a_global_refusal_spends_no_key_cell() {
+    let clock = ManualClock::new();
+    let (keyed, global) = per_key_and_global(
+        Limiter::builder()
+            .clock(clock.clone())
+            .rate(Quota::per_minute(1)),
+        Limiter::builder()
+            .clock(clock.clone())
+            .concurrency(1)
+            .rate(Quota::per_second(1)),
+    );
+    let a = keyed.try_acquire(&"a").unwrap();
+    // Refused by the global slot, then by the global rate.
+    assert_eq!(
+        keyed.try_acquire(&"b").unwrap_err(),
+        KeyedTryError::Global(LimiterTryError::NoSlot)
+    );
+    drop(a);
+    let refused = keyed.try_acquire(&"b").unwrap_err();
+    assert!(
+        matches!(refused, KeyedTryError::Global(LimiterTryError::Rate(_))),
+        "{refused:?}"
+    );
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(global.available_slots(), Some(1));
+    clock.advance(Duration::from_secs(1));
+    // b's one cell a minute is still there.
+    let b = keyed.try_acquire(&"b").unwrap();
+    assert_eq!(b.key().admitted_at(), clock.now());
+    assert_eq!(b.global().unwrap().admitted_at(), clock.now());
+    drop(b);
+    clock.advance(Duration::from_secs(1));
+    let refused = keyed.try_acquire(&"b").unwrap_err();
+    assert!(matches!(
+        refused,
+        KeyedTryError::Key(LimiterTryError::Rate(_))
+    ));
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(59)));
+}
+
+/// No barging across keys: while another key waits for the global limiter
+/// (it holds the turn), or a key's head waits for its rate, a try is
+/// refused.
+#[test]
+fn try_acquire_never_overtakes_a_queued_request() {
+    let clock = ManualClock::new();
+    let (keyed, global) = per_key_and_global(
+        Limiter::builder()
+            .clock(clock.clone())
+            .rate(Quota::per_second(1)),
+        Limiter::builder().clock(clock.clone()).concurrency(1),
+    );
+    let a = keyed.try_acquire(&"a").unwrap();
+    let mut b = Probe::new(keyed.run(&"b", async {}));
+    assert!(!b.poll(), "b waits for the global slot");
+    assert_eq!(
+        keyed.try_acquire(&"c").unwrap_err(),
+        KeyedTryError::Global(LimiterTryError::Queued)
+    );
+    drop(a);
+    assert!(b.poll(), "b was not robbed");
+    assert!(b.take().is_ok());
+    assert_eq!(global.available_slots(), Some(1));
+
+    // Key a's head sleeps until its next cell (holding a global slot, as
+    // slots come first); woken, it is not robbed.
+    let (keyed, global) = per_key_and_global(
+        Limiter::builder()
+            .clock(clock.clone())
+            .rate(Quota::per_second(1)),
+        Limiter::builder().clock(clock.clone()).concurrency(4),
+    );
+    drop(keyed.try_acquire(&"a").unwrap());
+    let mut a2 = Probe::new(keyed.run(&"a", async {}));
+    assert!(!a2.poll());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        keyed.try_acquire(&"a").unwrap_err(),
+        KeyedTryError::Key(LimiterTryError::Queued)
+    );
+    assert!(a2.poll());
+    assert!(a2.take().is_ok());
+    assert_eq!(global.available_slots(), Some(4));
+}
+
+#[test]
+fn try_run_and_acquire_hand_over_permits_of_both_limiters() {
+    let clock = ManualClock::new();
+    let (keyed, global) = per_key_and_global(
+        Limiter::builder().clock(clock.clone()).concurrency(1),
+        Limiter::builder().clock(clock.clone()).concurrency(2),
+    );
+    let polled = std::cell::Cell::new(false);
+    let work = keyed.try_run(&"a", async { 5 }).unwrap();
+    let refused = keyed.try_run(&"a", async { polled.set(true) });
+    assert_eq!(
+        refused.unwrap_err(),
+        KeyedTryError::Key(LimiterTryError::NoSlot)
+    );
+    assert_eq!(global.available_slots(), Some(1));
+    let mut work = Probe::new(work);
+    assert!(work.poll());
+    assert_eq!(work.take(), 5);
+    assert_eq!(
+        global.available_slots(),
+        Some(2),
+        "given back on completion"
+    );
+    assert!(!polled.get());
+
+    let mut permit = Probe::new(keyed.acquire(&"b"));
+    assert!(permit.poll());
+    let permit = permit.take().unwrap();
+    assert_eq!(global.available_slots(), Some(1));
+    assert_eq!(permit.key().weight(), 1);
+    drop(permit);
+    assert_eq!(global.available_slots(), Some(2));
+
+    // Without a global limiter, the key's refusals.
+    let alone = KeyedLimiter::new(Limiter::builder().clock(clock).concurrency(1)).unwrap();
+    let held = alone.try_acquire(&1).unwrap();
+    assert!(held.global().is_none());
+    assert_eq!(
+        alone.try_acquire(&1).unwrap_err(),
+        KeyedTryError::Key(LimiterTryError::NoSlot)
+    );
+}
+
+#[test]
+fn acquire_blocking_waits_for_the_key() {
+    let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1))
+        .unwrap()
+        .with_global(Limiter::builder().concurrency(4).build().unwrap());
+    let held = keyed.acquire_blocking(&"a").unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| keyed.acquire_blocking(&"a").map(|p| p.key().weight()));
+        // Whether or not the thread is queued yet, it can only finish once
+        // the slot is given back.
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), Ok(1));
+    });
+    keyed.close_key(&"a");
+    assert_eq!(
+        keyed.acquire_blocking(&"a").unwrap_err(),
+        AcquireError::Closed
+    );
+}

@@ -794,3 +794,262 @@ mod rate_source {
             .clock(ManualClock::new());
     }
 }
+
+// --- load shedding: try_acquire / try_run ---
+
+use std::sync::Arc;
+
+use limiters::{LimiterTryError, RateLimiter};
+
+fn acquire_many(
+    l: &Manual,
+    weight: u32,
+) -> Probe<impl std::future::Future<Output = Result<LimiterPermit<ManualClock>, AcquireError>>> {
+    Probe::new(l.acquire_many(weight))
+}
+
+/// Slots free, requests waiting, totals admitted and denied: what a refusal
+/// must leave as it found it (but `denied`).
+fn observed(l: &Manual) -> (Option<usize>, usize, u64) {
+    let s = l.stats();
+    (s.available, s.waiters, s.totals.admitted)
+}
+
+#[test]
+fn try_acquire_admits_when_free_and_refuses_a_full_slot_taking_nothing() {
+    let (l, _clock) = limiter(Some(2), &[], Duration::ZERO);
+    let a = l.try_acquire().unwrap();
+    let b = l.try_acquire().unwrap();
+    assert_eq!(l.available_slots(), Some(0));
+    let before = observed(&l);
+    assert_eq!(l.try_acquire().unwrap_err(), LimiterTryError::NoSlot);
+    assert_eq!(l.try_acquire_many(2).unwrap_err(), LimiterTryError::NoSlot);
+    assert_eq!(observed(&l), before);
+    assert_eq!(l.stats().totals.denied, 2);
+    assert_eq!(LimiterTryError::<u64>::NoSlot.retry_after(), None);
+    drop(a);
+    assert_eq!(l.try_acquire().unwrap().weight(), 1);
+    drop(b);
+    assert_eq!(l.available_slots(), Some(2));
+}
+
+/// Refused while the rate admits only later, the cells stay unspent: the
+/// request is admitted exactly at the instant the refusal named, not one
+/// emission interval later.
+#[test]
+fn try_acquire_refused_by_a_rate_names_the_instant_and_spends_no_cell() {
+    let (l, clock) = limiter(Some(4), &[Quota::per_second(10)], Duration::ZERO);
+    let first = l.try_acquire().unwrap();
+    drop(first);
+    let refused = l.try_acquire().unwrap_err();
+    let LimiterTryError::Rate(not_until) = refused else {
+        panic!("refused by the rate: {refused:?}");
+    };
+    assert_eq!(not_until.earliest(), clock.now() + ms(100));
+    assert_eq!(refused.retry_after(), Some(ms(100)));
+    assert_eq!(refused.to_string(), "rate limited: try again in 100ms");
+    assert_eq!(l.available_slots(), Some(4), "the slot went back");
+    clock.advance(ms(50));
+    assert_eq!(l.try_acquire().unwrap_err().retry_after(), Some(ms(50)));
+    clock.advance(ms(50) - Duration::from_nanos(1));
+    assert!(l.try_acquire().is_err());
+    clock.advance(Duration::from_nanos(1));
+    assert!(l.try_acquire().is_ok(), "no refusal spent a cell");
+    assert_eq!((l.stats().totals.admitted, l.stats().totals.denied), (2, 3));
+}
+
+#[test]
+fn try_acquire_refused_by_a_full_window_or_a_pause_names_the_stage() {
+    let clock = ManualClock::new();
+    let l = Limiter::builder()
+        .window(2, Duration::from_secs(1))
+        .rate(Quota::per_second(100).allow_burst(100))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let _two = l.try_acquire_many(2).unwrap();
+    let refused = l.try_acquire().unwrap_err();
+    assert!(matches!(refused, LimiterTryError::Window(_)), "{refused:?}");
+    // At most 2 in any closed window of 1 s: the next fits 1 s + 1 ns on.
+    let next = Duration::from_secs(1) + Duration::from_nanos(1);
+    assert_eq!(refused.retry_after(), Some(next));
+    assert_eq!(
+        refused.to_string(),
+        "window full: try again in 1.000000001s"
+    );
+
+    clock.advance(next);
+    l.pause_for(Duration::from_secs(30));
+    let refused = l.try_acquire().unwrap_err();
+    assert!(matches!(refused, LimiterTryError::Paused(_)), "{refused:?}");
+    assert_eq!(
+        refused.not_until().unwrap().earliest(),
+        clock.now() + Duration::from_secs(30)
+    );
+    assert_eq!(refused.to_string(), "paused: try again in 30s");
+    clock.advance(Duration::from_secs(30));
+    // The pause spent no credit, nor did the refusals: the whole window.
+    assert_eq!(l.try_acquire_many(2).unwrap().weight(), 2);
+}
+
+#[test]
+fn try_acquire_refused_by_the_minimum_hold_names_its_end() {
+    let (l, clock) = limiter(Some(1), &[], Duration::from_secs(1));
+    drop(l.try_acquire().unwrap());
+    assert_eq!(l.available_slots(), Some(0), "held by the minimum hold");
+    let refused = l.try_acquire().unwrap_err();
+    assert!(matches!(refused, LimiterTryError::Held(_)), "{refused:?}");
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(1));
+    let permit = l.try_acquire().unwrap();
+    assert_eq!(permit.admitted_at(), clock.now());
+}
+
+#[test]
+fn try_acquire_on_a_closed_limiter_or_above_a_limit_fails_and_takes_nothing() {
+    let (l, _clock) = limiter(
+        Some(4),
+        &[Quota::per_second(10).allow_burst(3)],
+        Duration::ZERO,
+    );
+    assert_eq!(
+        l.try_acquire_many(5).unwrap_err(),
+        LimiterTryError::ExceedsCapacity {
+            requested: 5,
+            capacity: 4
+        }
+    );
+    assert_eq!(
+        l.try_acquire_many(4).unwrap_err(),
+        LimiterTryError::InsufficientCapacity {
+            requested: 4,
+            burst: 3
+        }
+    );
+    assert_eq!(l.available_slots(), Some(4));
+    assert_eq!(
+        l.try_acquire_many(3).unwrap().weight(),
+        3,
+        "the burst is whole"
+    );
+    l.close();
+    assert_eq!(l.try_acquire().unwrap_err(), LimiterTryError::Closed);
+}
+
+/// No barging: a free slot with a request queued for it, or a free cell
+/// with a head about to take it, is not for a try.
+#[test]
+fn try_acquire_never_overtakes_a_queued_request() {
+    let (l, _clock) = limiter(Some(2), &[], Duration::ZERO);
+    let held = l.try_acquire().unwrap();
+    // Queued for 2 slots while 1 is free (it collects that one).
+    let mut big = acquire_many(&l, 2);
+    assert!(!big.poll());
+    assert_eq!(l.try_acquire().unwrap_err(), LimiterTryError::NoSlot);
+    drop(held);
+    assert!(big.poll(), "the queued request got both slots");
+
+    // A request waiting for the minimum hold of earlier work to end: the
+    // slot the semaphore still has is not for a newcomer, though the
+    // newcomer alone would fit.
+    let (l, clock) = limiter(Some(3), &[], Duration::from_secs(1));
+    drop(l.try_acquire_many(2).unwrap()); // busy until 1 s
+    let mut waiting = acquire_many(&l, 2);
+    assert!(!waiting.poll(), "waits for the hold to end");
+    assert_eq!(l.try_acquire().unwrap_err(), LimiterTryError::NoSlot);
+    clock.advance(Duration::from_secs(1));
+    assert!(waiting.poll());
+
+    // The head of the rate queue sleeps until 1 s; at 1 s, woken but not
+    // yet polled, its cell is not for a newcomer.
+    let (l, clock) = limiter(Some(4), &[Quota::per_second(1)], Duration::ZERO);
+    let first = l.try_acquire().unwrap();
+    let mut head = acquire(&l);
+    assert!(!head.poll());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(head.wakes(), 1);
+    assert_eq!(l.try_acquire().unwrap_err(), LimiterTryError::Queued);
+    assert!(head.poll(), "the head takes its cell");
+    assert!(head.take().is_ok());
+    drop(first);
+    assert_eq!(l.available_slots(), Some(4));
+}
+
+#[test]
+fn try_run_decides_at_once_and_never_polls_a_refused_future() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let work = l.try_run(async { 7 }).unwrap();
+    assert_eq!(l.available_slots(), Some(0), "admitted by try_run itself");
+    let polled = std::cell::Cell::new(false);
+    let refused = l.try_run(async { polled.set(true) });
+    assert_eq!(refused.unwrap_err(), LimiterTryError::NoSlot);
+    let mut work = Probe::new(work);
+    assert!(work.poll());
+    assert_eq!(work.take(), 7);
+    assert_eq!(l.available_slots(), Some(1), "given back on completion");
+    assert!(!polled.get());
+    // Dropped unpolled: the slot comes back too.
+    drop(l.try_run(async {}).unwrap());
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+#[test]
+fn try_acquire_asks_a_rate_source_only_when_the_quotas_admit() {
+    let clock = ManualClock::new();
+    let shared = Arc::new(RateLimiter::with_clock(
+        Quota::per_second(10).allow_burst(2),
+        clock.clone(),
+    ));
+    let l = Limiter::builder()
+        .clock(clock.clone())
+        .rate(Quota::per_second(1))
+        .rate_source(Arc::clone(&shared))
+        .build()
+        .unwrap();
+    let _first = l.try_acquire().unwrap();
+    assert_eq!(shared.remaining(), 1);
+    // The local rate refuses: the shared quota is not touched.
+    assert!(matches!(l.try_acquire(), Err(LimiterTryError::Rate(_))));
+    assert_eq!(shared.remaining(), 1);
+    // The source refuses: its instant is the retry.
+    clock.advance(Duration::from_secs(1));
+    shared.check_n(2).unwrap();
+    let refused = l.try_acquire().unwrap_err();
+    assert!(matches!(refused, LimiterTryError::Rate(_)), "{refused:?}");
+    assert_eq!(refused.retry_after(), Some(ms(100)));
+
+    // A source that can only answer by waiting is not asked.
+    let remote = Limiter::builder()
+        .clock(clock.clone())
+        .rate_source(Remote)
+        .build()
+        .unwrap();
+    assert_eq!(
+        remote.try_acquire().unwrap_err(),
+        LimiterTryError::SourcePending
+    );
+}
+
+/// A source whose every answer is a future (as a server's).
+struct Remote;
+
+impl limiters::RateSource<limiters::ManualInstant> for Remote {
+    fn burst(&self) -> u32 {
+        1
+    }
+
+    fn admit(&self, _n: u32) -> limiters::RateAdmit<limiters::ManualInstant> {
+        limiters::RateAdmit::pending(async { unreachable!("never asked by a try") })
+    }
+}
+
+#[test]
+fn try_acquire_reports_to_stats() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let held = l.try_acquire().unwrap();
+    let _ = l.try_acquire();
+    let stats = l.stats();
+    assert_eq!((stats.in_use, stats.waiters), (Some(1), 0));
+    assert_eq!((stats.totals.admitted, stats.totals.denied), (1, 1));
+    drop(held);
+}

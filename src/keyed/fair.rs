@@ -145,6 +145,14 @@ impl Fair {
         free
     }
 
+    /// The turn, if it is free and nobody waits for it (for a request
+    /// that must not wait).
+    pub(crate) fn try_turn(self: &Arc<Self>) -> Option<Turn> {
+        self.try_take().then(|| Turn {
+            fair: Arc::clone(self),
+        })
+    }
+
     /// Gives the turn back: the next waiter gets it.
     fn give_back(&self) {
         let waker = self.state.lock().pass();

@@ -15,10 +15,8 @@ use super::Shards;
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
-use crate::error::AcquireError;
-use crate::error::BuildError;
-use crate::limiter::LimiterAcquire;
-use crate::limiter::{Limiter, LimiterBuilder, LimiterPermit};
+use crate::error::{AcquireError, BuildError, KeyedTryError};
+use crate::limiter::{Limiter, LimiterAcquire, LimiterBuilder, LimiterPermit, Outcome, TryRun};
 use crate::stats::{KeyedStats, Totals};
 
 crate::clock::with_default! {
@@ -277,6 +275,40 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
     /// # }).unwrap();
     /// ```
     pub fn run<F: Future>(&self, key: &K, fut: F) -> KeyedRun<C, F> {
+        KeyedRun {
+            future: fut,
+            acquire: self.acquire(key),
+            permit: None,
+            admitted: false,
+        }
+    }
+
+    /// Waits until `key`'s limiter and then the global limiter (if any)
+    /// admit one request (of each one's configured weight), in the order
+    /// of stages in the type's docs: the form of [`run`](Self::run) that
+    /// hands over the permit.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: see [`KeyedAcquire`].
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(2))?;
+    /// let permit = per_host.acquire(&"a.example").await?;
+    /// assert_eq!(permit.key().weight(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acquire(&self, key: &K) -> KeyedAcquire<C> {
         let limiter = self.limiter_for(key);
         let (key_acquire, turn_wait, global_acquire) = match &self.global {
             Some(global) => {
@@ -289,16 +321,130 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
             }
             None => (limiter.acquire(), None, None),
         };
-        KeyedRun {
-            future: fut,
+        KeyedAcquire {
             key_acquire: Some(key_acquire),
             turn_wait,
             global_acquire,
             key_permit: None,
-            global_permit: None,
             turn: None,
-            admitted: false,
+            done: false,
         }
+    }
+
+    /// Blocks the current thread until `key`'s limiter and the global one
+    /// admit a request: the blocking form of [`acquire`](Self::acquire).
+    ///
+    /// For plain threads; never call it from async code (it would block the
+    /// executor). Blocking waiters share the FIFO queues of async ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(1))?
+    ///     .with_global(Limiter::builder().concurrency(4).build()?);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..3 {
+    ///         s.spawn(|| {
+    ///             let _permit = per_host.acquire_blocking(&"a.example").unwrap();
+    ///             // one thread at a time for this host
+    ///         });
+    ///     }
+    /// });
+    /// # Ok::<(), limiters::BuildError>(())
+    /// ```
+    #[cfg(not(loom))]
+    pub fn acquire_blocking(&self, key: &K) -> Result<KeyedPermit<C>, AcquireError> {
+        crate::block::block_on(self.acquire(key))
+    }
+
+    /// Admits one request for `key` now, in the key's limiter and the
+    /// global one, or refuses at once with nothing taken from either: the
+    /// load-shedding form of [`acquire`](Self::acquire) (a per-client-IP
+    /// server answering `429`). As [`Limiter::try_acquire`], across both
+    /// limiters: it never overtakes a request queued for the key's stages,
+    /// the global ones or the turn to queue for them, and it takes the
+    /// key's and the global rate cells at one instant or neither (a global
+    /// refusal spends none of the key's).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyedTryError::Key`] or [`KeyedTryError::Global`] with the
+    /// [`LimiterTryError`](crate::LimiterTryError) of the limiter that
+    /// refused; `Global(Queued)` while other keys wait for the global
+    /// limiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, KeyedTryError, Limiter, LimiterTryError, ManualClock, Quota};
+    ///
+    /// let clock = ManualClock::new();
+    /// let per_ip = KeyedLimiter::new(Limiter::builder().rate(Quota::per_second(1)).clock(clock.clone()))?
+    ///     .with_global(Limiter::builder().concurrency(2).clock(clock).build()?);
+    /// let _a = per_ip.try_acquire(&"10.0.0.1")?;
+    /// assert!(matches!(per_ip.try_acquire(&"10.0.0.1"), Err(KeyedTryError::Key(LimiterTryError::Rate(_)))));
+    /// let _b = per_ip.try_acquire(&"10.0.0.2")?;
+    /// assert_eq!(per_ip.try_acquire(&"10.0.0.3").unwrap_err(), KeyedTryError::Global(LimiterTryError::NoSlot));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit<C>, KeyedTryError<C::Instant>> {
+        let limiter = self.limiter_for(key);
+        match &self.global {
+            None => {
+                let key = limiter.try_acquire().map_err(KeyedTryError::Key)?;
+                Ok(KeyedPermit { key, global: None })
+            }
+            Some(global) => {
+                let (key, global) = global.try_acquire_with(&limiter, || self.fair.try_turn())?;
+                Ok(KeyedPermit {
+                    key,
+                    global: Some(global),
+                })
+            }
+        }
+    }
+
+    /// Runs `fut` if `key`'s limiter and the global one admit it now, or
+    /// refuses at once (`fut` is then dropped unpolled): the load-shedding
+    /// form of [`run`](Self::run). The decision is made in this call; the
+    /// returned future holds the permit until `fut` completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `fut`, then the permit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let per_user = KeyedLimiter::new(Limiter::builder().concurrency(1))?;
+    /// let work = per_user.try_run(&"alice", async { 1 })?;
+    /// assert!(per_user.try_run(&"alice", async { 2 }).is_err()); // alice's slot is taken
+    /// assert_eq!(work.await, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn try_run<F: Future>(
+        &self,
+        key: &K,
+        fut: F,
+    ) -> Result<KeyedTryRun<C, F>, KeyedTryError<C::Instant>> {
+        let mut permit = self.try_acquire(key)?;
+        // Dropped before the work completes: says nothing about the server.
+        permit.set_outcome(Outcome::Ignore);
+        Ok(TryRun::new(permit, fut))
     }
 
     /// Pauses `key`'s limiter for `d` (a `Retry-After` from one host); other
@@ -443,6 +589,183 @@ impl<K, C: Clock> fmt::Debug for KeyedLimiter<K, C> {
     }
 }
 
+crate::clock::with_default! {
+    /// What [`KeyedLimiter::acquire`] and [`KeyedLimiter::try_acquire`]
+    /// return: the right to start one request for a key, in the key's
+    /// limiter and in the global one (if any). Dropping it gives both back,
+    /// the key's first.
+    ///
+    /// It owns handles to both limiters, so it can move into a spawned task
+    /// or another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{KeyedLimiter, Limiter};
+    ///
+    /// let per_host = KeyedLimiter::new(Limiter::builder().concurrency(2))?
+    ///     .with_global(Limiter::builder().concurrency(8).build()?);
+    /// let permit = per_host.try_acquire(&"a.example")?;
+    /// assert_eq!(permit.global().unwrap().weight(), 1);
+    /// assert_eq!(per_host.global().unwrap().available_slots(), Some(7));
+    /// drop(permit);
+    /// assert_eq!(per_host.global().unwrap().available_slots(), Some(8));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use = "the slots are released as soon as the KeyedPermit is dropped"]
+    pub struct KeyedPermit<C: Clock = SystemClock> {
+        // Dropped first: the key's slot goes back before the global one.
+        key: LimiterPermit<C>,
+        global: Option<LimiterPermit<C>>,
+    }
+}
+
+impl<C: Clock> KeyedPermit<C> {
+    /// The key's limiter's permit.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedPermit`].
+    pub fn key(&self) -> &LimiterPermit<C> {
+        &self.key
+    }
+
+    /// The global limiter's permit, if the keyed limiter has one.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedPermit`].
+    pub fn global(&self) -> Option<&LimiterPermit<C>> {
+        self.global.as_ref()
+    }
+
+    /// Sets what the request reports to an adaptive limit, in the key's
+    /// limiter and the global one (see [`LimiterPermit::set_outcome`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{Aimd, KeyedLimiter, Limiter, Outcome};
+    ///
+    /// let per_host = KeyedLimiter::new(Limiter::builder().adaptive(Aimd::new().initial(10)))?;
+    /// let mut permit = per_host.try_acquire(&"a.example")?;
+    /// permit.set_outcome(Outcome::Overload); // the host answered 503
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.key.set_outcome(outcome);
+        if let Some(global) = &mut self.global {
+            global.set_outcome(outcome);
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for KeyedPermit<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedPermit")
+            .field("key", &self.key)
+            .field("global", &self.global)
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`KeyedLimiter::acquire`]: passes the key's
+    /// stages and the global ones in the order the type's docs give, and
+    /// resolves to a [`KeyedPermit`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point gives back everything it holds in the key's
+    /// and the global limiter, and its turn to queue for the global one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::{futures::KeyedAcquire, KeyedLimiter, Limiter, SystemClock};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let keyed = KeyedLimiter::new(Limiter::builder().concurrency(1)).unwrap();
+    /// let fut: KeyedAcquire<SystemClock> = keyed.acquire(&"k");
+    /// assert!(fut.await.is_ok());
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct KeyedAcquire<C: Clock> {
+        // The key's stages (only its slots, with a global limiter).
+        #[pin]
+        key_acquire: Option<LimiterAcquire<C>>,
+        // Waits for the turn to queue for the global limiter.
+        turn_wait: Option<TurnWait>,
+        // The global stages, taking the key's rate at the same instant.
+        #[pin]
+        global_acquire: Option<LimiterAcquire<C>>,
+        key_permit: Option<LimiterPermit<C>>,
+        // Given back after `global_acquire` is dropped.
+        turn: Option<Turn>,
+        done: bool,
+    }
+}
+
+impl<C: Clock> Future for KeyedAcquire<C> {
+    type Output = Result<KeyedPermit<C>, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        assert!(!*this.done, "KeyedAcquire polled after it completed");
+        if let Some(acquire) = this.key_acquire.as_mut().as_pin_mut() {
+            let permit = ready!(acquire.poll(cx));
+            this.key_acquire.set(None);
+            match permit {
+                Ok(permit) => *this.key_permit = Some(permit),
+                Err(e) => {
+                    *this.done = true;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        if let Some(wait) = this.turn_wait.as_mut() {
+            *this.turn = Some(ready!(Pin::new(wait).poll(cx)));
+            *this.turn_wait = None;
+        }
+        let mut global = None;
+        if let Some(mut acquire) = this.global_acquire.as_mut().as_pin_mut() {
+            let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
+                if acquire.waits_for_co() {
+                    // Waiting for its own key's rate, it no longer
+                    // competes with other keys: let the next one queue.
+                    *this.turn = None;
+                }
+                return Poll::Pending;
+            };
+            this.global_acquire.set(None);
+            *this.turn = None;
+            match permit {
+                Ok(permit) => global = Some(permit),
+                Err(e) => {
+                    *this.key_permit = None;
+                    *this.done = true;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        *this.done = true;
+        let mut key = this.key_permit.take().expect("the key's stages passed");
+        if let Some(global) = &global {
+            key.admitted_with(global);
+        }
+        Poll::Ready(Ok(KeyedPermit { key, global }))
+    }
+}
+
+impl<C: Clock> fmt::Debug for KeyedAcquire<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAcquire")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 pin_project! {
     /// The future returned by [`KeyedLimiter::run`].
     ///
@@ -467,18 +790,9 @@ pin_project! {
         // Declared first: dropped before the permits are released.
         #[pin]
         future: F,
-        // The key's stages (only its slots, with a global limiter).
         #[pin]
-        key_acquire: Option<LimiterAcquire<C>>,
-        // Waits for the turn to queue for the global limiter.
-        turn_wait: Option<TurnWait>,
-        // The global stages, taking the key's rate at the same instant.
-        #[pin]
-        global_acquire: Option<LimiterAcquire<C>>,
-        key_permit: Option<LimiterPermit<C>>,
-        global_permit: Option<LimiterPermit<C>>,
-        // Given back after `global_acquire` is dropped.
-        turn: Option<Turn>,
+        acquire: KeyedAcquire<C>,
+        permit: Option<KeyedPermit<C>>,
         admitted: bool,
     }
 }
@@ -487,48 +801,15 @@ impl<C: Clock, F: Future> Future for KeyedRun<C, F> {
     type Output = Result<F::Output, AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if !*this.admitted {
-            if let Some(acquire) = this.key_acquire.as_mut().as_pin_mut() {
-                let permit = ready!(acquire.poll(cx));
-                this.key_acquire.set(None);
-                *this.key_permit = Some(permit?);
-            }
-            if let Some(wait) = this.turn_wait.as_mut() {
-                *this.turn = Some(ready!(Pin::new(wait).poll(cx)));
-                *this.turn_wait = None;
-            }
-            if let Some(mut acquire) = this.global_acquire.as_mut().as_pin_mut() {
-                let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
-                    if acquire.waits_for_co() {
-                        // Waiting for its own key's rate, it no longer
-                        // competes with other keys: let the next one queue.
-                        *this.turn = None;
-                    }
-                    return Poll::Pending;
-                };
-                this.global_acquire.set(None);
-                *this.turn = None;
-                match permit {
-                    Ok(global) => {
-                        if let Some(key) = this.key_permit.as_mut() {
-                            key.admitted_with(&global);
-                        }
-                        *this.global_permit = Some(global);
-                    }
-                    Err(e) => {
-                        *this.key_permit = None;
-                        return Poll::Ready(Err(e));
-                    }
-                }
-            }
+            *this.permit = Some(ready!(this.acquire.poll(cx))?);
             *this.admitted = true;
         }
         let out = ready!(this.future.poll(cx));
         // Release as soon as the work is done, not when `KeyedRun` is
         // dropped.
-        *this.key_permit = None;
-        *this.global_permit = None;
+        *this.permit = None;
         Poll::Ready(Ok(out))
     }
 }
@@ -538,5 +819,17 @@ impl<C: Clock, F> fmt::Debug for KeyedRun<C, F> {
         f.debug_struct("KeyedRun")
             .field("admitted", &self.admitted)
             .finish_non_exhaustive()
+    }
+}
+
+/// The future returned by [`KeyedLimiter::try_run`]: runs the wrapped
+/// future holding its [`KeyedPermit`] (see [`TryRun`]).
+pub type KeyedTryRun<C, F> = TryRun<KeyedPermit<C>, F>;
+
+impl<C: Clock, F: Future> Future for TryRun<KeyedPermit<C>, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.poll_run(cx, |permit| permit.set_outcome(Outcome::Success))
     }
 }

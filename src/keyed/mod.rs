@@ -31,7 +31,7 @@ mod rate;
 use core::hash::{Hash, Hasher};
 use std::collections::HashMap;
 
-pub use self::limiter::{KeyedLimiter, KeyedRun};
+pub use self::limiter::{KeyedAcquire, KeyedLimiter, KeyedPermit, KeyedRun, KeyedTryRun};
 pub use self::rate::{
     KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRateLimiter,
 };

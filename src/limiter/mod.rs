@@ -4,6 +4,7 @@
 
 mod adaptive;
 mod futures;
+mod shed;
 mod source;
 mod state;
 
@@ -16,6 +17,7 @@ use core::time::Duration;
 
 pub use self::adaptive::{Aimd, Algorithm, Gradient, Outcome, Sample};
 pub use self::futures::{LimiterAcquire, LimiterRun, LimiterRunWithin};
+pub use self::shed::{LimiterTryRun, TryRun};
 pub use self::source::{RateAdmit, RateDecision, RateSource};
 use self::state::Inner;
 use crate::clock::Clock;

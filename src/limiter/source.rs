@@ -141,6 +141,17 @@ impl<I> RateAdmit<I> {
     }
 }
 
+impl<I> RateAdmit<I> {
+    /// The decision if it is at hand, without polling: a pending one is
+    /// dropped unpolled, so nothing was asked of its source.
+    pub(crate) fn decided(self) -> Option<RateDecision<I>> {
+        match self.inner {
+            Admit::Ready(decision) => decision,
+            Admit::Pending(_) => None,
+        }
+    }
+}
+
 impl<I> Future for RateAdmit<I> {
     type Output = RateDecision<I>;
 

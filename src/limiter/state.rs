@@ -585,3 +585,90 @@ impl Slots {
         }
     }
 }
+
+/// The rate stage that refuses a request that must not wait (see
+/// [`Inner::try_admit_now`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RateStage {
+    Paused,
+    Window,
+    Rate,
+}
+
+/// A refusal by a rate stage: the first instant (ns) every stage admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) stage: RateStage,
+    pub(crate) at: u64,
+}
+
+impl Rates {
+    /// Whether `n` cells are kept out at `now`, and by which stage: `None`
+    /// if every quota and window admits them and no pause is in force.
+    /// The instant is where they all admit (`earliest`); the stage named
+    /// is one that admits only then (a pause first, then a window).
+    fn refusal(&self, n: u32, now: u64) -> Option<Refusal> {
+        let at = self.earliest(n, now);
+        if at <= now {
+            return None;
+        }
+        let stage = if self.paused_until_ns >= at {
+            RateStage::Paused
+        } else if self.windows.iter().any(|w| w.earliest(n, now) >= at) {
+            RateStage::Window
+        } else {
+            RateStage::Rate
+        };
+        Some(Refusal { stage, at })
+    }
+}
+
+/// Which limiter's rate stage refused (see [`Inner::try_admit_now_with`]).
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Whose {
+    Own(Refusal),
+    Co(Refusal),
+}
+
+impl<C: Clock> Inner<C> {
+    /// For a caller holding the rate gate that must not wait: takes `n`
+    /// cells of every quota and window at `now`, or says which stage
+    /// refuses (nothing taken). No waker is stored: it never sleeps.
+    pub(crate) fn try_admit_now(&self, n: u32, now: u64) -> Result<(), Refusal> {
+        let mut rates = self.rates.lock();
+        if let Some(refusal) = rates.refusal(n, now) {
+            return Err(refusal);
+        }
+        rates.commit(n, now, now);
+        Ok(())
+    }
+
+    /// As [`try_admit_now`](Self::try_admit_now) without taking anything:
+    /// whether `n` cells conform now (asked before a rate source spends a
+    /// shared cell).
+    pub(crate) fn refusal_now(&self, n: u32, now: u64) -> Option<Refusal> {
+        self.rates.lock().refusal(n, now)
+    }
+
+    /// As [`try_admit_now`](Self::try_admit_now), and `co`'s weight in
+    /// cells of `co`'s rates at the same instant (the caller holds both
+    /// rate gates): a key's rate and the global one, all or nothing. A
+    /// refusal by `co` is in `co`'s nanoseconds.
+    #[cfg(feature = "std")]
+    pub(crate) fn try_admit_now_with(&self, n: u32, now: u64, co: &Inner<C>) -> Result<(), Whose> {
+        // Lock order as in `try_admit_with`: `co`'s rates, then ours.
+        let mut co_rates = co.rates.lock();
+        let co_now = self.ns_in(co, now);
+        if let Some(refusal) = co_rates.refusal(co.weight, co_now) {
+            return Err(Whose::Co(refusal));
+        }
+        let mut rates = self.rates.lock();
+        if let Some(refusal) = rates.refusal(n, now) {
+            return Err(Whose::Own(refusal));
+        }
+        rates.commit(n, now, now);
+        co_rates.commit(co.weight, co_now, co_now);
+        Ok(())
+    }
+}
