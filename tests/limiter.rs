@@ -584,6 +584,11 @@ fn public_types_are_send_and_sync() {
     send_sync::<BuildError>();
     send::<limiters::futures::LimiterAcquire<ManualClock>>();
     send::<limiters::futures::LimiterRun<ManualClock, std::future::Ready<()>>>();
+    send_sync::<limiters::futures::LimiterTryRun<ManualClock, std::future::Ready<()>>>();
+    send_sync::<limiters::LimiterTryError>();
+    send_sync::<limiters::KeyedTryError>();
+    send_sync::<limiters::KeyedPermit>();
+    send::<limiters::futures::KeyedAcquire<ManualClock>>();
     fn unpin<T: Unpin>() {}
     unpin::<Limiter>();
     unpin::<LimiterPermit>();
