@@ -207,7 +207,7 @@ impl<C: Clock> Limiter<C> {
     /// waits for the rates), `Rate`, `Window` or `Paused` (with the instant
     /// they admit), `Closed`; `ExceedsCapacity` / `InsufficientCapacity`
     /// for a weight that could never be admitted; `SourcePending` /
-    /// `RateSource` for a [`rate_source`](LimiterBuilder::rate_source) that
+    /// `RateSource` for a [`rate_source`](super::LimiterBuilder::rate_source) that
     /// cannot decide at once or failed. With several rate sources, cells an
     /// earlier source admitted stay spent if a later one refuses.
     ///
@@ -228,8 +228,6 @@ impl<C: Clock> Limiter<C> {
     /// assert!(matches!(refused, LimiterTryError::Rate(_)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    ///
-    /// [`LimiterBuilder::rate_source`]: super::LimiterBuilder::rate_source
     pub fn try_acquire(&self) -> Result<LimiterPermit<C>, TryError<C>> {
         self.try_acquire_many(self.inner.weight)
     }
