@@ -906,7 +906,7 @@ crate::clock::with_default! {
     /// assert_eq!(refused.to_string(), "rate limited: try again in 500ms");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy)]
     #[non_exhaustive]
     pub enum LimiterTryError<I = std::time::Instant> {
         /// The concurrency stage: too few slots free now, or other requests
@@ -955,7 +955,7 @@ crate::clock::with_default! {
     }
 }
 
-impl<I: Copy> LimiterTryError<I> {
+impl<I: ClockInstant> LimiterTryError<I> {
     /// When the stage that refused would admit the request (if nothing
     /// else is admitted first): known for a rate, a window, a pause and a
     /// minimum hold; `None` for the other refusals.
@@ -1013,7 +1013,7 @@ impl<I> fmt::Display for LimiterTryError<I> {
                 f,
                 "no concurrency slot free until the minimum hold of earlier work ends: try again \
                  in {:?}",
-                n.wait
+                core::time::Duration::from_nanos(n.wait_ns)
             ),
             LimiterTryError::Queued => f.write_str(
                 "other requests are queued for the rate ahead of this one: shed the request, or \
@@ -1021,9 +1021,9 @@ impl<I> fmt::Display for LimiterTryError<I> {
             ),
             LimiterTryError::Rate(n) => n.fmt(f),
             LimiterTryError::Window(n) => {
-                write!(f, "window full: try again in {:?}", n.wait)
+                write!(f, "window full: try again in {:?}", core::time::Duration::from_nanos(n.wait_ns))
             }
-            LimiterTryError::Paused(n) => write!(f, "paused: try again in {:?}", n.wait),
+            LimiterTryError::Paused(n) => write!(f, "paused: try again in {:?}", core::time::Duration::from_nanos(n.wait_ns)),
             LimiterTryError::SourcePending => f.write_str(
                 "the rate source decides only by waiting (a quota kept on a server): not admitted, \
                  nothing taken; shed with acquire_within() instead",
@@ -1043,8 +1043,71 @@ impl<I> fmt::Display for LimiterTryError<I> {
     }
 }
 
+// By hand, as `NotUntil`'s: they need `I: ClockInstant`.
+impl<I: ClockInstant> fmt::Debug for LimiterTryError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimiterTryError::NoSlot => f.write_str("NoSlot"),
+            LimiterTryError::Held(n) => f.debug_tuple("Held").field(n).finish(),
+            LimiterTryError::Queued => f.write_str("Queued"),
+            LimiterTryError::Rate(n) => f.debug_tuple("Rate").field(n).finish(),
+            LimiterTryError::Window(n) => f.debug_tuple("Window").field(n).finish(),
+            LimiterTryError::Paused(n) => f.debug_tuple("Paused").field(n).finish(),
+            LimiterTryError::SourcePending => f.write_str("SourcePending"),
+            LimiterTryError::RateSource(e) => f.debug_tuple("RateSource").field(e).finish(),
+            LimiterTryError::Closed => f.write_str("Closed"),
+            LimiterTryError::ExceedsCapacity {
+                requested,
+                capacity,
+            } => f
+                .debug_struct("ExceedsCapacity")
+                .field("requested", requested)
+                .field("capacity", capacity)
+                .finish(),
+            LimiterTryError::InsufficientCapacity { requested, burst } => f
+                .debug_struct("InsufficientCapacity")
+                .field("requested", requested)
+                .field("burst", burst)
+                .finish(),
+        }
+    }
+}
+
+impl<I: ClockInstant> LimiterTryError<I> {
+    /// What comparisons and hashes look at, besides the variant.
+    fn parts(&self) -> (Option<NotUntil<I>>, Option<RateSourceError>, (usize, u64)) {
+        match *self {
+            LimiterTryError::RateSource(e) => (None, Some(e), (0, 0)),
+            LimiterTryError::ExceedsCapacity {
+                requested,
+                capacity,
+            } => (None, None, (requested, capacity as u64)),
+            LimiterTryError::InsufficientCapacity { requested, burst } => {
+                (None, None, (requested as usize, burst.into()))
+            }
+            _ => (self.not_until(), None, (0, 0)),
+        }
+    }
+}
+
+impl<I: ClockInstant> PartialEq for LimiterTryError<I> {
+    fn eq(&self, other: &Self) -> bool {
+        core::mem::discriminant(self) == core::mem::discriminant(other)
+            && self.parts() == other.parts()
+    }
+}
+
+impl<I: ClockInstant> Eq for LimiterTryError<I> {}
+
+impl<I: ClockInstant + core::hash::Hash> core::hash::Hash for LimiterTryError<I> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        core::mem::discriminant(self).hash(state);
+        self.parts().hash(state);
+    }
+}
+
 #[cfg(feature = "std")]
-impl<I: fmt::Debug> std::error::Error for LimiterTryError<I> {}
+impl<I: ClockInstant> std::error::Error for LimiterTryError<I> {}
 
 impl<I> From<AcquireError> for LimiterTryError<I> {
     fn from(e: AcquireError) -> Self {
@@ -1083,7 +1146,7 @@ crate::clock::with_default! {
     /// assert_eq!(refused.error(), LimiterTryError::NoSlot);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy)]
     #[non_exhaustive]
     pub enum KeyedTryError<I = std::time::Instant> {
         /// The key's limiter refused.
@@ -1093,7 +1156,7 @@ crate::clock::with_default! {
     }
 }
 
-impl<I: Copy> KeyedTryError<I> {
+impl<I: ClockInstant> KeyedTryError<I> {
     /// The refusal, whichever limiter made it.
     ///
     /// # Examples
@@ -1154,5 +1217,33 @@ impl<I> fmt::Display for KeyedTryError<I> {
     }
 }
 
+impl<I: ClockInstant> fmt::Debug for KeyedTryError<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedTryError::Key(e) => f.debug_tuple("Key").field(e).finish(),
+            KeyedTryError::Global(e) => f.debug_tuple("Global").field(e).finish(),
+        }
+    }
+}
+
+impl<I: ClockInstant> PartialEq for KeyedTryError<I> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (KeyedTryError::Key(a), KeyedTryError::Key(b))
+            | (KeyedTryError::Global(a), KeyedTryError::Global(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<I: ClockInstant> Eq for KeyedTryError<I> {}
+
+impl<I: ClockInstant + core::hash::Hash> core::hash::Hash for KeyedTryError<I> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        core::mem::discriminant(self).hash(state);
+        self.error().hash(state);
+    }
+}
+
 #[cfg(feature = "std")]
-impl<I: fmt::Debug> std::error::Error for KeyedTryError<I> {}
+impl<I: ClockInstant> std::error::Error for KeyedTryError<I> {}
