@@ -831,7 +831,10 @@ fn try_acquire_admits_when_free_and_refuses_a_full_slot_taking_nothing() {
     assert_eq!(l.try_acquire_many(2).unwrap_err(), LimiterTryError::NoSlot);
     assert_eq!(observed(&l), before);
     assert_eq!(l.stats().totals.denied, 2);
-    assert_eq!(LimiterTryError::<limiters::ManualInstant>::NoSlot.retry_after(), None);
+    assert_eq!(
+        LimiterTryError::<limiters::ManualInstant>::NoSlot.retry_after(),
+        None
+    );
     drop(a);
     assert_eq!(l.try_acquire().unwrap().weight(), 1);
     drop(b);
