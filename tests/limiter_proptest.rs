@@ -8,7 +8,10 @@
 //!   period)` (checked on every pair of admissions, in `u128`);
 //! * it never idles: whenever a request waits, a plain reference model says
 //!   that some limit would refuse the oldest waiting request right now;
-//! * it admits in arrival order.
+//! * it admits in arrival order;
+//! * `try_acquire` refusals take nothing: a limiter that also sees every
+//!   refused try decides every later try exactly as a twin that never saw
+//!   them, and a refusal by a slot means too few were free.
 //!
 //! Rates are chosen with an emission interval of whole milliseconds, so the
 //! instants at which a limit frees up fall on the test's time grid.
@@ -264,5 +267,136 @@ proptest! {
     #[test]
     fn never_exceeds_a_limit_and_never_idles(case in case()) {
         simulate(&case)?;
+    }
+}
+
+/// One step of a load-shedding run: time passes, then a try of `weight`
+/// (or, at `weight` 0, the oldest permit is dropped; at 9, a pause).
+#[derive(Debug, Clone, Copy)]
+struct Shed {
+    after_ms: u64,
+    weight: u32,
+}
+
+fn shed_case() -> impl Strategy<Value = (Case, u32, Vec<Shed>)> {
+    (
+        case(),
+        1u32..4,
+        prop::collection::vec(
+            (0u64..30, 0u32..10).prop_map(|(after_ms, weight)| Shed { after_ms, weight }),
+            1..60,
+        ),
+    )
+}
+
+fn build(case: &Case, window: u32, clock: &ManualClock) -> Limiter<ManualClock> {
+    let mut b = Limiter::builder()
+        .clock(clock.clone())
+        .window(window, Duration::from_millis(50));
+    if let Some(n) = case.concurrency {
+        b = b
+            .concurrency(n)
+            .min_hold(Duration::from_millis(case.hold_ms));
+    }
+    for rate in &case.rates {
+        b = b.rate(rate.quota());
+    }
+    b.build().unwrap()
+}
+
+/// What a limiter went through: admitted tries, drops and pauses, at
+/// their instants (refused tries are left out).
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Admit(u32),
+    DropOldest,
+    Pause(u64),
+}
+
+/// A fresh limiter after `history`, at the instant of its last event
+/// (`now_ms`), with the permits it holds.
+fn replay(
+    case: &Case,
+    window: u32,
+    history: &[(u64, Event)],
+    now_ms: u64,
+) -> (Limiter<ManualClock>, std::collections::VecDeque<Permit>) {
+    let clock = ManualClock::new();
+    let limiter = build(case, window, &clock);
+    let mut held = std::collections::VecDeque::new();
+    for &(at_ms, event) in history.iter().chain(&[(now_ms, Event::Pause(0))]) {
+        clock.advance(Duration::from_millis(at_ms) - (clock.now() - ManualClock::new().now()));
+        match event {
+            Event::Admit(w) => {
+                held.push_back(limiter.try_acquire_many(w).expect("admitted before"))
+            }
+            Event::DropOldest => drop(held.pop_front()),
+            Event::Pause(ms) => limiter.pause_for(Duration::from_millis(ms)),
+        }
+    }
+    (limiter, held)
+}
+
+fn shed(case: &Case, window: u32, steps: &[Shed]) -> Result<(), TestCaseError> {
+    let clock = ManualClock::new();
+    let seen = build(case, window, &clock);
+    let mut held = std::collections::VecDeque::new();
+    let mut history = Vec::new();
+    let mut now_ms = 0;
+    for step in steps {
+        clock.advance(Duration::from_millis(step.after_ms));
+        now_ms += step.after_ms;
+        let event = match step.weight {
+            0 => Event::DropOldest,
+            9 => Event::Pause(step.after_ms),
+            w => Event::Admit(w),
+        };
+        let Event::Admit(w) = event else {
+            match event {
+                Event::DropOldest => drop(held.pop_front()),
+                Event::Pause(ms) => seen.pause_for(Duration::from_millis(ms)),
+                Event::Admit(_) => unreachable!(),
+            }
+            history.push((now_ms, event));
+            continue;
+        };
+        let free = seen.available_slots();
+        let decided = seen.try_acquire_many(w);
+        // A twin that never saw a refused try decides the same.
+        let (twin, _twin_held) = replay(case, window, &history, now_ms);
+        let twin_decided = twin.try_acquire_many(w);
+        prop_assert_eq!(
+            decided.as_ref().err(),
+            twin_decided.as_ref().err(),
+            "a refusal took something"
+        );
+        match decided {
+            Ok(permit) => {
+                prop_assert!(free.is_none_or(|free| free >= w as usize));
+                held.push_back(permit);
+                history.push((now_ms, event));
+            }
+            Err(refused) => {
+                use limiters::LimiterTryError::*;
+                match refused {
+                    NoSlot => prop_assert!(free.is_some_and(|f| f < w as usize)),
+                    Held(n) | Rate(n) | Window(n) | Paused(n) => {
+                        prop_assert!(n.wait_time() > Duration::ZERO);
+                    }
+                    ExceedsCapacity { .. } | InsufficientCapacity { .. } => {}
+                    other => prop_assert!(false, "unexpected refusal {other:?}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn try_acquire_refusals_take_nothing((case, window, steps) in shed_case()) {
+        shed(&case, window, &steps)?;
     }
 }
