@@ -157,3 +157,39 @@ fn debug_and_messages() {
          releasing more would exceed the capacity"
     );
 }
+
+/// One release of 40 detached permits with 40 waiters queued, more than a
+/// wake batch (16): every waiter is completed and woken exactly once.
+#[test]
+fn one_large_release_completes_more_waiters_than_a_wake_batch() {
+    let sem = BoundedSemaphore::new(40);
+    sem.try_acquire_many(40).unwrap().forget();
+    let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire())).collect();
+    assert!(probes.iter_mut().all(|p| !p.poll()));
+    sem.release(40).unwrap();
+    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(sem.waiters(), 0);
+    assert!(probes.iter_mut().all(Probe::poll));
+    assert_eq!((sem.available_permits(), sem.in_use()), (0, 40));
+}
+
+/// `close` with more waiters than a wake batch: every one is woken once and
+/// fails, and the permits the head had collected come back.
+#[test]
+fn close_fails_more_waiters_than_a_wake_batch() {
+    let sem = BoundedSemaphore::new(5);
+    let held = sem.try_acquire_many(2).unwrap();
+    let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire_many(5))).collect();
+    assert!(probes.iter_mut().all(|p| !p.poll()));
+    sem.close();
+    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    for p in &mut probes {
+        assert!(p.poll());
+        assert_eq!(p.take().unwrap_err(), AcquireError::Closed);
+    }
+    assert_eq!(sem.available_permits(), 3);
+    drop(held);
+    assert_eq!(sem.available_permits(), 5);
+}

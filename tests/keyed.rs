@@ -957,3 +957,163 @@ fn acquire_blocking_waits_for_the_key() {
         AcquireError::Closed
     );
 }
+
+/// A key whose credit is partly used is not idle: evicting it would hand it
+/// a whole new burst. `evict_idle` keeps it until its credit is full again
+/// (and then drops it at exactly that instant).
+#[test]
+fn rate_a_key_with_credit_partly_used_survives_evict_idle() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1).allow_burst(5), clock.clone());
+    limiter.check_n(&"a", 2).unwrap();
+    clock.advance(Duration::from_secs(1)); // one cell back, one still used
+    limiter.evict_idle();
+    assert_eq!(limiter.len(), 1);
+    assert_eq!(limiter.remaining(&"a"), 4);
+    assert!(limiter.check_n(&"a", 5).is_err());
+    clock.advance(Duration::from_nanos(999_999_999));
+    limiter.evict_idle();
+    assert_eq!(limiter.len(), 1, "one ns short of full");
+    clock.advance(Duration::from_nanos(1));
+    limiter.evict_idle();
+    assert!(limiter.is_empty());
+}
+
+/// Inserts `n` fresh keys from `from`, each taking one cell (enough for
+/// every shard to reach its sweep mark several times).
+fn insert_keys(limiter: &KeyedRateLimiter<u64, ManualClock>, from: u64, n: u64) {
+    for key in from..from + n {
+        limiter.check(&key).unwrap();
+    }
+}
+
+/// The amortised sweep (run as new keys arrive) keeps a key whose credit is
+/// partly used, while it drops the keys that are idle.
+#[test]
+fn rate_a_key_with_credit_partly_used_survives_the_sweep() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1).allow_burst(5), clock.clone());
+    let a = u64::MAX;
+    limiter.check_n(&a, 5).unwrap(); // full again in 5 s
+    insert_keys(&limiter, 0, 20_000); // sweeps at 0 s: every key is busy
+    assert_eq!(limiter.len(), 20_001);
+    clock.advance(Duration::from_secs(1)); // the 20,000 are idle, a is not
+    insert_keys(&limiter, 20_000, 20_000);
+    assert!(limiter.len() < 40_001, "no sweep ran: {}", limiter.len());
+    assert_eq!(limiter.remaining(&a), 1);
+    assert!(limiter.check_n(&a, 2).is_err());
+}
+
+/// A keyed waiter that a later one was timed after gives nothing back when
+/// cancelled (the later one's slot is fixed); only the last one refunds.
+#[test]
+fn rate_cancelling_a_keyed_waiter_that_is_not_the_last_refunds_nothing() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    limiter.check(&"k").unwrap();
+    let mut second = Probe::new(limiter.acquire(&"k")); // due at 1 s
+    let mut third = Probe::new(limiter.acquire(&"k")); // due at 2 s
+    assert!(!second.poll());
+    assert!(!third.poll());
+    drop(second);
+    assert_eq!(
+        limiter.check(&"k").unwrap_err().wait_time(),
+        Duration::from_secs(3)
+    );
+    drop(third); // the last: refunded
+    assert_eq!(
+        limiter.check(&"k").unwrap_err().wait_time(),
+        Duration::from_secs(2)
+    );
+}
+
+/// A keyed waiter whose time has come is spent: cancelling it (dropped
+/// before its last poll) refunds nothing, even as the last reservation.
+#[test]
+fn rate_cancelling_a_keyed_waiter_after_it_is_due_refunds_nothing() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1), clock.clone());
+    limiter.check(&"k").unwrap();
+    let mut second = Probe::new(limiter.acquire(&"k"));
+    assert!(!second.poll());
+    clock.advance(Duration::from_secs(1));
+    drop(second);
+    assert_eq!(
+        limiter.check(&"k").unwrap_err().wait_time(),
+        Duration::from_secs(1)
+    );
+}
+
+/// After any idle spell, a key's full `check_n(burst)` takes its whole
+/// credit: nothing is left (credit is capped at the burst).
+#[test]
+fn rate_a_full_check_n_after_idle_leaves_nothing() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(10).allow_burst(5), clock.clone());
+    for idle in [ms(500), ms(501), Duration::from_secs(3_600)] {
+        clock.advance(idle);
+        assert_eq!(limiter.remaining(&"k"), 5);
+        limiter.check_n(&"k", 5).unwrap();
+        assert_eq!(limiter.remaining(&"k"), 0);
+        assert_eq!(limiter.check(&"k").unwrap_err().wait_time(), ms(100));
+    }
+}
+
+/// A keyed limiter template of 5 cells per 5 s (burst 5).
+fn rate_keyed(clock: &ManualClock) -> KeyedLimiter<u64, ManualClock> {
+    KeyedLimiter::new(
+        Limiter::builder()
+            .rate(Quota::per_second(1).allow_burst(5))
+            .clock(clock.clone()),
+    )
+    .unwrap()
+}
+
+/// How many of `n` requests for `key` start now.
+fn starts_now(keyed: &KeyedLimiter<u64, ManualClock>, key: u64, n: usize) -> usize {
+    let mut probes: Vec<_> = (0..n)
+        .map(|_| Probe::new(keyed.run(&key, async {})))
+        .collect();
+    probes
+        .iter_mut()
+        .map(Probe::poll)
+        .filter(|&ready| ready)
+        .count()
+}
+
+/// `KeyedLimiter`: a key whose rate credit is partly used is kept by
+/// `evict_idle` (its limiter is not fresh), and dropped once it is whole.
+#[test]
+fn a_key_with_rate_credit_partly_used_survives_evict_idle() {
+    let clock = ManualClock::new();
+    let keyed = rate_keyed(&clock);
+    assert_eq!(starts_now(&keyed, 7, 2), 2);
+    clock.advance(Duration::from_secs(1)); // one cell back, one still used
+    keyed.evict_idle();
+    assert_eq!(keyed.len(), 1);
+    assert_eq!(starts_now(&keyed, 7, 5), 4);
+    clock.advance(Duration::from_secs(5));
+    keyed.evict_idle();
+    assert!(keyed.is_empty());
+}
+
+/// `KeyedLimiter`: the amortised sweep as new keys arrive keeps a key whose
+/// rate credit is partly used, while it drops the idle ones.
+#[test]
+fn a_key_with_rate_credit_partly_used_survives_the_sweep() {
+    let clock = ManualClock::new();
+    let keyed = rate_keyed(&clock);
+    let a = u64::MAX;
+    assert_eq!(starts_now(&keyed, a, 5), 5); // full again in 5 s
+    let insert = |from: u64| {
+        for key in from..from + 20_000 {
+            assert_eq!(starts_now(&keyed, key, 1), 1);
+        }
+    };
+    insert(0); // sweeps at 0 s: every key is busy
+    assert_eq!(keyed.len(), 20_001);
+    clock.advance(Duration::from_secs(1)); // the 20,000 are idle, a is not
+    insert(20_000);
+    assert!(keyed.len() < 40_001, "no sweep ran: {}", keyed.len());
+    assert_eq!(starts_now(&keyed, a, 2), 1);
+}

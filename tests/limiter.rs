@@ -1061,3 +1061,65 @@ fn try_acquire_reports_to_stats() {
     assert_eq!((stats.totals.admitted, stats.totals.denied), (1, 1));
     drop(held);
 }
+
+/// One large release (a permit of weight 40 dropped) with 40 requests
+/// queued for a slot, more than a wake batch (16): every one is woken once
+/// and starts.
+#[test]
+fn one_large_release_starts_more_waiters_than_a_wake_batch() {
+    let (l, _clock) = limiter(Some(40), &[], Duration::ZERO);
+    let mut big = Probe::new(l.acquire_many(40));
+    assert!(big.poll());
+    let held = big.take().unwrap();
+    let mut waiters: Vec<_> = (0..40).map(|_| acquire(&l)).collect();
+    assert_eq!(newly_ready(&mut waiters), 0);
+    drop(held);
+    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(newly_ready(&mut waiters), 40);
+    assert_eq!(l.available_slots(), Some(0));
+}
+
+/// `close` with more requests queued than a wake batch: every one is woken
+/// once and fails; held permits stay valid.
+#[test]
+fn close_fails_more_waiters_than_a_wake_batch() {
+    let (l, _clock) = limiter(Some(1), &[], Duration::ZERO);
+    let mut first = acquire(&l);
+    assert!(first.poll());
+    let mut waiters: Vec<_> = (0..40).map(|_| acquire(&l)).collect();
+    assert_eq!(newly_ready(&mut waiters), 0);
+    l.close();
+    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    for w in &mut waiters {
+        assert!(w.poll());
+        assert_eq!(w.take().unwrap_err(), AcquireError::Closed);
+    }
+    drop(first.take().unwrap());
+    assert_eq!(l.available_slots(), Some(1));
+}
+
+/// A pause with more requests waiting at the rate gate than a wake batch:
+/// every one is re-timed, none starts before the pause ends, and they then
+/// start one interval apart (the pause spent no credit).
+#[test]
+fn pause_re_times_more_waiters_than_one_wake_batch() {
+    let (l, clock) = limiter(None, &[Quota::per_second(10)], Duration::ZERO);
+    let mut first = acquire(&l);
+    assert!(first.poll());
+    let mut waiters: Vec<_> = (0..40).map(|_| acquire(&l)).collect();
+    assert_eq!(newly_ready(&mut waiters), 0);
+    clock.advance(ms(50));
+    l.pause_for(Duration::from_secs(10));
+    let mut started = Vec::new();
+    for step in 0..2_000u32 {
+        let now = ms(10) * step;
+        started.extend(std::iter::repeat_n(now, newly_ready(&mut waiters)));
+        clock.advance(ms(10));
+    }
+    let expected: Vec<Duration> = (0..40)
+        .map(|k| Duration::from_secs(10) + ms(100) * k)
+        .collect();
+    assert_eq!(started, expected);
+}

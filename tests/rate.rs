@@ -739,3 +739,92 @@ fn a_refusal_equals_the_same_refusal_built_from_its_instant() {
         assert_ne!(denied, by_hand(wait - Duration::from_nanos(1)));
     }
 }
+
+/// Advances `clock` by `step` until every probe is ready; returns, for each
+/// probe, how long after the call it first polled ready. Fails if some are
+/// still waiting after `steps` steps.
+fn ready_instants<F: Future>(
+    clock: &ManualClock,
+    probes: &mut [Probe<F>],
+    step: Duration,
+    steps: u32,
+) -> Vec<Duration> {
+    let start = clock.now();
+    let mut at = vec![None; probes.len()];
+    for _ in 0..=steps {
+        for (p, at) in probes.iter_mut().zip(&mut at) {
+            if at.is_none() && p.poll() {
+                *at = Some(clock.now() - start);
+            }
+        }
+        if at.iter().all(Option::is_some) {
+            return at.into_iter().map(Option::unwrap).collect();
+        }
+        clock.advance(step);
+    }
+    panic!("not every waiter was admitted: {at:?}");
+}
+
+/// A quota change with more waiters than one wake batch (16) re-times and
+/// wakes every one of them, not only the first batch: the 40th starts at
+/// its new slot, 40 * 50 ms, as does every one before it.
+#[test]
+fn set_quota_re_times_more_waiters_than_one_wake_batch() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    rl.set_quota(Quota::per_second(20));
+    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40], "every moved waiter is woken once");
+    let at = ready_instants(&clock, &mut waiters, ms(5), 1_000);
+    let expected: Vec<Duration> = (1..=40).map(|k| ms(50) * k).collect();
+    assert_eq!(at, expected);
+}
+
+/// A pause with more waiters than one wake batch delays every one of them,
+/// keeping their gaps: none starts before the pause ends, and the 40th
+/// starts 39 intervals after it.
+#[test]
+fn pause_re_times_more_waiters_than_one_wake_batch() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    rl.pause_for(Duration::from_secs(10));
+    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40], "every moved waiter is woken once");
+    let at = ready_instants(&clock, &mut waiters, ms(10), 10_000);
+    let expected: Vec<Duration> = (0..40)
+        .map(|k| Duration::from_secs(10) + ms(100) * k)
+        .collect();
+    assert_eq!(at, expected);
+}
+
+/// A reservation whose time has come is spent: cancelling it then gives
+/// nothing back (and it was the last one, so only its lateness stops the
+/// refund).
+#[test]
+fn a_reservation_cancelled_after_it_is_due_refunds_nothing() {
+    let (clock, rl) = limiter(Quota::per_second(10));
+    rl.check().unwrap();
+    let r = rl.reserve_many(1).unwrap();
+    assert_eq!(r.delay(), ms(100));
+    clock.advance(ms(100));
+    r.cancel();
+    assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+}
+
+/// After any idle spell, a full `check_n(burst)` takes the whole credit:
+/// nothing is left, not even one cell (credit is capped at the burst).
+#[test]
+fn a_full_check_n_after_idle_leaves_nothing() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(5));
+    for idle in [ms(500), ms(501), Duration::from_secs(3_600)] {
+        clock.advance(idle);
+        assert_eq!(rl.remaining(), 5);
+        rl.check_n(5).unwrap();
+        assert_eq!(rl.remaining(), 0);
+        assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
+    }
+}

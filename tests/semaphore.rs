@@ -653,3 +653,39 @@ fn public_types_are_send_sync_and_unpin_where_expected() {
 fn acquire_future_is_small() {
     assert!(std::mem::size_of::<limiters::futures::Acquire<'static>>() <= 64);
 }
+
+/// One release (a dropped permit of 45) with 40 waiters queued, more than a
+/// wake batch (16): every waiter is completed and woken exactly once, in
+/// one call, and the 5 permits left over become available.
+#[test]
+fn one_large_release_completes_more_waiters_than_a_wake_batch() {
+    let sem = Semaphore::new(45);
+    let held = sem.try_acquire_many(45).unwrap();
+    let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire())).collect();
+    assert!(probes.iter_mut().all(|p| !p.poll()));
+    drop(held);
+    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.available_permits(), 5);
+    assert!(probes.iter_mut().all(Probe::poll));
+}
+
+/// `close` with more waiters than a wake batch: every one is woken once and
+/// fails, and the permits the head had collected come back.
+#[test]
+fn close_fails_more_waiters_than_a_wake_batch() {
+    let sem = Semaphore::new(3);
+    let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire_many(5))).collect();
+    assert!(probes.iter_mut().all(|p| !p.poll()));
+    assert_eq!(sem.available_permits(), 0, "the head collected all 3");
+    sem.close();
+    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    for p in &mut probes {
+        assert!(p.poll());
+        assert_eq!(p.take().unwrap_err(), AcquireError::Closed);
+    }
+    assert_eq!(sem.waiters(), 0);
+    assert_eq!(sem.available_permits(), 3);
+}

@@ -182,3 +182,43 @@ fn no_overflow_at_extremes() {
         let _ = slow.check().unwrap_err().wait_time();
     }
 }
+
+/// A reservation whose refill has come is spent: cancelling it then gives
+/// nothing back, though it is the last one.
+#[test]
+fn a_reservation_cancelled_after_it_is_due_refunds_nothing() {
+    let (clock, b) = bucket(2, 0, 1, 100);
+    let r = b.reserve_many(1).unwrap();
+    assert_eq!(r.delay(), Duration::from_millis(100));
+    clock.advance(Duration::from_millis(100));
+    r.cancel();
+    assert_eq!(b.available(), 0);
+    assert_eq!(
+        b.check().unwrap_err().wait_time(),
+        Duration::from_millis(100)
+    );
+    // A waiter dropped after its refill came is spent alike.
+    let mut w = Probe::new(b.acquire());
+    assert!(!w.poll());
+    clock.advance(Duration::from_millis(100));
+    drop(w);
+    assert_eq!(b.available(), 0);
+}
+
+/// After any idle spell, a full `check_n(max)` takes every token: nothing
+/// is left (the bucket never holds more than `max`).
+#[test]
+fn a_full_check_n_after_idle_leaves_nothing() {
+    let (clock, b) = bucket(5, 5, 2, 100);
+    for idle in [
+        Duration::ZERO,
+        Duration::from_millis(300),
+        Duration::from_secs(3_600),
+    ] {
+        clock.advance(idle);
+        assert_eq!(b.available(), 5);
+        b.check_n(5).unwrap();
+        assert_eq!(b.available(), 0);
+        assert!(b.check().is_err());
+    }
+}

@@ -1020,3 +1020,20 @@ proptest! {
         assert_window_bound(&admitted, limit, period);
     }
 }
+
+/// After any idle spell, a full `check_n(limit)` takes the whole allowance:
+/// nothing is left until the window slides past it.
+#[test]
+fn a_full_check_n_after_idle_leaves_nothing() {
+    let (clock, w) = window(5, secs(1));
+    for idle in [secs(0), secs(2), secs(3_600)] {
+        clock.advance(idle);
+        assert_eq!(w.remaining(), 5);
+        w.check_n(5).unwrap();
+        assert_eq!(w.remaining(), 0);
+        assert_eq!(w.check().unwrap_err().wait_time(), secs(1) + ns(1));
+        clock.advance(secs(1));
+        assert!(w.check().is_err(), "an admission counts at exactly 1 s");
+        clock.advance(ns(1));
+    }
+}
