@@ -24,19 +24,24 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use semaphore_model::Kind;
 
+/// Replays every input committed under `fuzz/regressions/<target>/`. A
+/// missing or empty folder fails: a typo in the target's name, or a folder
+/// lost in a move, must not pass as "no regression".
 fn replay(target: &str, run: impl Fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/regressions")
         .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let mut replayed = 0;
     for entry in entries {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         eprintln!("replaying {}", path.display());
         run(&data);
+        replayed += 1;
     }
+    assert!(replayed > 0, "no input in {}", dir.display());
 }
 
 #[test]

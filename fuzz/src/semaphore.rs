@@ -76,6 +76,9 @@ impl Amount {
             236 => usize::MAX,
             237 => MAX / 2,
             238 => 1000,
+            // More than one wake batch (16) of single-permit waiters.
+            239 => 24,
+            240 => 40,
             _ => 1,
         }
     }
@@ -87,6 +90,14 @@ enum Op {
     Acquire {
         n: Amount,
         owned: bool,
+    },
+    /// Queue more waiters than one wake batch (16) and complete or fail
+    /// them with one call (see `Harness::crowd`).
+    Crowd {
+        count: u8,
+        owned: bool,
+        hold: bool,
+        then: u8,
     },
     /// Poll one future; `fresh` polls with a new waker.
     Poll {
@@ -135,9 +146,15 @@ impl<'a> Arbitrary<'a> for Op {
     /// futures is common.
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         Ok(match u8::arbitrary(u)? {
-            0..=39 => Op::Acquire {
+            0..=35 => Op::Acquire {
                 n: u.arbitrary()?,
                 owned: u.arbitrary()?,
+            },
+            36..=39 => Op::Crowd {
+                count: u.arbitrary()?,
+                owned: u.arbitrary()?,
+                hold: u.arbitrary()?,
+                then: u.arbitrary()?,
             },
             40..=89 => Op::Poll {
                 fut: u.arbitrary()?,
@@ -265,7 +282,13 @@ pub fn run(kind: Kind, data: &[u8]) {
     let Ok(initial) = Amount::arbitrary(&mut u) else {
         return;
     };
-    let initial = initial.get(MAX).min(MAX);
+    // A quarter of the runs start with 17 to 80 permits: a bounded
+    // semaphore's capacity must exceed one wake batch for a single release
+    // to complete more waiters than that.
+    let initial = match initial.0 {
+        0..=63 => 17 + usize::from(initial.0),
+        _ => initial.get(MAX).min(MAX),
+    };
     let sem = match kind {
         Kind::Plain => Sem::Plain(Arc::new(Semaphore::new(initial))),
         Kind::Bounded => Sem::Bounded(Arc::new(BoundedSemaphore::new(initial))),
@@ -330,6 +353,12 @@ impl<'s> Harness<'s> {
                 });
                 self.next_id += 1;
             }
+            Op::Crowd {
+                count,
+                owned,
+                hold,
+                then,
+            } => self.crowd(count, owned, hold, then),
             Op::Poll { fut, fresh } => {
                 if let Some(i) = pick(fut, self.futs.len()) {
                     self.poll(i, fresh);
@@ -352,34 +381,10 @@ impl<'s> Harness<'s> {
                     self.drop_fut(i);
                 }
             }
-            Op::TryAcquire { n, owned } => {
-                if self.permits.len() >= MAX_LIVE {
-                    return;
-                }
-                let n = n.get(cap);
-                let expected = self.model.try_acquire(n);
-                let got = if owned {
-                    self.sem.try_acquire_many_owned(n).map(PermitHandle::Owned)
-                } else {
-                    self.sem.try_acquire_many(n).map(PermitHandle::Borrowed)
-                };
-                match (expected, got) {
-                    (Ok(()), Ok(p)) => {
-                        assert_eq!(p.num_permits(), n);
-                        self.permits.push(Held { handle: p, n });
-                    }
-                    (Err(e), Err(g)) => assert_eq!(e, g, "try_acquire_many({n})"),
-                    (e, g) => panic!(
-                        "try_acquire_many({n}): model says {e:?}, semaphore says {:?}",
-                        g.map(|p| p.num_permits())
-                    ),
-                }
-            }
+            Op::TryAcquire { n, owned } => self.try_acquire(n.get(cap), owned),
             Op::DropPermit { permit } => {
                 if let Some(i) = pick(permit, self.permits.len()) {
-                    let held = self.permits.swap_remove(i);
-                    drop(held.handle);
-                    self.model.release(&mut self.futs, held.n);
+                    self.drop_permit(i);
                 }
             }
             Op::ForgetPermit { permit } => {
@@ -476,6 +481,81 @@ impl<'s> Harness<'s> {
             Op::Close => {
                 self.sem.close();
                 self.model.close(&mut self.futs);
+            }
+        }
+    }
+
+    /// `try_acquire_many(n)` (owned or not), checked against the model.
+    fn try_acquire(&mut self, n: usize, owned: bool) {
+        if self.permits.len() >= MAX_LIVE {
+            return;
+        }
+        let expected = self.model.try_acquire(n);
+        let got = if owned {
+            self.sem.try_acquire_many_owned(n).map(PermitHandle::Owned)
+        } else {
+            self.sem.try_acquire_many(n).map(PermitHandle::Borrowed)
+        };
+        match (expected, got) {
+            (Ok(()), Ok(p)) => {
+                assert_eq!(p.num_permits(), n);
+                self.permits.push(Held { handle: p, n });
+            }
+            (Err(e), Err(g)) => assert_eq!(e, g, "try_acquire_many({n})"),
+            (e, g) => panic!(
+                "try_acquire_many({n}): model says {e:?}, semaphore says {:?}",
+                g.map(|p| p.num_permits())
+            ),
+        }
+    }
+
+    /// Drops held permit `i`: its permits go to the queue, in order.
+    fn drop_permit(&mut self, i: usize) {
+        let held = self.permits.swap_remove(i);
+        drop(held.handle);
+        self.model.release(&mut self.futs, held.n);
+    }
+
+    /// Queues 17 to 40 single-permit futures (up to `MAX_LIVE`), after
+    /// taking every available permit as one permit if `hold`, then ends
+    /// with one large release, a `close`, or nothing: more waiters than one
+    /// wake batch (16) are completed or failed by one call.
+    fn crowd(&mut self, count: u8, owned: bool, hold: bool, then: u8) {
+        if hold {
+            self.try_acquire(self.model.available, owned);
+        }
+        for _ in 0..17 + count % 24 {
+            if self.futs.len() >= MAX_LIVE {
+                break;
+            }
+            self.step(Op::Acquire {
+                n: Amount(1),
+                owned,
+            });
+            self.poll(self.futs.len() - 1, false);
+        }
+        match then % 4 {
+            0 => {}
+            1 => match self.sem {
+                Sem::Plain(sem) => {
+                    let n = self.model.queue.len().min(MAX - self.model.total);
+                    sem.add_permits(n);
+                    self.model.total += n;
+                    self.model.release(&mut self.futs, n);
+                }
+                Sem::Bounded(sem) => {
+                    let n = self.model.detached;
+                    sem.release(n).expect("release of every detached permit");
+                    self.model.detached = 0;
+                    self.model.release(&mut self.futs, n);
+                }
+            },
+            2 => self.step(Op::Close),
+            _ => {
+                let largest = (0..self.permits.len()).max_by_key(|&i| self.permits[i].n);
+                if let Some(i) = largest {
+                    self.drop_permit(i);
+                }
             }
         }
     }
