@@ -11,6 +11,7 @@ mod models {
     use loom::sync::atomic::{AtomicUsize, Ordering};
     use loom::sync::Arc;
     use loom::thread;
+    use std::time::Duration;
 
     /// One slot, and a rate whose burst covers every request of the model
     /// (so nobody sleeps on the clock, which no thread advances).
@@ -124,6 +125,61 @@ mod models {
             let limit = limiter.limit().unwrap();
             assert!((1..=3).contains(&limit), "limit {limit}");
             assert_eq!(limiter.available_slots(), Some(limit));
+        });
+    }
+
+    /// A request waits at the rate gate (its cell is 1 s away) while
+    /// another thread advances the clock: it is woken and admitted at 1 s,
+    /// not before, and its slot comes back.
+    #[test]
+    fn a_request_waiting_at_the_rate_gate_is_admitted_when_its_cell_comes() {
+        loom::model(|| {
+            let clock = ManualClock::new();
+            let limiter = LimiterBuilder::with_clock(clock.clone())
+                .concurrency(2)
+                .rate(Quota::per_second(1))
+                .build()
+                .unwrap();
+            drop(block_on(limiter.acquire()).unwrap()); // the burst is spent
+            let (l2, c2) = (limiter.clone(), clock.clone());
+            let waiter = thread::spawn(move || {
+                let permit = block_on(l2.acquire()).unwrap();
+                let at = c2.now().as_nanos();
+                drop(permit);
+                at
+            });
+            clock.advance(Duration::from_millis(500));
+            clock.advance(Duration::from_millis(500));
+            assert_eq!(waiter.join().unwrap(), 1_000_000_000);
+            assert_eq!(limiter.available_slots(), Some(2));
+        });
+    }
+
+    /// A request waiting at the rate gate races a `pause_for`: whichever
+    /// comes first, it is admitted no earlier than the end of the pause.
+    #[test]
+    fn a_pause_racing_a_request_at_the_rate_gate_holds_it() {
+        loom::model(|| {
+            let clock = ManualClock::new();
+            let limiter = LimiterBuilder::with_clock(clock.clone())
+                .rate(Quota::per_second(1))
+                .build()
+                .unwrap();
+            drop(block_on(limiter.acquire()).unwrap());
+            let (l2, c2) = (limiter.clone(), clock.clone());
+            let waiter = thread::spawn(move || {
+                drop(block_on(l2.acquire()).unwrap());
+                c2.now().as_nanos()
+            });
+            let l3 = limiter.clone();
+            thread::spawn(move || l3.pause_for(Duration::from_secs(2)))
+                .join()
+                .unwrap();
+            for _ in 0..3 {
+                clock.advance(Duration::from_secs(1));
+            }
+            let admitted_at = waiter.join().unwrap();
+            assert!(admitted_at >= 2_000_000_000, "admitted at {admitted_at} ns");
         });
     }
 }

@@ -322,4 +322,30 @@ mod models {
             assert_eq!(sem.available_permits(), 1);
         });
     }
+
+    /// A weighted head that has collected permits (1 of its 3) is cancelled
+    /// while a release races it and a second waiter queues behind: the
+    /// permits it collected go on to the next waiter (which is served, with
+    /// no lost wake-up), and all 3 come back.
+    #[test]
+    fn cancel_of_a_weighted_head_holding_collected_permits() {
+        loom::model(|| {
+            let sem = Arc::new(Semaphore::new(3));
+            let held = sem.try_acquire_many_owned(2).unwrap();
+            let mut head = Box::pin(sem.acquire_many(3));
+            assert!(head
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending());
+            assert_eq!(sem.available_permits(), 0, "the head collected 1");
+            let s2 = sem.clone();
+            let second = thread::spawn(move || drop(block_on(s2.acquire_many(2)).unwrap()));
+            let releaser = thread::spawn(move || drop(held));
+            drop(head);
+            releaser.join().unwrap();
+            second.join().unwrap();
+            assert_eq!(sem.available_permits(), 3);
+            assert_eq!(sem.waiters(), 0);
+        });
+    }
 }
