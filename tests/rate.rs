@@ -828,3 +828,41 @@ fn a_full_check_n_after_idle_leaves_nothing() {
         assert_eq!(rl.check().unwrap_err().wait_time(), ms(100));
     }
 }
+
+/// One `advance` that makes more sleepers due than one wake batch (16)
+/// wakes every one of them, once.
+#[test]
+fn one_advance_wakes_more_sleepers_than_a_wake_batch() {
+    use limiters::Clock;
+    let clock = ManualClock::new();
+    let mut sleeps: Vec<_> = (0..40)
+        .map(|i| Probe::new(clock.sleep_until(clock.now() + ms(10 + i % 2))))
+        .collect();
+    assert!(sleeps.iter_mut().all(|s| !s.poll()));
+    clock.advance(ms(11));
+    let wakes: Vec<usize> = sleeps.iter().map(Probe::wakes).collect();
+    assert_eq!(wakes, vec![1; 40]);
+    assert!(sleeps.iter_mut().all(Probe::poll));
+}
+
+/// A pause spends no credit even when the whole queue fits in the burst
+/// the pause lets build up: 40 waiters (more than a wake batch) are all
+/// admitted at the instant it ends, each woken by its own timer.
+#[test]
+fn a_pause_admits_a_whole_burst_of_waiters_at_its_end() {
+    let (clock, rl) = limiter(Quota::per_second(10).allow_burst(40));
+    rl.check_n(40).unwrap();
+    let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    rl.pause_for(Duration::from_secs(10));
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    clock.advance(Duration::from_secs(10) - ns(1));
+    assert!(waiters.iter_mut().all(|w| !w.poll()));
+    let before: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    clock.advance(ns(1));
+    let woken: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
+    assert!(woken.iter().zip(&before).all(|(w, b)| w == &(b + 1)));
+    assert!(waiters.iter_mut().all(Probe::poll));
+    // Credit left: 40 cells earned in 10 s, 40 taken.
+    assert_eq!(rl.remaining(), 0);
+}
