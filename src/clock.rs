@@ -719,6 +719,69 @@ impl Future for ManualSleep {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A clock's sleep until an instant, armed when a future first needs it
+    /// and re-armed only when the instant moves: how every waiting future
+    /// sleeps. `A` is how its owner names instants (its own nanoseconds,
+    /// or the clock's instant).
+    pub(crate) struct Alarm<S, A = u64> {
+        #[pin]
+        sleep: Option<S>,
+        // The instant `sleep` was armed for; `Some` exactly while armed.
+        at: Option<A>,
+    }
+}
+
+impl<S: Future<Output = ()>, A: Copy + PartialEq> Alarm<S, A> {
+    pub(crate) const fn new() -> Self {
+        Alarm {
+            sleep: None,
+            at: None,
+        }
+    }
+
+    /// The instant it is armed for, if armed.
+    pub(crate) fn armed_at(&self) -> Option<A> {
+        self.at
+    }
+
+    /// Polls the sleep until `at`, arming it first (with `arm(at)`) unless
+    /// it is already armed for `at`. Ready once the clock has reached `at`,
+    /// and then disarmed.
+    pub(crate) fn poll_until(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        at: A,
+        arm: impl FnOnce(A) -> S,
+    ) -> Poll<()> {
+        let mut this = self.project();
+        if *this.at != Some(at) {
+            this.sleep.set(Some(arm(at)));
+            *this.at = Some(at);
+        }
+        let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
+        if sleep.poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.sleep.set(None);
+        *this.at = None;
+        Poll::Ready(())
+    }
+
+    /// Drops the sleep, if any.
+    pub(crate) fn disarm(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        this.sleep.set(None);
+        *this.at = None;
+    }
+}
+
+impl<S, A: fmt::Debug> fmt::Debug for Alarm<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Alarm").field("at", &self.at).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::nanos;

@@ -28,7 +28,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::clock::{Clock, ClockInstant};
+use crate::clock::{Alarm, Clock, ClockInstant};
 use crate::error::{DeadlineError, NotUntil, RateLimitError};
 
 /// The instant type of an [`Attempt`]'s clock.
@@ -158,7 +158,7 @@ pin_project_lite::pin_project! {
         #[pin]
         wait: Option<F>,
         #[pin]
-        timer: Option<<F::Clock as Clock>::Sleep>,
+        timer: Alarm<<F::Clock as Clock>::Sleep, InstantOf<F>>,
         deadline: InstantOf<F>,
         phase: Phase,
     }
@@ -169,7 +169,7 @@ impl<F: Attempt> Within<F> {
         let deadline = deadline_after(wait.clock(), timeout);
         Self {
             wait: Some(wait),
-            timer: None,
+            timer: Alarm::new(),
             deadline,
             phase: Phase::Start,
         }
@@ -215,7 +215,7 @@ impl<F: Attempt> Future for Within<F> {
         };
         if let Poll::Ready(output) = wait.as_mut().poll(cx) {
             this.wait.set(None);
-            this.timer.set(None);
+            this.timer.as_mut().disarm();
             *this.phase = Phase::Done;
             return Poll::Ready(F::finish(output));
         }
@@ -223,17 +223,19 @@ impl<F: Attempt> Future for Within<F> {
             // Its own timer wakes it in time, and anything that moves it
             // later (a pause, a quota change) wakes it too.
             Some(at) if at <= deadline => {
-                this.timer.set(None);
+                this.timer.as_mut().disarm();
                 return Poll::Pending;
             }
             // Known to be late: give up now rather than at the deadline.
             Some(_) => {}
             None => {
-                if this.timer.is_none() {
-                    this.timer.set(Some(wait.clock().sleep_until(deadline)));
-                }
-                let timer = this.timer.as_mut().as_pin_mut().expect("armed above");
-                if timer.poll(cx).is_pending() {
+                let arm = |at| wait.clock().sleep_until(at);
+                if this
+                    .timer
+                    .as_mut()
+                    .poll_until(cx, deadline, arm)
+                    .is_pending()
+                {
                     return Poll::Pending;
                 }
             }
@@ -241,7 +243,7 @@ impl<F: Attempt> Future for Within<F> {
         // Give everything back as a drop would, then report.
         wait.refused();
         this.wait.set(None);
-        this.timer.set(None);
+        this.timer.as_mut().disarm();
         *this.phase = Phase::Done;
         Poll::Ready(Err(DeadlineError::TimedOut))
     }

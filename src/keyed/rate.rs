@@ -17,6 +17,7 @@ use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity, NotUntil, RateLimitError};
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::quota::Quota;
+use crate::rate::reserved::{Reserve, ReservedWait};
 use crate::stats::{Counters, KeyedStats};
 
 crate::clock::with_default! {
@@ -378,12 +379,13 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// ```
     pub fn acquire_many(&self, key: &K, n: u32) -> KeyedRateAcquireMany<'_, K, C> {
         KeyedRateAcquireMany {
-            limiter: self,
-            key: key.clone(),
-            n,
-            state: State::Start,
-            sleep: None,
-            since: 0,
+            inner: ReservedWait::new(
+                KeyedSlot {
+                    limiter: self,
+                    key: key.clone(),
+                },
+                n,
+            ),
         }
     }
 
@@ -620,11 +622,42 @@ pub(crate) struct KeyReport {
     pub(crate) until_full: Duration,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum State {
-    Start,
-    Waiting { tat: u128, ready_ns: u64 },
-    Done,
+/// A key of a [`KeyedRateLimiter`]: what a [`ReservedWait`] reserves on.
+pub(crate) struct KeyedSlot<'a, K, C: Clock> {
+    limiter: &'a KeyedRateLimiter<K, C>,
+    key: K,
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> Reserve for KeyedSlot<'_, K, C> {
+    type Clock = C;
+    type Mark = u128;
+
+    fn reserve(&self, n: u32) -> Result<(u128, u64), InsufficientCapacity> {
+        let burst = self.limiter.ticks.burst;
+        if n > burst {
+            return Err(InsufficientCapacity {
+                requested: n,
+                burst,
+            });
+        }
+        Ok(self.limiter.reserve(&self.key, n))
+    }
+
+    fn refund(&self, n: u32, tat: u128, ready_ns: u64) {
+        self.limiter.refund(&self.key, n, tat, ready_ns);
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.limiter.now_ns()
+    }
+
+    fn sleep_until_ns(&self, ns: u64) -> C::Sleep {
+        self.limiter.clock.sleep_until(self.limiter.instant_at(ns))
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.limiter.counters
+    }
 }
 
 pin_project! {
@@ -652,28 +685,8 @@ pin_project! {
         K: Eq,
         K: Clone,
     {
-        limiter: &'a KeyedRateLimiter<K, C>,
-        key: K,
-        n: u32,
-        state: State,
         #[pin]
-        sleep: Option<C::Sleep>,
-        // When it started to wait (ns), for `stats`.
-        since: u64,
-    }
-
-    impl<'a, K, C: Clock> PinnedDrop for KeyedRateAcquireMany<'a, K, C>
-    where
-        K: Hash,
-        K: Eq,
-        K: Clone,
-    {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let State::Waiting { tat, ready_ns } = *this.state {
-                this.limiter.refund(this.key, *this.n, tat, ready_ns);
-            }
-        }
+        inner: ReservedWait<KeyedSlot<'a, K, C>>,
     }
 }
 
@@ -681,45 +694,7 @@ impl<K: Hash + Eq + Clone, C: Clock> Future for KeyedRateAcquireMany<'_, K, C> {
     type Output = Result<(), InsufficientCapacity>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match *this.state {
-                State::Start => {
-                    let burst = this.limiter.ticks.burst;
-                    if *this.n > burst {
-                        *this.state = State::Done;
-                        return Poll::Ready(Err(InsufficientCapacity {
-                            requested: *this.n,
-                            burst,
-                        }));
-                    }
-                    let (tat, ready_ns) = this.limiter.reserve(this.key, *this.n);
-                    let now = this.limiter.now_ns();
-                    if ready_ns <= now {
-                        this.limiter.counters.admit();
-                        *this.state = State::Done;
-                        return Poll::Ready(Ok(()));
-                    }
-                    *this.since = now;
-                    let limiter: &KeyedRateLimiter<K, C> = this.limiter;
-                    this.sleep.set(Some(
-                        limiter.clock.sleep_until(limiter.instant_at(ready_ns)),
-                    ));
-                    *this.state = State::Waiting { tat, ready_ns };
-                }
-                State::Waiting { .. } => {
-                    let sleep = this.sleep.as_mut().as_pin_mut().expect("sleep");
-                    ready!(sleep.poll(cx));
-                    this.sleep.set(None);
-                    let limiter: &KeyedRateLimiter<K, C> = this.limiter;
-                    let waited = limiter.now_ns().saturating_sub(*this.since);
-                    limiter.counters.admit_after(waited);
-                    *this.state = State::Done;
-                    return Poll::Ready(Ok(()));
-                }
-                State::Done => panic!("KeyedRateAcquireMany polled after it completed"),
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 
@@ -729,7 +704,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateAcquireMany")
-            .field("n", &self.n)
+            .field("n", &self.inner.n)
             .finish_non_exhaustive()
     }
 }
@@ -791,26 +766,29 @@ impl<K: Hash + Eq + Clone, C: Clock> Attempt for KeyedRateAcquireMany<'_, K, C> 
     type Admitted = ();
 
     fn clock(&self) -> &C {
-        &self.limiter.clock
+        &self.inner.limiter.limiter.clock
     }
 
     fn try_now(
         self: Pin<&mut Self>,
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
-        try_check(self.limiter.admit_n(&self.key, self.n, false), deadline)
+        let slot = &self.inner.limiter;
+        try_check(
+            slot.limiter.admit_n(&slot.key, self.inner.n, false),
+            deadline,
+        )
     }
 
     fn refused(&self) {
-        self.limiter.counters.deny();
+        self.inner.limiter.limiter.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {
         // Later than the check said only if a reservation raced ours.
-        match self.state {
-            State::Waiting { ready_ns, .. } => Some(self.limiter.instant_at(ready_ns)),
-            _ => None,
-        }
+        self.inner
+            .ready_ns()
+            .map(|ns| self.inner.limiter.limiter.instant_at(ns))
     }
 
     fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {

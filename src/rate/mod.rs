@@ -74,6 +74,7 @@ pub(crate) mod arith;
 pub(crate) mod gcra;
 pub(crate) mod quota;
 pub(crate) mod reservation;
+pub(crate) mod reserved;
 pub(crate) mod token_bucket;
 pub(crate) mod window;
 

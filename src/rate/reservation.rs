@@ -8,7 +8,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::clock::Clock;
+use crate::clock::{Alarm, Clock};
 use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity};
 use crate::rate::gcra::state::{Reserved, Status, Waiter};
@@ -205,8 +205,7 @@ pin_project_lite::pin_project! {
         #[pin]
         node: Node<Waiter>,
         #[pin]
-        sleep: Option<C::Sleep>,
-        deadline: u64,
+        alarm: Alarm<C::Sleep>,
         // When it was queued (ns), for `stats`.
         since: u64,
     }
@@ -238,8 +237,7 @@ impl<'a, C: Clock> RateAcquireMany<'a, C> {
             n,
             phase: Phase::Start,
             node: Node::new(Waiter::UNLINKED),
-            sleep: None,
-            deadline: 0,
+            alarm: Alarm::new(),
             since: 0,
         }
     }
@@ -335,17 +333,16 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                     let stale = unsafe { shared.waiters.entry(node) }.waker.replace(waker);
                     drop(shared);
                     drop(stale);
-                    if this.sleep.is_none() || *this.deadline != ready_ns {
-                        *this.deadline = ready_ns;
-                        let sleep = limiter.clock().sleep_until(limiter.instant_at(ready_ns));
-                        this.sleep.set(Some(sleep));
-                    }
-                    let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
-                    if sleep.poll(cx).is_pending() {
+                    let arm = |ns| limiter.clock().sleep_until(limiter.instant_at(ns));
+                    if this
+                        .alarm
+                        .as_mut()
+                        .poll_until(cx, ready_ns, arm)
+                        .is_pending()
+                    {
                         return Poll::Pending;
                     }
                     // The deadline passed: settle on the next turn.
-                    this.sleep.set(None);
                 }
             }
         }
@@ -451,9 +448,7 @@ impl<C: Clock> Attempt for RateAcquireMany<'_, C> {
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {
-        self.sleep
-            .is_some()
-            .then(|| self.limiter.instant_at(self.deadline))
+        self.alarm.armed_at().map(|ns| self.limiter.instant_at(ns))
     }
 
     fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {

@@ -27,6 +27,7 @@ use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{
     DeadlineError, InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError,
 };
+use crate::rate::reserved::{Reserve, ReservedWait};
 use crate::stats::{Counters, RateStats};
 use crate::sync::{AtomicU128, Ordering};
 
@@ -680,12 +681,7 @@ impl<C: Clock> TokenBucket<C> {
     /// ```
     pub fn acquire_many(&self, n: u32) -> BucketAcquireMany<'_, C> {
         BucketAcquireMany {
-            bucket: self,
-            n,
-            reserved: None,
-            done: false,
-            sleep: None,
-            since: 0,
+            inner: ReservedWait::new(self, n),
         }
     }
 
@@ -955,31 +951,15 @@ pin_project_lite::pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct BucketAcquireMany<'a, C: Clock> {
-        bucket: &'a TokenBucket<C>,
-        n: u32,
-        // (position after our tokens, ready ns) once reserved.
-        reserved: Option<(u128, u64)>,
-        done: bool,
         #[pin]
-        sleep: Option<C::Sleep>,
-        // When it started to sleep (ns), for `stats`.
-        since: u64,
-    }
-
-    impl<'a, C: Clock> PinnedDrop for BucketAcquireMany<'a, C> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let (Some((end, ready_ns)), false) = (*this.reserved, *this.done) {
-                this.bucket.refund(end, *this.n, ready_ns);
-            }
-        }
+        inner: ReservedWait<&'a TokenBucket<C>>,
     }
 }
 
 impl<C: Clock> fmt::Debug for BucketAcquireMany<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BucketAcquireMany")
-            .field("n", &self.n)
+            .field("n", &self.inner.n)
             .finish_non_exhaustive()
     }
 }
@@ -988,41 +968,32 @@ impl<C: Clock> Future for BucketAcquireMany<'_, C> {
     type Output = Result<(), InsufficientCapacity>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        assert!(!*this.done, "BucketAcquireMany polled after completion");
-        let bucket: &TokenBucket<C> = this.bucket;
-        let (_, ready_ns) = match *this.reserved {
-            Some(reserved) => reserved,
-            None => match bucket.reserve(*this.n) {
-                Err(e) => {
-                    *this.done = true;
-                    return Poll::Ready(Err(e));
-                }
-                Ok(reserved) => {
-                    *this.reserved = Some(reserved);
-                    reserved
-                }
-            },
-        };
-        if ready_ns > bucket.now_ns() {
-            if this.sleep.is_none() {
-                let sleep = bucket.clock.sleep_until(bucket.instant_at(ready_ns));
-                this.sleep.set(Some(sleep));
-                *this.since = bucket.now_ns();
-            }
-            let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
-            if sleep.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
-        if this.sleep.is_some() {
-            let waited = bucket.now_ns().saturating_sub(*this.since);
-            bucket.counters.admit_after(waited);
-        } else {
-            bucket.counters.admit();
-        }
-        *this.done = true;
-        Poll::Ready(Ok(()))
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<C: Clock> Reserve for &TokenBucket<C> {
+    type Clock = C;
+    type Mark = u128;
+
+    fn reserve(&self, n: u32) -> Result<(u128, u64), InsufficientCapacity> {
+        TokenBucket::reserve(self, n)
+    }
+
+    fn refund(&self, n: u32, end: u128, ready_ns: u64) {
+        TokenBucket::refund(self, end, n, ready_ns);
+    }
+
+    fn now_ns(&self) -> u64 {
+        TokenBucket::now_ns(self)
+    }
+
+    fn sleep_until_ns(&self, ns: u64) -> C::Sleep {
+        self.clock.sleep_until(self.instant_at(ns))
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
     }
 }
 
@@ -1103,24 +1074,25 @@ impl<C: Clock> Attempt for BucketAcquireMany<'_, C> {
     type Admitted = ();
 
     fn clock(&self) -> &C {
-        &self.bucket.clock
+        &self.inner.limiter.clock
     }
 
     fn try_now(
         self: Pin<&mut Self>,
         deadline: C::Instant,
     ) -> Option<Result<(), DeadlineError<C::Instant>>> {
-        try_check(self.bucket.admit_n(self.n, false), deadline)
+        try_check(self.inner.limiter.admit_n(self.inner.n, false), deadline)
     }
 
     fn refused(&self) {
-        self.bucket.counters.deny();
+        self.inner.limiter.counters.deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {
         // Later than the check said only if a reservation raced ours.
-        self.reserved
-            .map(|(_, ready_ns)| self.bucket.instant_at(ready_ns))
+        self.inner
+            .ready_ns()
+            .map(|ns| self.inner.limiter.instant_at(ns))
     }
 
     fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {

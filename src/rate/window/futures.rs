@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use super::{SlidingWindow, Status, Waiter};
-use crate::clock::Clock;
+use crate::clock::{Alarm, Clock};
 use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{DeadlineError, InsufficientCapacity};
 use crate::wait_list::Node;
@@ -87,8 +87,7 @@ impl<C: Clock> SlidingWindow<C> {
             n,
             phase: Phase::Start,
             node: Node::new(UNLINKED),
-            sleep: None,
-            sleep_at: 0,
+            alarm: Alarm::new(),
             since: 0,
         }
     }
@@ -219,9 +218,7 @@ pin_project_lite::pin_project! {
         #[pin]
         node: Node<Waiter>,
         #[pin]
-        sleep: Option<C::Sleep>,
-        // The instant (ns) `sleep` was armed for.
-        sleep_at: u64,
+        alarm: Alarm<C::Sleep>,
         // When it was queued (ns), for `stats`.
         since: u64,
     }
@@ -360,20 +357,14 @@ impl<C: Clock> Future for WindowAcquireMany<'_, C> {
                     };
                     let Some(at) = sleep_until else {
                         // Woken when granted waiters return.
-                        this.sleep.set(None);
+                        this.alarm.as_mut().disarm();
                         return Poll::Pending;
                     };
-                    if this.sleep.is_none() || *this.sleep_at != at {
-                        *this.sleep_at = at;
-                        let sleep = window.clock().sleep_until(window.instant_at(at));
-                        this.sleep.set(Some(sleep));
-                    }
-                    let sleep = this.sleep.as_mut().as_pin_mut().expect("armed above");
-                    if sleep.poll(cx).is_pending() {
+                    let arm = |ns| window.clock().sleep_until(window.instant_at(ns));
+                    if this.alarm.as_mut().poll_until(cx, at, arm).is_pending() {
                         return Poll::Pending;
                     }
                     // Its time came: serve on the next turn.
-                    this.sleep.set(None);
                 }
             }
         }
@@ -477,9 +468,7 @@ impl<C: Clock> Attempt for WindowAcquireMany<'_, C> {
     fn sleeping_until(&self) -> Option<C::Instant> {
         // Only the head sleeps, until the earliest instant it can fit; it
         // re-arms (and so is asked again) if that moves later.
-        self.sleep
-            .is_some()
-            .then(|| self.window.instant_at(self.sleep_at))
+        self.alarm.armed_at().map(|ns| self.window.instant_at(ns))
     }
 
     fn finish(output: Self::Output) -> Result<(), DeadlineError<C::Instant>> {
