@@ -23,7 +23,7 @@
 //!   nobody is woken: each must complete; then all global slots are back.
 
 use crate::wake_counter::WakeCounter;
-use crate::work::{check_window, finish, pick, Work, WorkState};
+use crate::work::{check_window, finish, pick, Executor, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -144,6 +144,22 @@ struct Harness {
     paused_until: [u64; KEYS as usize],
     futs: Vec<Fut>,
     starts: Vec<Start>,
+}
+
+impl Executor for Harness {
+    fn live(&self) -> usize {
+        self.futs.len()
+    }
+    fn woken(&self, i: usize) -> bool {
+        let f = &self.futs[i];
+        f.counter.get() > f.seen
+    }
+    fn never_pending(&self, i: usize) -> bool {
+        !self.futs[i].pending
+    }
+    fn poll_one(&mut self, i: usize) -> bool {
+        self.poll(i)
+    }
 }
 
 impl Harness {
@@ -298,23 +314,6 @@ impl Harness {
         true
     }
 
-    /// Polls every woken future, like an executor; returns how many.
-    fn poll_woken(&mut self) -> usize {
-        let mut polled = 0;
-        let mut i = 0;
-        while i < self.futs.len() {
-            let f = &self.futs[i];
-            if f.counter.get() > f.seen {
-                polled += 1;
-                if self.poll(i) {
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        polled
-    }
-
     fn finish(mut self) {
         let mut rounds = 0;
         while !self.futs.is_empty() {
@@ -326,17 +325,7 @@ impl Harness {
                 }
             }
             // Futures never polled are polled now.
-            let mut first = 0;
-            let mut i = 0;
-            while i < self.futs.len() {
-                if !self.futs[i].pending {
-                    first += 1;
-                    if self.poll(i) {
-                        continue;
-                    }
-                }
-                i += 1;
-            }
+            let first = self.poll_fresh();
             if first > 0 || self.poll_woken() > 0 || self.futs.is_empty() {
                 continue;
             }

@@ -27,7 +27,7 @@
 //!   and (unless closed) a fresh request of the largest weight is admitted.
 
 use crate::wake_counter::WakeCounter;
-use crate::work::{check_window, finish, pick, Work, WorkState};
+use crate::work::{check_window, finish, pick, Executor, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -216,6 +216,22 @@ struct Harness {
     futs: Vec<Fut>,
     permits: Vec<(LimiterPermit<ManualClock>, usize)>,
     admissions: Vec<Admission>,
+}
+
+impl Executor for Harness {
+    fn live(&self) -> usize {
+        self.futs.len()
+    }
+    fn woken(&self, i: usize) -> bool {
+        let f = &self.futs[i];
+        f.counter.get() > f.seen
+    }
+    fn never_pending(&self, i: usize) -> bool {
+        !self.futs[i].pending
+    }
+    fn poll_one(&mut self, i: usize) -> bool {
+        self.poll(i)
+    }
 }
 
 impl Harness {
@@ -441,23 +457,6 @@ impl Harness {
         true
     }
 
-    /// Polls every woken future, like an executor; returns how many.
-    fn poll_woken(&mut self) -> usize {
-        let mut polled = 0;
-        let mut i = 0;
-        while i < self.futs.len() {
-            let f = &self.futs[i];
-            if f.counter.get() > f.seen {
-                polled += 1;
-                if self.poll(i) {
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        polled
-    }
-
     fn check(&self) {
         if let Some(cap) = self.concurrency {
             let free = self.limiter.available_slots().unwrap();
@@ -499,17 +498,7 @@ impl Harness {
                 self.release(a);
             }
             // Futures never polled are started now.
-            let mut started = 0;
-            let mut i = 0;
-            while i < self.futs.len() {
-                if !self.futs[i].pending {
-                    started += 1;
-                    if self.poll(i) {
-                        continue;
-                    }
-                }
-                i += 1;
-            }
+            let started = self.poll_fresh();
             if started > 0 || self.poll_woken() > 0 {
                 continue;
             }

@@ -85,3 +85,42 @@ pub fn check_window(admissions: &[(u64, u32)], q: Quota) {
         );
     }
 }
+
+/// A harness that polls its live futures by hand, as an executor would.
+pub trait Executor {
+    /// How many futures are live.
+    fn live(&self) -> usize;
+    /// Whether future `i` was woken since its last poll.
+    fn woken(&self, i: usize) -> bool;
+    /// Whether future `i` has not returned `Pending` yet (never polled).
+    fn never_pending(&self, i: usize) -> bool;
+    /// Polls future `i`; returns whether it completed (and was removed by
+    /// `swap_remove`, so index `i` now holds another future).
+    fn poll_one(&mut self, i: usize) -> bool;
+
+    /// Polls every future for which `due` holds; returns how many.
+    fn poll_each(&mut self, due: fn(&Self, usize) -> bool) -> usize {
+        let mut polled = 0;
+        let mut i = 0;
+        while i < self.live() {
+            if due(self, i) {
+                polled += 1;
+                if self.poll_one(i) {
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        polled
+    }
+
+    /// Polls every woken future; returns how many.
+    fn poll_woken(&mut self) -> usize {
+        self.poll_each(Self::woken)
+    }
+
+    /// Polls every future that never returned `Pending`; returns how many.
+    fn poll_fresh(&mut self) -> usize {
+        self.poll_each(Self::never_pending)
+    }
+}
