@@ -831,6 +831,14 @@ pub enum BuildError {
         /// The window's `n`.
         limit: u32,
     },
+    /// More [`rate_source`](crate::LimiterBuilder::rate_source)s than
+    /// [`MAX_RATE_SOURCES`](crate::LimiterBuilder::MAX_RATE_SOURCES).
+    TooManyRateSources {
+        /// Sources added.
+        count: usize,
+        /// The most a limiter takes.
+        max: usize,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -869,6 +877,11 @@ impl fmt::Display for BuildError {
                 f,
                 "weight {weight} exceeds a window of {limit}: no call could ever be admitted; \
                  raise the window's n to at least {weight} or lower the weight"
+            ),
+            BuildError::TooManyRateSources { count, max } => write!(
+                f,
+                "{count} rate sources exceed the maximum of {max} per limiter: \
+                 combine them into fewer sources"
             ),
         }
     }

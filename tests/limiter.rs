@@ -681,6 +681,26 @@ mod rate_source {
     }
 
     #[test]
+    fn more_sources_than_the_maximum_is_a_build_error() {
+        let max = LimiterBuilder::<ManualClock>::MAX_RATE_SOURCES;
+        let source = Scripted::new(10, Vec::new());
+        let mut builder = LimiterBuilder::with_clock(ManualClock::new());
+        for _ in 0..max {
+            builder = builder.rate_source(Arc::clone(&source));
+        }
+        let at_max = builder.clone().build();
+        assert!(at_max.is_ok());
+        let err = builder.rate_source(source).build().unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::TooManyRateSources {
+                count: max + 1,
+                max
+            }
+        );
+    }
+
+    #[test]
     fn the_head_sleeps_until_the_instant_a_source_names_then_asks_again() {
         let clock = ManualClock::new();
         let retry_at = clock.now() + Duration::from_millis(40);
@@ -1122,4 +1142,16 @@ fn pause_re_times_more_waiters_than_one_wake_batch() {
         .map(|k| Duration::from_secs(10) + ms(100) * k)
         .collect();
     assert_eq!(started, expected);
+}
+
+#[test]
+fn acquire_future_fits_two_cache_lines() {
+    // One wait at a time (a queue node, a sleep or a source's decision),
+    // not one optional future per stage: 128 bytes on the default clock.
+    use limiters::futures::{LimiterAcquire, LimiterRun};
+    use std::mem::size_of;
+    assert!(size_of::<LimiterAcquire<limiters::SystemClock>>() <= 128);
+    assert!(size_of::<LimiterAcquire<ManualClock>>() <= 128);
+    // `run` shares the limiter's handle with its stages.
+    assert!(size_of::<LimiterRun<limiters::SystemClock, std::future::Ready<()>>>() <= 160);
 }

@@ -9,13 +9,14 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::state::Inner;
+use super::state::{Admitted, Inner};
 use super::{LimiterPermit, Outcome};
 use crate::clock::Clock;
 use crate::deadline::{sealed::Sealed, would_exceed, Attempt, Within};
 use crate::error::{AcquireError, DeadlineError, NotUntil};
 use crate::limiter::source::{RateAdmit, RateDecision};
-use crate::semaphore::{AcquireOwned, OwnedPermit};
+use crate::semaphore::raw::Waiter;
+use crate::semaphore::Semaphore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -42,13 +43,153 @@ enum Stage {
 }
 
 pin_project! {
+    /// What a request is waiting on in its current stage: one thing at a
+    /// time, so one field.
+    #[project = WaitProj]
+    enum Wait<S, I> {
+        /// Nothing: between stages.
+        Idle,
+        /// Queued on the semaphore of the current stage (the slots, the hold
+        /// queue or a rate gate); the queue node lives here, pinned.
+        Queued {
+            #[pin]
+            node: Waiter,
+        },
+        /// Sleeping until `at` (ns on the timeline of the stage's limiter).
+        Sleeping {
+            #[pin]
+            sleep: S,
+            at: u64,
+        },
+        /// Asking a rate source, whose decision may come later.
+        Asking {
+            admit: RateAdmit<I>,
+        },
+    }
+}
+
+/// What a request holds between stages, one bit each, and whether it
+/// stops after the slot stages (one byte, so that `LimiterAcquire` fits in
+/// two cache lines).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Flags(u8);
+
+impl Flags {
+    /// `weight` permits of the slots' semaphore.
+    const SLOT: u8 = 1;
+    /// Counted in the slots' `running` (only with a minimum hold).
+    const RUNNING: u8 = 1 << 1;
+    /// The hold queue's permit: the head of that queue.
+    const HOLD: u8 = 1 << 2;
+    /// The rate gate's permit: the head of the rate queue.
+    const GATE: u8 = 1 << 3;
+    /// The rate gate's permit of `co`.
+    const CO_GATE: u8 = 1 << 4;
+    /// Everything above: what the request holds.
+    const HELD: u8 = (1 << 5) - 1;
+    /// Stop after the slot stages: a key's slots, whose rate is taken by
+    /// the global stage (`co` there).
+    const SLOTS_ONLY: u8 = 1 << 5;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    /// Gives back everything held, slot accounting before the slot itself
+    /// (so whoever gets the slot sees the ghost, if any).
+    fn give_back<C: Clock>(&mut self, inner: &Inner<C>, co: Option<&Inner<C>>, w: u32) {
+        let held = Flags(self.0 & Self::HELD);
+        self.0 &= !Self::HELD;
+        if held.has(Self::HOLD | Self::RUNNING | Self::SLOT) {
+            let slots = inner.slots.as_ref().expect("a slot stage implies slots");
+            if held.has(Self::HOLD) {
+                slots.clear_head();
+                slots.hold_gate.raw.release(1);
+            }
+            if held.has(Self::RUNNING) {
+                slots.release(w as usize, None, 0);
+            }
+            if held.has(Self::SLOT) {
+                slots.sem.raw.release(w as usize);
+            }
+        }
+        if held.has(Self::GATE) {
+            inner.clear_head();
+            inner.gate.raw.release(1);
+        }
+        if held.has(Self::CO_GATE) {
+            let co = co.expect("a co gate implies co");
+            co.clear_head();
+            co.gate.raw.release(1);
+        }
+    }
+}
+
+impl<S: Future<Output = ()>, I> Wait<S, I> {
+    /// Waits in `sem`'s queue for `n` permits (joining it if not queued
+    /// yet); when they are granted, the caller holds them and the wait is
+    /// idle again.
+    fn queue(
+        mut self: Pin<&mut Self>,
+        sem: &Semaphore,
+        n: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        if !matches!(*self, Wait::Queued { .. }) {
+            self.set(Wait::Queued {
+                node: Waiter::new(n),
+            });
+        }
+        let WaitProj::Queued { node } = self.as_mut().project() else {
+            unreachable!("just queued")
+        };
+        let granted = ready!(node.poll_acquire(&sem.raw, cx));
+        self.set(Wait::Idle);
+        Poll::Ready(granted)
+    }
+
+    /// Sleeps until `at` (a new sleep from `sleep` unless one for `at` is
+    /// already armed); idle again when it fires.
+    fn sleep(
+        mut self: Pin<&mut Self>,
+        at: u64,
+        sleep: impl FnOnce() -> S,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        if !matches!(*self, Wait::Sleeping { at: armed, .. } if armed == at) {
+            self.set(Wait::Sleeping { sleep: sleep(), at });
+        }
+        self.poll_sleep(cx)
+    }
+
+    /// Polls the armed sleep; idle again when it fires.
+    fn poll_sleep(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let WaitProj::Sleeping { sleep, .. } = self.as_mut().project() else {
+            unreachable!("no sleep armed")
+        };
+        ready!(sleep.poll(cx));
+        self.set(Wait::Idle);
+        Poll::Ready(())
+    }
+}
+
+pin_project! {
     /// The future returned by [`Limiter::acquire`](crate::Limiter::acquire)
     /// and [`Limiter::acquire_many`](crate::Limiter::acquire_many): passes
     /// the limiter's stages in order (concurrency slot, minimum hold, rate)
     /// and resolves to a [`LimiterPermit`].
     ///
     /// It owns a handle to the limiter, so it is `'static` and can be moved
-    /// into a spawned task.
+    /// into a spawned task. Waiting allocates nothing: its queue node lives
+    /// inside it.
     ///
     /// # Cancel safety
     ///
@@ -72,65 +213,58 @@ pin_project! {
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct LimiterAcquire<C: Clock> {
         inner: Arc<Inner<C>>,
-        weight: u32,
-        stage: Stage,
         #[pin]
-        slot_wait: Option<AcquireOwned>,
-        #[pin]
-        hold_wait: Option<AcquireOwned>,
-        #[pin]
-        gate_wait: Option<AcquireOwned>,
-        #[pin]
-        sleep: Option<C::Sleep>,
-        // The instant (ns) `sleep` was set for.
-        sleep_at: u64,
-        // Counted in the slots' `running` (only with a minimum hold).
-        running: bool,
-        // When it became the head of the rate queue (ns).
-        head_since: u64,
-        // The rate source being asked, and its pending decision.
-        source: usize,
-        source_wait: Option<RateAdmit<C::Instant>>,
-        // A source's failure, returned by the `Rate` stage's exit path.
-        failed: Option<AcquireError>,
-        // Stop after the slot stages: a key's slots, whose rate is taken
-        // by the global stage (`co` there).
-        slots_only: bool,
-        // The key's limiter, whose rate cells are taken at the instant this
-        // (global) limiter admits: see `KeyedLimiter`'s order of stages.
-        co: Option<Arc<Inner<C>>>,
-        // The head of `co`'s rate queue, since `co_since` (`co`'s ns).
-        co_gate: Option<OwnedPermit>,
-        co_since: u64,
-        // Dropped after `PinnedDrop` has fixed the hold accounting, so a
-        // ghost is always pushed before the slot goes back.
-        slot: Option<OwnedPermit>,
-        // The head of the hold queue.
-        hold: Option<OwnedPermit>,
-        gate: Option<OwnedPermit>,
-        // When it started to wait (ns), for `stats`.
-        since: Option<u64>,
+        stages: Stages<C>,
     }
 
     impl<C: Clock> PinnedDrop for LimiterAcquire<C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(slots) = &this.inner.slots {
-                let w = *this.weight as usize;
-                if this.hold.is_some() {
-                    slots.clear_head();
-                }
-                if *this.running {
-                    slots.release(w, None, 0);
-                }
-            }
-            if this.gate.is_some() {
-                this.inner.clear_head();
-            }
-            if let (Some(co), Some(_)) = (this.co, this.co_gate) {
-                co.clear_head();
-            }
+            this.stages.give_back(this.inner);
         }
+    }
+}
+
+pin_project! {
+    /// A request on its way through the limiter's stages. The limiter is
+    /// not in here: the future that owns this holds it and passes it in.
+    struct Stages<C: Clock> {
+        // The key's limiter, whose rate cells are taken at the instant this
+        // (global) limiter admits: see `KeyedLimiter`'s order of stages.
+        co: Option<Arc<Inner<C>>>,
+        weight: u32,
+        // The rate sources already asked (they are asked in order; the
+        // builder allows at most `u16::MAX`).
+        sources_asked: u16,
+        stage: Stage,
+        flags: Flags,
+        // When it became the head of the rate queue (ns).
+        head_since: u64,
+        // When it became the head of `co`'s rate queue (`co`'s ns).
+        co_since: u64,
+        // When it started to wait (ns), for `stats`; `NOT_WAITING` until
+        // then.
+        since: u64,
+        #[pin]
+        wait: Wait<C::Sleep, C::Instant>,
+    }
+}
+
+/// `Stages::since` of a request that has not waited (yet).
+const NOT_WAITING: u64 = u64::MAX;
+
+/// The semaphore a request queues on in `stage`.
+fn queue_of<'a, C: Clock>(
+    stage: Stage,
+    inner: &'a Inner<C>,
+    co: Option<&'a Inner<C>>,
+) -> &'a Semaphore {
+    match stage {
+        Stage::Slot => &inner.slots.as_ref().expect("slots").sem,
+        Stage::Hold => &inner.slots.as_ref().expect("slots").hold_gate,
+        Stage::CoGate => &co.expect("co").gate,
+        Stage::Gate => &inner.gate,
+        _ => unreachable!("no queue in stage {stage:?}"),
     }
 }
 
@@ -138,33 +272,14 @@ impl<C: Clock> LimiterAcquire<C> {
     pub(crate) fn new(inner: Arc<Inner<C>>, weight: u32) -> Self {
         Self {
             inner,
-            weight,
-            stage: Stage::Start,
-            slot_wait: None,
-            gate_wait: None,
-            sleep: None,
-            sleep_at: 0,
-            running: false,
-            head_since: 0,
-            source: 0,
-            source_wait: None,
-            failed: None,
-            slots_only: false,
-            co: None,
-            co_gate: None,
-            co_since: 0,
-            slot: None,
-            hold_wait: None,
-            hold: None,
-            gate: None,
-            since: None,
+            stages: Stages::new(weight),
         }
     }
 
     /// Whether it waits for the key's (`co`) rate queue or rate.
     #[cfg(feature = "std")]
     pub(crate) fn waits_for_co(&self) -> bool {
-        matches!(self.stage, Stage::CoGate | Stage::CoRate)
+        matches!(self.stages.stage, Stage::CoGate | Stage::CoRate)
     }
 
     /// Passes only the slot stages (concurrency and minimum hold); the
@@ -172,7 +287,7 @@ impl<C: Clock> LimiterAcquire<C> {
     /// [`with_co`](Self::with_co).
     #[cfg(feature = "std")]
     pub(crate) fn slots_only(mut self) -> Self {
-        self.slots_only = true;
+        self.stages.flags.set(Flags::SLOTS_ONLY, true);
         self
     }
 
@@ -181,7 +296,7 @@ impl<C: Clock> LimiterAcquire<C> {
     /// global limiter.
     #[cfg(feature = "std")]
     pub(crate) fn with_co(mut self, co: Arc<Inner<C>>) -> Self {
-        self.co = Some(co);
+        self.stages.co = Some(co);
         self
     }
 }
@@ -189,62 +304,111 @@ impl<C: Clock> LimiterAcquire<C> {
 impl<C: Clock> Future for LimiterAcquire<C> {
     type Output = Result<LimiterPermit<C>, AcquireError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let output = self.as_mut().poll_stages(cx);
-        // For `stats`: the clock is read only when it starts to wait.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match (&output, *this.since) {
-            (Poll::Pending, None) => *this.since = Some(this.inner.now_ns()),
-            (Poll::Ready(Ok(_)), None) => this.inner.counters.admit(),
-            (Poll::Ready(Ok(permit)), Some(since)) => {
-                let waited = permit.admitted_ns.saturating_sub(since);
-                this.inner.counters.admit_after(waited);
+        let admitted = ready!(this.stages.poll(this.inner, cx))?;
+        Poll::Ready(Ok(LimiterPermit::new(Arc::clone(this.inner), admitted)))
+    }
+}
+
+impl<C: Clock> Stages<C> {
+    fn new(weight: u32) -> Self {
+        Self {
+            co: None,
+            weight,
+            sources_asked: 0,
+            stage: Stage::Start,
+            flags: Flags::default(),
+            head_since: 0,
+            co_since: 0,
+            since: NOT_WAITING,
+            wait: Wait::Idle,
+        }
+    }
+
+    /// Gives back whatever the request holds (nothing once it is done).
+    fn give_back(self: Pin<&mut Self>, inner: &Inner<C>) {
+        let this = self.project();
+        if *this.stage == Stage::Done {
+            // Holds nothing: its permit (or error) has it all.
+            return;
+        }
+        let co = this.co.as_deref();
+        if let WaitProj::Queued { node } = this.wait.project() {
+            node.cancel(&queue_of(*this.stage, inner, co).raw);
+        }
+        this.flags.give_back(inner, co, *this.weight);
+        *this.stage = Stage::Done;
+    }
+
+    /// Drives the request through its stages; once admitted, what it holds
+    /// is in the returned [`Admitted`].
+    #[inline]
+    fn poll(
+        mut self: Pin<&mut Self>,
+        inner: &Inner<C>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Admitted, AcquireError>> {
+        let output = self.as_mut().poll_stages(inner, cx);
+        // For `stats`: the clock is read only when it starts to wait.
+        let since = self.project().since;
+        match &output {
+            Poll::Pending if *since == NOT_WAITING => *since = inner.now_ns(),
+            Poll::Ready(Ok(_)) if *since == NOT_WAITING => inner.counters.admit(),
+            Poll::Ready(Ok(admitted)) => {
+                let waited = admitted.admitted_ns.saturating_sub(*since);
+                inner.counters.admit_after(waited);
             }
             _ => {}
         }
         output
     }
-}
 
-impl<C: Clock> LimiterAcquire<C> {
     fn poll_stages(
         self: Pin<&mut Self>,
+        inner: &Inner<C>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<LimiterPermit<C>, AcquireError>> {
+    ) -> Poll<Result<Admitted, AcquireError>> {
         let mut this = self.project();
-        let inner: &Arc<Inner<C>> = this.inner;
+        let co = this.co.as_deref();
         let w = *this.weight;
         // A clock reading taken earlier in this poll, for the next stage to
         // reuse (each reading costs tens of nanoseconds).
         let mut just_read: Option<u64> = None;
+        // Fails the request, giving back at once whatever it holds (a
+        // pending source decision is dropped here, with no lock held).
+        macro_rules! fail {
+            ($e:expr) => {{
+                this.flags.give_back(inner, co, w);
+                this.wait.set(Wait::Idle);
+                *this.stage = Stage::Done;
+                return Poll::Ready(Err($e));
+            }};
+        }
         loop {
             match *this.stage {
                 Stage::Start => {
                     if let Err(e) = inner.validate(w) {
-                        *this.stage = Stage::Done;
-                        return Poll::Ready(Err(e));
+                        fail!(e);
                     }
-                    match &inner.slots {
-                        Some(slots) => {
-                            this.slot_wait
-                                .set(Some(slots.sem.acquire_many_owned(w as usize)));
-                            *this.stage = Stage::Slot;
-                        }
-                        None => *this.stage = Stage::Gate,
-                    }
+                    *this.stage = match &inner.slots {
+                        Some(_) => Stage::Slot,
+                        None => Stage::Gate,
+                    };
                 }
                 Stage::Slot => {
-                    let wait = this.slot_wait.as_mut().as_pin_mut().expect("slot wait");
-                    let granted = ready!(wait.poll(cx));
-                    this.slot_wait.set(None);
-                    match granted {
-                        Ok(permit) => *this.slot = Some(permit),
-                        Err(e) => {
-                            *this.stage = Stage::Done;
-                            return Poll::Ready(Err(e));
+                    let slots = inner.slots.as_ref().expect("slots");
+                    // Free slots and nobody queued: one compare-and-swap, no
+                    // queue node.
+                    let free = matches!(*this.wait, Wait::Idle)
+                        && slots.sem.raw.try_acquire_fast(w as usize);
+                    if !free {
+                        let queued = this.wait.as_mut().queue(&slots.sem, w as usize, cx);
+                        if let Err(e) = ready!(queued) {
+                            fail!(e);
                         }
                     }
-                    let slots = inner.slots.as_ref().expect("slots");
+                    this.flags.set(Flags::SLOT, true);
                     *this.stage = if slots.has_hold() {
                         Stage::Hold
                     } else {
@@ -253,202 +417,144 @@ impl<C: Clock> LimiterAcquire<C> {
                 }
                 Stage::Hold => {
                     let slots = inner.slots.as_ref().expect("slots");
-                    if this.hold.is_none() {
-                        if this.hold_wait.is_none() {
-                            this.hold_wait.set(Some(slots.hold_gate.acquire_owned()));
+                    if !this.flags.has(Flags::HOLD) {
+                        if let Err(e) = ready!(this.wait.as_mut().queue(&slots.hold_gate, 1, cx)) {
+                            fail!(e);
                         }
-                        let wait = this.hold_wait.as_mut().as_pin_mut().expect("hold wait");
-                        let granted = ready!(wait.poll(cx));
-                        this.hold_wait.set(None);
-                        match granted {
-                            Ok(head) => *this.hold = Some(head),
-                            Err(e) => {
-                                *this.stage = Stage::Done;
-                                return Poll::Ready(Err(e));
-                            }
-                        }
+                        this.flags.set(Flags::HOLD, true);
                     }
                     // `close` wakes the head of the hold queue: fail now
                     // instead of sleeping on until the ghosts expire.
-                    // Give the slot back now, not when the future is dropped.
                     if slots.hold_gate.is_closed() {
-                        slots.clear_head();
-                        *this.hold = None;
-                        *this.slot = None;
-                        this.sleep.set(None);
-                        *this.stage = Stage::Done;
-                        return Poll::Ready(Err(AcquireError::Closed));
+                        fail!(AcquireError::Closed);
                     }
                     match slots.try_start(w as usize, inner.now_ns(), cx.waker()) {
                         Ok(()) => {
-                            *this.running = true;
+                            this.flags.set(Flags::RUNNING, true);
                             // Let the next request become the head.
-                            *this.hold = None;
-                            this.sleep.set(None);
+                            this.flags.set(Flags::HOLD, false);
+                            slots.hold_gate.raw.release(1);
+                            this.wait.set(Wait::Idle);
                             *this.stage = Stage::Gate;
                         }
                         // Only a release (which wakes us) can make room.
                         Err(u64::MAX) => return Poll::Pending,
                         Err(at) => {
-                            if this.sleep.is_none() || *this.sleep_at != at {
-                                this.sleep
-                                    .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
-                                *this.sleep_at = at;
-                            }
-                            let sleep = this.sleep.as_mut().as_pin_mut().expect("hold sleep");
-                            ready!(sleep.poll(cx));
-                            this.sleep.set(None);
+                            let sleep = || inner.clock.sleep_until(inner.instant_at(at));
+                            ready!(this.wait.as_mut().sleep(at, sleep, cx));
                         }
                     }
                 }
-                Stage::Gate if *this.slots_only => {
+                Stage::Gate if this.flags.has(Flags::SLOTS_ONLY) => {
                     // The global stage sets the real admission instant.
-                    *this.stage = Stage::Done;
-                    let permit = LimiterPermit::new(
-                        Arc::clone(inner),
-                        this.slot.take(),
-                        w,
-                        0,
-                        core::mem::take(this.running),
-                    );
-                    return Poll::Ready(Ok(permit));
+                    return Poll::Ready(Ok(admit(inner, this.flags, this.stage, w, 0)));
                 }
-                Stage::Gate if this.co.is_some() && this.co_gate.is_none() => {
+                Stage::Gate if co.is_some() && !this.flags.has(Flags::CO_GATE) => {
                     *this.stage = Stage::CoGate;
                 }
                 Stage::CoGate => {
-                    let co = this.co.as_ref().expect("co");
-                    if this.gate_wait.is_none() {
-                        this.gate_wait.set(Some(co.gate.acquire_owned()));
+                    let co = co.expect("co");
+                    if let Err(e) = ready!(this.wait.as_mut().queue(&co.gate, 1, cx)) {
+                        fail!(e);
                     }
-                    let wait = this.gate_wait.as_mut().as_pin_mut().expect("co gate wait");
-                    let granted = ready!(wait.poll(cx));
-                    this.gate_wait.set(None);
-                    match granted {
-                        Ok(gate) => *this.co_gate = Some(gate),
-                        Err(e) => {
-                            release_early(inner, w, this.running, this.slot);
-                            *this.stage = Stage::Done;
-                            return Poll::Ready(Err(e));
-                        }
-                    }
+                    this.flags.set(Flags::CO_GATE, true);
                     let now = co.now_ns();
                     *this.co_since = now;
                     just_read = Some(now);
                     *this.stage = Stage::CoRate;
                 }
                 Stage::CoRate => {
-                    let co = this.co.as_ref().expect("co");
+                    let co = co.expect("co");
                     if co.gate.is_closed() {
-                        co.clear_head();
-                        *this.co_gate = None;
-                        release_early(inner, w, this.running, this.slot);
-                        this.sleep.set(None);
-                        *this.stage = Stage::Done;
-                        return Poll::Ready(Err(AcquireError::Closed));
+                        fail!(AcquireError::Closed);
                     }
                     let now = just_read.take().unwrap_or_else(|| co.now_ns());
                     match co.try_conform(co.weight, *this.co_since, now, cx.waker()) {
                         Ok(()) => {
-                            this.sleep.set(None);
+                            this.wait.set(Wait::Idle);
                             *this.stage = Stage::Gate;
                         }
                         Err(at) => {
-                            if this.sleep.is_none() || *this.sleep_at != at {
-                                this.sleep
-                                    .set(Some(co.clock.sleep_until(co.instant_at(at))));
-                                *this.sleep_at = at;
-                            }
-                            let sleep = this.sleep.as_mut().as_pin_mut().expect("co sleep");
-                            ready!(sleep.poll(cx));
-                            this.sleep.set(None);
+                            let sleep = || co.clock.sleep_until(co.instant_at(at));
+                            ready!(this.wait.as_mut().sleep(at, sleep, cx));
                         }
                     }
                 }
                 Stage::Gate => {
-                    if this.gate_wait.is_none() {
-                        this.gate_wait.set(Some(inner.gate.acquire_owned()));
-                    }
-                    let wait = this.gate_wait.as_mut().as_pin_mut().expect("gate wait");
-                    let granted = ready!(wait.poll(cx));
-                    this.gate_wait.set(None);
-                    match granted {
-                        Ok(gate) => *this.gate = Some(gate),
-                        Err(e) => {
-                            *this.stage = Stage::Done;
-                            return Poll::Ready(Err(e));
+                    let idle_path = co.is_none() && inner.sources.is_empty();
+                    if idle_path && !matches!(*this.wait, Wait::Queued { .. }) {
+                        // Nobody at the rate gate: admitted now if the rates
+                        // conform, as a hand-written semaphore + rate
+                        // limiter pair would, with no queue traffic.
+                        let now = inner.now_ns();
+                        if inner.try_admit_idle(w, now) {
+                            return Poll::Ready(Ok(admit(inner, this.flags, this.stage, w, now)));
                         }
+                        just_read = Some(now);
                     }
-                    let now = inner.now_ns();
+                    if let Err(e) = ready!(this.wait.as_mut().queue(&inner.gate, 1, cx)) {
+                        fail!(e);
+                    }
+                    this.flags.set(Flags::GATE, true);
+                    let now = match just_read {
+                        Some(now) => now,
+                        None => {
+                            let now = inner.now_ns();
+                            just_read = Some(now);
+                            now
+                        }
+                    };
                     *this.head_since = now;
-                    just_read = Some(now);
                     // Sources already asked (before a key's pause sent it
                     // back to the key's queue) are not asked again.
-                    *this.stage = if *this.source < inner.sources.len() {
+                    *this.stage = if (*this.sources_asked as usize) < inner.sources.len() {
                         Stage::Source
                     } else {
                         Stage::Rate
                     };
                 }
                 Stage::Source if !inner.gate.is_closed() => {
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        ready!(sleep.poll(cx));
-                        this.sleep.set(None);
+                    if matches!(*this.wait, Wait::Sleeping { .. }) {
+                        ready!(this.wait.as_mut().poll_sleep(cx));
                     }
-                    if this.source_wait.is_none() {
+                    if !matches!(*this.wait, Wait::Asking { .. }) {
                         // The quotas first: no shared cell is spent while
                         // a local rate would still make the head wait.
                         let now = just_read.take().unwrap_or_else(|| inner.now_ns());
                         if let Err(at) = inner.try_conform(w, *this.head_since, now, cx.waker()) {
-                            this.sleep
-                                .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
-                            *this.sleep_at = at;
+                            let sleep = inner.clock.sleep_until(inner.instant_at(at));
+                            this.wait.set(Wait::Sleeping { sleep, at });
                             continue;
                         }
-                        *this.source_wait = Some(inner.sources[*this.source].admit(w));
+                        let admit = inner.sources[*this.sources_asked as usize].admit(w);
+                        this.wait.set(Wait::Asking { admit });
                     }
-                    let wait = this.source_wait.as_mut().expect("source wait");
-                    let decision = ready!(Pin::new(wait).poll(cx));
-                    *this.source_wait = None;
+                    let WaitProj::Asking { admit } = this.wait.as_mut().project() else {
+                        unreachable!("asking a source")
+                    };
+                    let decision = ready!(Pin::new(admit).poll(cx));
+                    this.wait.set(Wait::Idle);
                     match decision {
                         RateDecision::Admitted => {
-                            *this.source += 1;
-                            if *this.source == inner.sources.len() {
+                            *this.sources_asked += 1;
+                            if *this.sources_asked as usize == inner.sources.len() {
                                 *this.stage = Stage::Rate;
                             }
                         }
                         RateDecision::RetryAt(instant) => {
                             let at = inner.ns_of(instant);
-                            this.sleep
-                                .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
-                            *this.sleep_at = at;
+                            let sleep = inner.clock.sleep_until(inner.instant_at(at));
+                            this.wait.set(Wait::Sleeping { sleep, at });
                         }
-                        RateDecision::Failed(e) => {
-                            *this.failed = Some(e);
-                            *this.stage = Stage::Rate;
-                        }
+                        RateDecision::Failed(e) => fail!(e),
                     }
                 }
                 Stage::Rate | Stage::Source => {
-                    let co_closed = this.co.as_ref().is_some_and(|co| co.gate.is_closed());
-                    if inner.gate.is_closed() || co_closed || this.failed.is_some() {
-                        // Give the slot back now, not when the future is
-                        // dropped (accounting first, as in `PinnedDrop`).
-                        inner.clear_head();
-                        *this.gate = None;
-                        if let (Some(co), Some(_)) = (this.co.as_ref(), this.co_gate.take()) {
-                            co.clear_head();
-                        }
-                        release_early(inner, w, this.running, this.slot);
-                        this.sleep.set(None);
-                        *this.stage = Stage::Done;
-                        return Poll::Ready(Err(this
-                            .failed
-                            .take()
-                            .unwrap_or(AcquireError::Closed)));
+                    if inner.gate.is_closed() || co.is_some_and(|co| co.gate.is_closed()) {
+                        fail!(AcquireError::Closed);
                     }
                     let now = just_read.take().unwrap_or_else(|| inner.now_ns());
-                    let admitted = match this.co.as_ref() {
+                    let admitted = match co {
                         None => inner.try_admit(w, *this.head_since, now, cx.waker()),
                         Some(co) => {
                             let since = *this.head_since;
@@ -462,7 +568,8 @@ impl<C: Clock> LimiterAcquire<C> {
                             ) {
                                 Ok(now) => {
                                     // Leave the key's rate queue too.
-                                    *this.co_gate = None;
+                                    this.flags.set(Flags::CO_GATE, false);
+                                    co.gate.raw.release(1);
                                     Ok(now)
                                 }
                                 Err(Some(at)) => Err(at),
@@ -470,8 +577,9 @@ impl<C: Clock> LimiterAcquire<C> {
                                     // The key was paused meanwhile: let other
                                     // keys pass the global rate, wait for it.
                                     inner.clear_head();
-                                    *this.gate = None;
-                                    this.sleep.set(None);
+                                    this.flags.set(Flags::GATE, false);
+                                    inner.gate.raw.release(1);
+                                    this.wait.set(Wait::Idle);
                                     *this.stage = Stage::CoRate;
                                     continue;
                                 }
@@ -480,28 +588,15 @@ impl<C: Clock> LimiterAcquire<C> {
                     };
                     match admitted {
                         Ok(now) => {
-                            this.sleep.set(None);
                             // Let the next request become the head.
-                            *this.gate = None;
-                            *this.stage = Stage::Done;
-                            let permit = LimiterPermit::new(
-                                Arc::clone(inner),
-                                this.slot.take(),
-                                w,
-                                now,
-                                core::mem::take(this.running),
-                            );
-                            return Poll::Ready(Ok(permit));
+                            this.flags.set(Flags::GATE, false);
+                            inner.gate.raw.release(1);
+                            this.wait.set(Wait::Idle);
+                            return Poll::Ready(Ok(admit(inner, this.flags, this.stage, w, now)));
                         }
                         Err(at) => {
-                            if this.sleep.is_none() || *this.sleep_at != at {
-                                this.sleep
-                                    .set(Some(inner.clock.sleep_until(inner.instant_at(at))));
-                                *this.sleep_at = at;
-                            }
-                            let sleep = this.sleep.as_mut().as_pin_mut().expect("rate sleep");
-                            ready!(sleep.poll(cx));
-                            this.sleep.set(None);
+                            let sleep = || inner.clock.sleep_until(inner.instant_at(at));
+                            ready!(this.wait.as_mut().sleep(at, sleep, cx));
                         }
                     }
                 }
@@ -511,26 +606,28 @@ impl<C: Clock> LimiterAcquire<C> {
     }
 }
 
-/// A request that fails after its slot stages gives its slot back now, not
-/// when the future is dropped (accounting first, as in `PinnedDrop`).
-fn release_early<C: Clock>(
+/// Turns what the request holds (its slot, its place in `running`) into its
+/// admission at `now`.
+fn admit<C: Clock>(
     inner: &Inner<C>,
+    flags: &mut Flags,
+    stage: &mut Stage,
     w: u32,
-    running: &mut bool,
-    slot: &mut Option<OwnedPermit>,
-) {
-    if core::mem::take(running) {
-        let slots = inner.slots.as_ref().expect("running implies slots");
-        slots.release(w as usize, None, 0);
-    }
-    *slot = None;
+    now: u64,
+) -> Admitted {
+    *stage = Stage::Done;
+    let held = Flags(flags.0 & Flags::HELD);
+    flags.0 &= !Flags::HELD;
+    debug_assert!(!held.has(Flags::HOLD | Flags::GATE | Flags::CO_GATE));
+    let (slot, running) = (held.has(Flags::SLOT), held.has(Flags::RUNNING));
+    Admitted::new(inner, w, now, slot, running)
 }
 
 impl<C: Clock> fmt::Debug for LimiterAcquire<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterAcquire")
-            .field("weight", &self.weight)
-            .field("stage", &self.stage)
+            .field("weight", &self.stages.weight)
+            .field("stage", &self.stages.stage)
             .finish_non_exhaustive()
     }
 }
@@ -564,19 +661,50 @@ pin_project! {
         #[pin]
         future: F,
         #[pin]
-        acquire: LimiterAcquire<C>,
-        permit: Option<LimiterPermit<C>>,
-        admitted: bool,
+        stages: Stages<C>,
+        permit: RunPermit<C>,
+    }
+
+    impl<C: Clock, F> PinnedDrop for LimiterRun<C, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.stages.give_back(&this.permit.inner);
+        }
+    }
+}
+
+/// The limiter a [`LimiterRun`] holds (one handle, shared with its stages)
+/// and, from admission until the wrapped future completes, its permit.
+struct RunPermit<C: Clock> {
+    inner: Arc<Inner<C>>,
+    admitted: Option<Admitted>,
+}
+
+impl<C: Clock> RunPermit<C> {
+    fn release(&mut self, outcome: Outcome) {
+        if let Some(admitted) = self.admitted.take() {
+            admitted.release(&self.inner, outcome);
+        }
+    }
+}
+
+impl<C: Clock> Drop for RunPermit<C> {
+    fn drop(&mut self) {
+        // Dropped before the work completed: says nothing about the server
+        // (for an adaptive limit).
+        self.release(Outcome::Ignore);
     }
 }
 
 impl<C: Clock, F> LimiterRun<C, F> {
-    pub(crate) fn new(acquire: LimiterAcquire<C>, future: F) -> Self {
+    pub(crate) fn new(inner: Arc<Inner<C>>, weight: u32, future: F) -> Self {
         Self {
             future,
-            acquire,
-            permit: None,
-            admitted: false,
+            stages: Stages::new(weight),
+            permit: RunPermit {
+                inner,
+                admitted: None,
+            },
         }
     }
 }
@@ -586,20 +714,14 @@ impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if !*this.admitted {
-            let mut permit = ready!(this.acquire.poll(cx))?;
-            // Dropped before the work completes: says nothing about the
-            // server (for an adaptive limit).
-            permit.ignore();
-            *this.permit = Some(permit);
-            *this.admitted = true;
+        let permit = this.permit;
+        if permit.admitted.is_none() {
+            permit.admitted = Some(ready!(this.stages.poll(&permit.inner, cx))?);
         }
         let out = ready!(this.future.poll(cx));
         // Release as soon as the work is done, not when `LimiterRun` is
         // dropped.
-        if let Some(mut permit) = this.permit.take() {
-            permit.set_outcome(Outcome::Success);
-        }
+        permit.release(Outcome::Success);
         Poll::Ready(Ok(out))
     }
 }
@@ -607,7 +729,7 @@ impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
 impl<C: Clock, F> fmt::Debug for LimiterRun<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterRun")
-            .field("admitted", &self.admitted)
+            .field("running", &self.permit.admitted.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -627,13 +749,13 @@ impl<C: Clock> Attempt for LimiterAcquire<C> {
         deadline: C::Instant,
     ) -> Option<Result<LimiterPermit<C>, DeadlineError<C::Instant>>> {
         let inner = &self.inner;
-        if let Err(e) = inner.validate(self.weight) {
+        if let Err(e) = inner.validate(self.stages.weight) {
             return Some(Err(e.into()));
         }
         // The rates alone, were it at the head of every queue now: the
         // queues ahead can only make it later.
         let now = inner.now_ns();
-        let earliest = inner.earliest_ns(self.weight, now);
+        let earliest = inner.earliest_ns(self.stages.weight, now);
         (inner.instant_at(earliest) > deadline).then(|| {
             Err(would_exceed(NotUntil::new(
                 inner.instant_at(earliest),
@@ -644,10 +766,15 @@ impl<C: Clock> Attempt for LimiterAcquire<C> {
 
     fn sleeping_until(&self) -> Option<C::Instant> {
         // Sleeping for the rate (or for ghosts of the minimum hold) until
-        // `sleep_at`: admitted then at the earliest; `close` and releases
-        // wake it.
-        (matches!(self.stage, Stage::Hold | Stage::Source | Stage::Rate) && self.sleep.is_some())
-            .then(|| self.inner.instant_at(self.sleep_at))
+        // `at`: admitted then at the earliest; `close` and releases wake it.
+        match self.stages.wait {
+            Wait::Sleeping { at, .. }
+                if matches!(self.stages.stage, Stage::Hold | Stage::Source | Stage::Rate) =>
+            {
+                Some(self.inner.instant_at(at))
+            }
+            _ => None,
+        }
     }
 
     fn refused(&self) {

@@ -19,14 +19,13 @@ pub use self::adaptive::{Aimd, Algorithm, Gradient, Outcome, Sample};
 pub use self::futures::{LimiterAcquire, LimiterRun, LimiterRunWithin};
 pub use self::shed::{LimiterTryRun, TryRun};
 pub use self::source::{RateAdmit, RateDecision, RateSource};
-use self::state::Inner;
+use self::state::{Admitted, Inner};
 use crate::clock::Clock;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 use crate::deadline::Within;
 use crate::error::BuildError;
 use crate::rate::quota::Quota;
-use crate::semaphore::OwnedPermit;
 use crate::semaphore::Semaphore;
 use crate::stats::LimiterStats;
 
@@ -147,15 +146,9 @@ crate::clock::with_default! {
     #[must_use = "the slot is released as soon as the LimiterPermit is dropped"]
     pub struct LimiterPermit<C: Clock = SystemClock> {
         inner: Arc<Inner<C>>,
-        weight: u32,
-        admitted_ns: u64,
-        // Counted in the slots' `running` (only with a minimum hold).
-        running: bool,
+        admitted: Admitted,
         // Reported to an adaptive limit when dropped.
         outcome: Outcome,
-        // Only dropped: after `Drop::drop` has pushed the ghost, if any
-        // (an adaptive limit takes it there, to forget what it must).
-        _slot: Option<OwnedPermit>,
     }
 
     /// Builds a [`Limiter`]; see [`Limiter::builder`].
@@ -209,6 +202,19 @@ impl Limiter {
 }
 
 impl<C: Clock> LimiterBuilder<C> {
+    /// The most [`rate_source`](Self::rate_source)s one limiter takes;
+    /// [`build`](Self::build) refuses more with
+    /// [`BuildError::TooManyRateSources`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limiters::LimiterBuilder;
+    ///
+    /// assert_eq!(LimiterBuilder::<limiters::SystemClock>::MAX_RATE_SOURCES, 65_535);
+    /// ```
+    pub const MAX_RATE_SOURCES: usize = u16::MAX as usize;
+
     /// A builder whose limiter reads time from `clock` (the only way to start
     /// one without the `async-io` feature).
     ///
@@ -477,7 +483,8 @@ impl<C: Clock> LimiterBuilder<C> {
     /// concurrency of 0 (or above [`Semaphore::MAX_PERMITS`]), a
     /// `min_hold` without a concurrency limit, a weight of 0, or a weight
     /// that no call could ever get (above the concurrency or a rate's
-    /// burst).
+    /// burst), or more than [`MAX_RATE_SOURCES`](Self::MAX_RATE_SOURCES)
+    /// rate sources.
     ///
     /// # Examples
     ///
@@ -539,6 +546,12 @@ impl<C: Clock> LimiterBuilder<C> {
                 limit: n,
             });
         }
+        if self.sources.len() > Self::MAX_RATE_SOURCES {
+            return Err(BuildError::TooManyRateSources {
+                count: self.sources.len(),
+                max: Self::MAX_RATE_SOURCES,
+            });
+        }
         if let Some(s) = self.sources.iter().find(|s| s.burst() < self.weight) {
             return Err(BuildError::WeightExceedsBurst {
                 weight: self.weight,
@@ -597,7 +610,7 @@ impl<C: Clock> Limiter<C> {
     /// # }).unwrap();
     /// ```
     pub fn run<F: Future>(&self, fut: F) -> LimiterRun<C, F> {
-        LimiterRun::new(self.acquire(), fut)
+        LimiterRun::new(Arc::clone(&self.inner), self.inner.weight, fut)
     }
 
     /// Waits until the limiter admits one request of the configured weight
@@ -1209,25 +1222,11 @@ impl<C: Clock> fmt::Debug for LimiterBuilder<C> {
 }
 
 impl<C: Clock> LimiterPermit<C> {
-    pub(crate) fn new(
-        inner: Arc<Inner<C>>,
-        slot: Option<OwnedPermit>,
-        weight: u32,
-        admitted_ns: u64,
-        running: bool,
-    ) -> Self {
-        if let Some(adaptive) = inner.slots.as_ref().and_then(|s| s.adaptive.as_ref()) {
-            if slot.is_some() {
-                adaptive.admitted(weight as usize);
-            }
-        }
+    pub(crate) fn new(inner: Arc<Inner<C>>, admitted: Admitted) -> Self {
         Self {
             inner,
-            weight,
-            admitted_ns,
-            running,
+            admitted,
             outcome: Outcome::Success,
-            _slot: slot,
         }
     }
 
@@ -1295,7 +1294,7 @@ impl<C: Clock> LimiterPermit<C> {
     /// was, for its minimum hold.
     #[cfg(feature = "std")]
     pub(crate) fn admitted_with(&mut self, global: &LimiterPermit<C>) {
-        self.admitted_ns = global.inner.ns_in(&self.inner, global.admitted_ns);
+        self.admitted.admitted_ns = global.inner.ns_in(&self.inner, global.admitted.admitted_ns);
     }
 
     /// The weight this permit was admitted with.
@@ -1311,7 +1310,7 @@ impl<C: Clock> LimiterPermit<C> {
     /// # });
     /// ```
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.admitted.weight
     }
 
     /// The instant the request was admitted (its minimum hold counts from
@@ -1330,55 +1329,20 @@ impl<C: Clock> LimiterPermit<C> {
     /// # });
     /// ```
     pub fn admitted_at(&self) -> C::Instant {
-        self.inner.instant_at(self.admitted_ns)
+        self.inner.instant_at(self.admitted.admitted_ns)
     }
 }
 
 impl<C: Clock> Drop for LimiterPermit<C> {
     fn drop(&mut self) {
-        if self.running {
-            if let Some(slots) = &self.inner.slots {
-                // Before `slot` goes back to the semaphore (a field, dropped
-                // after this), so its next holder sees the ghost. Without a
-                // minimum hold there is no ghost, and no need to read the
-                // clock.
-                if slots.has_hold() {
-                    slots.release(
-                        self.weight as usize,
-                        Some(self.admitted_ns),
-                        self.inner.now_ns(),
-                    );
-                } else {
-                    slots.release(self.weight as usize, None, 0);
-                }
-            }
-        }
-        let adaptive = self
-            .inner
-            .slots
-            .as_ref()
-            .and_then(|s| Some((s, s.adaptive.as_ref()?)));
-        if let Some((slots, adaptive)) = adaptive {
-            if let Some(mut slot) = self._slot.take() {
-                let start = Duration::from_nanos(self.admitted_ns);
-                let end = Duration::from_nanos(self.inner.now_ns());
-                let w = self.weight as usize;
-                let forget = adaptive.released(&slots.sem, w, start, end, self.outcome);
-                // Above the new limit: these permits are not given back.
-                if let Some(gone) = slot.split(forget) {
-                    gone.forget();
-                }
-                drop(slot);
-                adaptive.settle(&slots.sem);
-            }
-        }
+        self.admitted.release(&self.inner, self.outcome);
     }
 }
 
 impl<C: Clock> fmt::Debug for LimiterPermit<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterPermit")
-            .field("weight", &self.weight)
+            .field("weight", &self.admitted.weight)
             .field("admitted_at", &self.admitted_at())
             .finish_non_exhaustive()
     }

@@ -25,14 +25,14 @@ use pin_project_lite::pin_project;
 
 #[cfg(feature = "std")]
 use super::state::Whose;
-use super::state::{Inner, RateStage, Refusal};
+use super::state::{Admitted, Inner, RateStage, Refusal};
 use super::{Limiter, LimiterPermit, Outcome};
 use crate::clock::Clock;
 #[cfg(feature = "std")]
 use crate::error::KeyedTryError;
 use crate::error::{LimiterTryError, NotUntil, TryAcquireError};
 use crate::limiter::source::RateDecision;
-use crate::semaphore::OwnedPermit;
+use crate::semaphore::Permit;
 
 /// The error of a try on `C`'s limiter.
 type TryError<C> = LimiterTryError<<C as Clock>::Instant>;
@@ -48,8 +48,8 @@ struct TrySlots<'a, C: Clock> {
     weight: u32,
     // Counted in the slots' `running` (only with a minimum hold).
     running: bool,
-    // Dropped after `Drop::drop` has fixed the hold accounting.
-    slot: Option<OwnedPermit>,
+    // Holds `weight` permits of the slots' semaphore.
+    slot: bool,
 }
 
 impl<'a, C: Clock> TrySlots<'a, C> {
@@ -58,17 +58,21 @@ impl<'a, C: Clock> TrySlots<'a, C> {
             inner,
             weight,
             running: false,
-            slot: None,
+            slot: false,
         };
         let Some(slots) = &inner.slots else {
             return Ok(taken);
         };
-        let slot = slots.sem.try_acquire_many_owned(weight as usize);
-        taken.slot = Some(slot.map_err(slot_error)?);
+        slots
+            .sem
+            .raw
+            .try_acquire(weight as usize)
+            .map_err(slot_error)?;
+        taken.slot = true;
         if slots.has_hold() {
             // The head of the hold queue while it asks; it registers no
             // waker of its own (the no-op one stored is cleared below).
-            let _head = slots.hold_gate.try_acquire_owned().map_err(slot_error)?;
+            let _head = slots.hold_gate.try_acquire().map_err(slot_error)?;
             match slots.try_start(weight as usize, now, Waker::noop()) {
                 Ok(()) => taken.running = true,
                 Err(at) => {
@@ -85,21 +89,26 @@ impl<'a, C: Clock> TrySlots<'a, C> {
 
     /// The permit of a request admitted at `admitted`.
     fn into_permit(mut self, admitted: u64) -> LimiterPermit<C> {
-        LimiterPermit::new(
-            Arc::clone(self.inner),
-            self.slot.take(),
-            self.weight,
-            admitted,
+        let (slot, running) = (
+            core::mem::take(&mut self.slot),
             core::mem::take(&mut self.running),
-        )
+        );
+        let admitted = Admitted::new(self.inner, self.weight, admitted, slot, running);
+        LimiterPermit::new(Arc::clone(self.inner), admitted)
     }
 }
 
 impl<C: Clock> Drop for TrySlots<'_, C> {
     fn drop(&mut self) {
+        // The accounting before the slot itself, as a dropped
+        // `LimiterAcquire` gives them back.
         if self.running {
             let slots = self.inner.slots.as_ref().expect("running implies slots");
             slots.release(self.weight as usize, None, 0);
+        }
+        if self.slot {
+            let slots = self.inner.slots.as_ref().expect("a slot implies slots");
+            slots.sem.raw.release(self.weight as usize);
         }
     }
 }
@@ -123,8 +132,8 @@ fn slot_error<I>(e: TryAcquireError) -> LimiterTryError<I> {
 
 /// The rate gate, taken as the head of the rate queue would be (refused
 /// while a head waits for the rates, or anyone queues behind it).
-fn take_gate<C: Clock>(inner: &Inner<C>) -> Result<OwnedPermit, TryError<C>> {
-    inner.gate.try_acquire_owned().map_err(|e| match e {
+fn take_gate<C: Clock>(inner: &Inner<C>) -> Result<Permit<'_>, TryError<C>> {
+    inner.gate.try_acquire().map_err(|e| match e {
         TryAcquireError::Closed => LimiterTryError::Closed,
         _ => LimiterTryError::Queued,
     })

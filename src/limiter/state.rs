@@ -46,6 +46,7 @@ use core::task::Waker;
 use core::time::Duration;
 
 use super::adaptive::{Adaptive, Algorithm};
+use super::Outcome;
 use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::limiter::source::RateSource;
@@ -63,7 +64,7 @@ pub(crate) struct Inner<C: Clock> {
     base: C::Instant,
     pub(crate) slots: Option<Slots>,
     /// The rate queue; always present (it also carries pauses and `close`).
-    pub(crate) gate: Arc<Semaphore>,
+    pub(crate) gate: Semaphore,
     rates: Mutex<Rates>,
     /// The quotas as configured (for `Debug` and validation).
     pub(crate) quotas: Vec<Quota>,
@@ -109,14 +110,14 @@ impl<C: Clock> Inner<C> {
             clock,
             base,
             slots: concurrency.map(|capacity| Slots {
-                sem: Arc::new(Semaphore::new(capacity)),
+                sem: Semaphore::new(capacity),
                 adaptive: None,
                 capacity,
                 min_hold_ns: nanos(min_hold),
-                hold_gate: Arc::new(Semaphore::new(1)),
+                hold_gate: Semaphore::new(1),
                 holds: Mutex::new(Holds::default()),
             }),
-            gate: Arc::new(Semaphore::new(1)),
+            gate: Semaphore::new(1),
             rates: Mutex::new(rates),
             quotas,
             windows,
@@ -133,7 +134,7 @@ impl<C: Clock> Inner<C> {
     pub(crate) fn with_adaptive(mut self, algorithm: Box<dyn Algorithm>) -> Self {
         if let Some(slots) = &mut self.slots {
             let initial = algorithm.initial_limit().clamp(1, slots.capacity);
-            slots.sem = Arc::new(Semaphore::new(initial));
+            slots.sem = Semaphore::new(initial);
             slots.adaptive = Some(Adaptive::new(algorithm));
         }
         self
@@ -238,6 +239,17 @@ impl<C: Clock> Inner<C> {
             waker.wake_by_ref();
         }
         Err(at)
+    }
+
+    /// The fast path of a request that reaches the rate gate with nobody
+    /// there: if the gate is free (no head, nobody queued, not closed) and
+    /// `n` cells conform at `now`, they are taken at `now` and the request
+    /// is admitted without passing the gate. Checked under the rates' lock,
+    /// which every head takes to admit, so this is the same as taking the
+    /// free gate, being admitted at once and leaving it.
+    pub(crate) fn try_admit_idle(&self, n: u32, now: u64) -> bool {
+        let mut rates = self.rates.lock();
+        self.gate.raw.is_idle() && rates.try_commit(n, now)
     }
 
     /// The first instant at or after `now` at which `n` cells would conform
@@ -399,6 +411,75 @@ impl<C: Clock> Inner<C> {
     }
 }
 
+/// What an admitted request holds until it is released.
+pub(crate) struct Admitted {
+    pub(crate) weight: u32,
+    /// When it was admitted (its minimum hold counts from here).
+    pub(crate) admitted_ns: u64,
+    /// Holds `weight` permits of the slots' semaphore.
+    slot: bool,
+    /// Counted in the slots' `running` (only with a minimum hold).
+    running: bool,
+}
+
+impl Admitted {
+    /// A request admitted at `admitted_ns` (an adaptive limit counts its
+    /// slot as in flight).
+    pub(crate) fn new<C: Clock>(
+        inner: &Inner<C>,
+        weight: u32,
+        admitted_ns: u64,
+        slot: bool,
+        running: bool,
+    ) -> Self {
+        if slot {
+            if let Some(adaptive) = inner.slots.as_ref().and_then(|s| s.adaptive.as_ref()) {
+                adaptive.admitted(weight as usize);
+            }
+        }
+        Self {
+            weight,
+            admitted_ns,
+            slot,
+            running,
+        }
+    }
+
+    /// Gives the slot back: its accounting first (a ghost until the minimum
+    /// hold ends, if one is set), so the slot's next holder sees the ghost;
+    /// an adaptive limit learns `outcome` and may keep some of the permits.
+    pub(crate) fn release<C: Clock>(&self, inner: &Inner<C>, outcome: Outcome) {
+        let Some(slots) = &inner.slots else {
+            return;
+        };
+        let w = self.weight as usize;
+        if self.running {
+            // Without a minimum hold there is no ghost, and no need to read
+            // the clock.
+            if slots.has_hold() {
+                slots.release(w, Some(self.admitted_ns), inner.now_ns());
+            } else {
+                slots.release(w, None, 0);
+            }
+        }
+        if !self.slot {
+            return;
+        }
+        match &slots.adaptive {
+            None => slots.sem.raw.release(w),
+            Some(adaptive) => {
+                let start = Duration::from_nanos(self.admitted_ns);
+                let end = Duration::from_nanos(inner.now_ns());
+                let forget = adaptive.released(&slots.sem, w, start, end, outcome);
+                // Above the new limit: these permits are not given back.
+                slots.sem.raw.detach(forget);
+                slots.sem.raw.release(w - forget);
+                adaptive.settle(&slots.sem);
+            }
+        }
+    }
+}
+
 /// GCRA state of every quota, and the pause in force.
 struct Rates {
     /// Each quota in ticks, and its `tat` (theoretical arrival time) in
@@ -439,6 +520,16 @@ impl Rates {
         self.head.replace(waker)
     }
 
+    /// Admits `n` cells of every quota and window at `now` if they all
+    /// conform then and no pause is in force; otherwise changes nothing.
+    fn try_commit(&mut self, n: u32, now: u64) -> bool {
+        if self.earliest(n, now) > now {
+            return false;
+        }
+        self.commit(n, now, now);
+        true
+    }
+
     /// Admits `n` cells of every quota at instant `at` (which conforms),
     /// and records them in every window at `now` (`at <= now`: a window
     /// that has room at `at` still has it, as only the head records).
@@ -464,7 +555,7 @@ impl Rates {
 
 /// The concurrency stage.
 pub(crate) struct Slots {
-    pub(crate) sem: Arc<Semaphore>,
+    pub(crate) sem: Semaphore,
     /// The largest limit (the adaptive algorithm's maximum).
     pub(crate) capacity: usize,
     /// Moves the semaphore's size, if the limit is adaptive.
@@ -473,7 +564,7 @@ pub(crate) struct Slots {
     pub(crate) min_hold_ns: u64,
     /// The FIFO queue of requests that hold semaphore permits but wait for
     /// ghosts to expire; its one permit marks the head.
-    pub(crate) hold_gate: Arc<Semaphore>,
+    pub(crate) hold_gate: Semaphore,
     holds: Mutex<Holds>,
 }
 

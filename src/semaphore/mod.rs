@@ -1,7 +1,7 @@
 //! The FIFO-fair, weighted, closable [`Semaphore`] and its permits.
 
 mod futures;
-mod raw;
+pub(crate) mod raw;
 
 use alloc::sync::Arc;
 use core::fmt;

@@ -152,6 +152,14 @@ impl RawSemaphore {
         self.state.load(Ordering::Acquire) >> SHIFT
     }
 
+    /// Whether every permit of a one-permit semaphore is available: nobody
+    /// holds it, nobody is queued, and it is not closed.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state.load(Ordering::Acquire) == 1 << SHIFT
+    }
+
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -196,7 +204,7 @@ impl RawSemaphore {
     /// One attempt at the common case: `1 <= n <= capacity`, not closed,
     /// nobody queued, enough available. `false` decides nothing.
     #[inline]
-    fn try_acquire_fast(&self, n: usize) -> bool {
+    pub(crate) fn try_acquire_fast(&self, n: usize) -> bool {
         if n == 0 || n > self.capacity {
             return false;
         }
