@@ -523,10 +523,23 @@ impl Rates {
     /// Admits `n` cells of every quota and window at `now` if they all
     /// conform then and no pause is in force; otherwise changes nothing.
     fn try_commit(&mut self, n: u32, now: u64) -> bool {
-        if self.earliest(n, now) > now {
+        let [(k, tat)] = self.tats.as_mut_slice() else {
+            if self.earliest(n, now) > now {
+                return false;
+            }
+            self.commit(n, now, now);
+            return true;
+        };
+        // One quota, the common case: one step, no fold over the rates.
+        if self.paused_until_ns > now || self.windows.iter().any(|w| w.earliest(n, now) > now) {
             return false;
         }
-        self.commit(n, now, now);
+        let step = Step::new(*tat, now, n, k);
+        if !step.conforms(now, k) {
+            return false;
+        }
+        *tat = step.tat.min(k.max_tat());
+        self.record(n, now);
         true
     }
 
@@ -539,6 +552,11 @@ impl Rates {
             debug_assert!(step.conforms(at, k));
             *tat = step.tat.min(k.max_tat());
         }
+        self.record(n, now);
+    }
+
+    /// Records `n` cells admitted at `now` in every window.
+    fn record(&mut self, n: u32, now: u64) {
         for window in &mut self.windows {
             window.purge(now);
             window.record(n, now);
