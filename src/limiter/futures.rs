@@ -188,8 +188,9 @@ pin_project! {
     /// and resolves to a [`LimiterPermit`].
     ///
     /// It owns a handle to the limiter, so it is `'static` and can be moved
-    /// into a spawned task. Waiting allocates nothing: its queue node lives
-    /// inside it.
+    /// into a spawned task. Waiting in the limiter's queues allocates
+    /// nothing: it waits on one thing at a time (a queue node that lives
+    /// inside it, a sleep, or a rate source's decision).
     ///
     /// # Cancel safety
     ///
