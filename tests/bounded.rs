@@ -167,8 +167,7 @@ fn one_large_release_completes_more_waiters_than_a_wake_batch() {
     let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire())).collect();
     assert!(probes.iter_mut().all(|p| !p.poll()));
     sem.release(40).unwrap();
-    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(common::wakes(&probes), vec![1; 40]);
     assert_eq!(sem.waiters(), 0);
     assert!(probes.iter_mut().all(Probe::poll));
     assert_eq!((sem.available_permits(), sem.in_use()), (0, 40));
@@ -183,12 +182,8 @@ fn close_fails_more_waiters_than_a_wake_batch() {
     let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire_many(5))).collect();
     assert!(probes.iter_mut().all(|p| !p.poll()));
     sem.close();
-    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
-    for p in &mut probes {
-        assert!(p.poll());
-        assert_eq!(p.take().unwrap_err(), AcquireError::Closed);
-    }
+    assert_eq!(common::wakes(&probes), vec![1; 40]);
+    common::assert_all_closed(&mut probes);
     assert_eq!(sem.available_permits(), 3);
     drop(held);
     assert_eq!(sem.available_permits(), 5);

@@ -1094,8 +1094,7 @@ fn one_large_release_starts_more_waiters_than_a_wake_batch() {
     let mut waiters: Vec<_> = (0..40).map(|_| acquire(&l)).collect();
     assert_eq!(newly_ready(&mut waiters), 0);
     drop(held);
-    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(common::wakes(&waiters), vec![1; 40]);
     assert_eq!(newly_ready(&mut waiters), 40);
     assert_eq!(l.available_slots(), Some(0));
 }
@@ -1110,12 +1109,8 @@ fn close_fails_more_waiters_than_a_wake_batch() {
     let mut waiters: Vec<_> = (0..40).map(|_| acquire(&l)).collect();
     assert_eq!(newly_ready(&mut waiters), 0);
     l.close();
-    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
-    for w in &mut waiters {
-        assert!(w.poll());
-        assert_eq!(w.take().unwrap_err(), AcquireError::Closed);
-    }
+    assert_eq!(common::wakes(&waiters), vec![1; 40]);
+    common::assert_all_closed(&mut waiters);
     drop(first.take().unwrap());
     assert_eq!(l.available_slots(), Some(1));
 }

@@ -775,8 +775,11 @@ fn set_quota_re_times_more_waiters_than_one_wake_batch() {
     let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
     assert!(waiters.iter_mut().all(|w| !w.poll()));
     rl.set_quota(Quota::per_second(20));
-    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40], "every moved waiter is woken once");
+    assert_eq!(
+        common::wakes(&waiters),
+        vec![1; 40],
+        "every moved waiter is woken once"
+    );
     let at = ready_instants(&clock, &mut waiters, ms(5), 1_000);
     let expected: Vec<Duration> = (1..=40).map(|k| ms(50) * k).collect();
     assert_eq!(at, expected);
@@ -792,8 +795,11 @@ fn pause_re_times_more_waiters_than_one_wake_batch() {
     let mut waiters: Vec<_> = (0..40).map(|_| Probe::new(rl.acquire())).collect();
     assert!(waiters.iter_mut().all(|w| !w.poll()));
     rl.pause_for(Duration::from_secs(10));
-    let wakes: Vec<usize> = waiters.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40], "every moved waiter is woken once");
+    assert_eq!(
+        common::wakes(&waiters),
+        vec![1; 40],
+        "every moved waiter is woken once"
+    );
     let at = ready_instants(&clock, &mut waiters, ms(10), 10_000);
     let expected: Vec<Duration> = (0..40)
         .map(|k| Duration::from_secs(10) + ms(100) * k)
@@ -840,8 +846,7 @@ fn one_advance_wakes_more_sleepers_than_a_wake_batch() {
         .collect();
     assert!(sleeps.iter_mut().all(|s| !s.poll()));
     clock.advance(ms(11));
-    let wakes: Vec<usize> = sleeps.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(common::wakes(&sleeps), vec![1; 40]);
     assert!(sleeps.iter_mut().all(Probe::poll));
 }
 

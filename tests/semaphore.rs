@@ -664,8 +664,7 @@ fn one_large_release_completes_more_waiters_than_a_wake_batch() {
     let mut probes: Vec<_> = (0..40).map(|_| Probe::new(sem.acquire())).collect();
     assert!(probes.iter_mut().all(|p| !p.poll()));
     drop(held);
-    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
+    assert_eq!(common::wakes(&probes), vec![1; 40]);
     assert_eq!(sem.waiters(), 0);
     assert_eq!(sem.available_permits(), 5);
     assert!(probes.iter_mut().all(Probe::poll));
@@ -680,12 +679,8 @@ fn close_fails_more_waiters_than_a_wake_batch() {
     assert!(probes.iter_mut().all(|p| !p.poll()));
     assert_eq!(sem.available_permits(), 0, "the head collected all 3");
     sem.close();
-    let wakes: Vec<usize> = probes.iter().map(Probe::wakes).collect();
-    assert_eq!(wakes, vec![1; 40]);
-    for p in &mut probes {
-        assert!(p.poll());
-        assert_eq!(p.take().unwrap_err(), AcquireError::Closed);
-    }
+    assert_eq!(common::wakes(&probes), vec![1; 40]);
+    common::assert_all_closed(&mut probes);
     assert_eq!(sem.waiters(), 0);
     assert_eq!(sem.available_permits(), 3);
 }

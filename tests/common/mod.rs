@@ -164,3 +164,19 @@ pub fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
         seed % n
     }
 }
+
+/// How often each probe was woken so far.
+pub fn wakes<F: Future>(probes: &[Probe<F>]) -> Vec<usize> {
+    probes.iter().map(Probe::wakes).collect()
+}
+
+/// Polls every probe: each must complete with `AcquireError::Closed`.
+pub fn assert_all_closed<T, F>(probes: &mut [Probe<F>])
+where
+    F: Future<Output = Result<T, limiters::AcquireError>>,
+{
+    for p in probes {
+        assert!(p.poll());
+        assert_eq!(p.take().err(), Some(limiters::AcquireError::Closed));
+    }
+}
