@@ -348,8 +348,9 @@ impl<'b> Harness<'b> {
             // 17 to 32 single-cell futures (up to `MAX_LIVE`), each polled
             // once: more waiters than one wake batch (16), so that a quota
             // change or pause re-times and wakes them in several batches.
-            // (Bytes 240..=255 chose ops 0..=15 before; the committed
-            // regressions never used them, so they replay as they did.)
+            // (Bytes 240..=255 chose ops 0..=15 before; the three such op
+            // bytes in the committed regressions were rewritten to the
+            // same op below 240, so they replay as they did.)
             for _ in 0..17 + usize::from(op - 240) {
                 if self.futs.len() >= MAX_LIVE {
                     break;
