@@ -22,12 +22,11 @@
 //!   would, polling only woken ones and advancing the clock only when
 //!   nobody is woken: each must complete; then all global slots are back.
 
-use crate::wake_counter::WakeCounter;
-use crate::work::{check_window, finish, pick, Executor, Work, WorkState};
+use crate::work::{check_window, finish, pick, Executor, Tracker, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -43,10 +42,7 @@ struct Fut {
     fut: Pin<Box<KeyedRun<ManualClock, Work>>>,
     work: Arc<Mutex<WorkState>>,
     key: u8,
-    waker: Waker,
-    counter: Arc<WakeCounter>,
-    seen: usize,
-    pending: bool,
+    tracker: Tracker,
     /// Index into `starts` once its work started.
     start: Option<usize>,
 }
@@ -147,15 +143,8 @@ struct Harness {
 }
 
 impl Executor for Harness {
-    fn live(&self) -> usize {
-        self.futs.len()
-    }
-    fn woken(&self, i: usize) -> bool {
-        let f = &self.futs[i];
-        f.counter.get() > f.seen
-    }
-    fn never_pending(&self, i: usize) -> bool {
-        !self.futs[i].pending
+    fn tracker(&self, i: usize) -> Option<&Tracker> {
+        self.futs.get(i).map(|f| &f.tracker)
     }
     fn poll_one(&mut self, i: usize) -> bool {
         self.poll(i)
@@ -231,15 +220,11 @@ impl Harness {
         }
         let work = Arc::new(Mutex::new(WorkState::default()));
         let fut = Box::pin(self.keyed.run(&key, Work(Arc::clone(&work))));
-        let counter = Arc::new(WakeCounter::default());
         self.futs.push(Fut {
             fut,
             work,
             key,
-            waker: Waker::from(Arc::clone(&counter)),
-            counter,
-            seen: 0,
-            pending: false,
+            tracker: Tracker::new(),
             start: None,
         });
     }
@@ -296,9 +281,8 @@ impl Harness {
     /// Polls future `i`; returns whether it is gone (completed).
     fn poll(&mut self, i: usize) -> bool {
         let f = &mut self.futs[i];
-        f.seen = f.counter.get();
-        let got = f.fut.as_mut().poll(&mut Context::from_waker(&f.waker));
-        f.pending = got.is_pending();
+        let got = f.fut.as_mut().poll(&mut f.tracker.context());
+        f.tracker.polled(got.is_pending());
         let started = f.work.lock().unwrap().started;
         let key = f.key;
         if started && f.start.is_none() {

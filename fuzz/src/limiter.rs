@@ -27,7 +27,7 @@
 //!   and (unless closed) a fresh request of the largest weight is admitted.
 
 use crate::wake_counter::WakeCounter;
-use crate::work::{check_window, finish, pick, Executor, Work, WorkState};
+use crate::work::{check_window, finish, pick, Executor, Tracker, Work, WorkState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -56,12 +56,7 @@ enum Handle {
 struct Fut {
     handle: Handle,
     w: u32,
-    waker: Waker,
-    counter: Arc<WakeCounter>,
-    /// Wake count at the last poll.
-    seen: usize,
-    /// Its last poll returned `Pending`.
-    pending: bool,
+    tracker: Tracker,
     /// Index into `admissions` once a `run`'s work started.
     admission: Option<usize>,
 }
@@ -219,15 +214,8 @@ struct Harness {
 }
 
 impl Executor for Harness {
-    fn live(&self) -> usize {
-        self.futs.len()
-    }
-    fn woken(&self, i: usize) -> bool {
-        let f = &self.futs[i];
-        f.counter.get() > f.seen
-    }
-    fn never_pending(&self, i: usize) -> bool {
-        !self.futs[i].pending
+    fn tracker(&self, i: usize) -> Option<&Tracker> {
+        self.futs.get(i).map(|f| &f.tracker)
     }
     fn poll_one(&mut self, i: usize) -> bool {
         self.poll(i)
@@ -332,14 +320,10 @@ impl Harness {
         if self.futs.len() >= MAX_LIVE {
             return;
         }
-        let counter = Arc::new(WakeCounter::default());
         self.futs.push(Fut {
             handle,
             w,
-            waker: Waker::from(Arc::clone(&counter)),
-            counter,
-            seen: 0,
-            pending: false,
+            tracker: Tracker::new(),
             admission: None,
         });
     }
@@ -355,8 +339,8 @@ impl Harness {
         assert!(self.limiter.is_closed());
         // Every future waiting in a queue or on the clock is woken at once.
         for f in &self.futs {
-            if f.pending && f.admission.is_none() {
-                assert!(f.counter.get() > f.seen, "{} not woken by close", debug(f));
+            if f.tracker.pending() && f.admission.is_none() {
+                assert!(f.tracker.woken(), "{} not woken by close", debug(f));
             }
         }
     }
@@ -400,8 +384,7 @@ impl Harness {
     /// Polls future `i`; returns whether it is gone (completed).
     fn poll(&mut self, i: usize) -> bool {
         let f = &mut self.futs[i];
-        f.seen = f.counter.get();
-        let mut cx = Context::from_waker(&f.waker);
+        let mut cx = f.tracker.context();
         let w = f.w;
         let (result, started) = match &mut f.handle {
             Handle::Acquire(fut) => (fut.as_mut().poll(&mut cx).map(|r| r.map(Some)), false),
@@ -414,7 +397,7 @@ impl Harness {
                 (got.map(|r| r.map(|()| None)), started)
             }
         };
-        f.pending = result.is_pending();
+        f.tracker.polled(result.is_pending());
         if started && f.admission.is_none() {
             let a = self.admit(w);
             self.futs[i].admission = Some(a);

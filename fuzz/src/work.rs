@@ -11,6 +11,8 @@ use std::task::{Context, Poll, Waker};
 use arbitrary::{Arbitrary, Unstructured};
 use limiters::Quota;
 
+use crate::wake_counter::WakeCounter;
+
 /// The state of a [`Work`], shared with the harness.
 #[derive(Default)]
 pub struct WorkState {
@@ -86,24 +88,69 @@ pub fn check_window(admissions: &[(u64, u32)], q: Quota) {
     }
 }
 
+/// One future a harness polls by hand: its counting waker, the wake count
+/// at its last poll, and whether that poll returned `Pending`.
+pub struct Tracker {
+    waker: Waker,
+    counter: Arc<WakeCounter>,
+    seen: usize,
+    pending: bool,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tracker {
+    pub fn new() -> Self {
+        let counter = Arc::new(WakeCounter::default());
+        Tracker {
+            waker: Waker::from(Arc::clone(&counter)),
+            counter,
+            seen: 0,
+            pending: false,
+        }
+    }
+
+    /// Woken since its last poll.
+    pub fn woken(&self) -> bool {
+        self.counter.get() > self.seen
+    }
+
+    /// Its last poll returned `Pending`.
+    pub fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// The context of a poll about to happen: notes the wake count now.
+    /// Call [`polled`](Self::polled) with the result.
+    pub fn context(&mut self) -> Context<'_> {
+        self.seen = self.counter.get();
+        Context::from_waker(&self.waker)
+    }
+
+    /// Records whether the poll returned `Pending`.
+    pub fn polled(&mut self, pending: bool) {
+        self.pending = pending;
+    }
+}
+
 /// A harness that polls its live futures by hand, as an executor would.
 pub trait Executor {
-    /// How many futures are live.
-    fn live(&self) -> usize;
-    /// Whether future `i` was woken since its last poll.
-    fn woken(&self, i: usize) -> bool;
-    /// Whether future `i` has not returned `Pending` yet (never polled).
-    fn never_pending(&self, i: usize) -> bool;
+    /// The tracker of future `i`, or `None` past the last.
+    fn tracker(&self, i: usize) -> Option<&Tracker>;
     /// Polls future `i`; returns whether it completed (and was removed by
     /// `swap_remove`, so index `i` now holds another future).
     fn poll_one(&mut self, i: usize) -> bool;
 
     /// Polls every future for which `due` holds; returns how many.
-    fn poll_each(&mut self, due: fn(&Self, usize) -> bool) -> usize {
+    fn poll_each(&mut self, due: fn(&Tracker) -> bool) -> usize {
         let mut polled = 0;
         let mut i = 0;
-        while i < self.live() {
-            if due(self, i) {
+        while let Some(t) = self.tracker(i) {
+            if due(t) {
                 polled += 1;
                 if self.poll_one(i) {
                     continue;
@@ -116,11 +163,12 @@ pub trait Executor {
 
     /// Polls every woken future; returns how many.
     fn poll_woken(&mut self) -> usize {
-        self.poll_each(Self::woken)
+        self.poll_each(Tracker::woken)
     }
 
-    /// Polls every future that never returned `Pending`; returns how many.
+    /// Polls every future whose last poll (if any) was not `Pending`:
+    /// those never polled yet; returns how many.
     fn poll_fresh(&mut self) -> usize {
-        self.poll_each(Self::never_pending)
+        self.poll_each(|t| !t.pending())
     }
 }
