@@ -353,11 +353,14 @@ mod system {
             }
         }
 
-        #[inline]
+        // Always inlined (every check reads the clock here, and whether a
+        // caller inlined it moved with unrelated changes: 20 instructions);
+        // the fallback stays out of line.
+        #[inline(always)]
         fn nanos_since(&self, earlier: Instant) -> u64 {
             match Counter::get() {
                 Some(counter) if earlier == counter.anchor => counter.nanos(),
-                _ => nanos(self.now().saturating_duration_since(earlier)),
+                _ => nanos_since_instant(earlier),
             }
         }
 
@@ -367,6 +370,14 @@ mod system {
                 deadline,
             }
         }
+    }
+
+    /// [`SystemClock::nanos_since`](Clock::nanos_since) from an instant
+    /// other than the counter's anchor, or without a counter.
+    #[cold]
+    #[inline(never)]
+    fn nanos_since_instant(earlier: Instant) -> u64 {
+        nanos(SystemClock.now().saturating_duration_since(earlier))
     }
 
     /// Future returned by [`SystemClock::sleep_until`].
