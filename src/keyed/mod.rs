@@ -9,27 +9,30 @@
 //! shard for a few map operations, so keys in other shards never wait for
 //! it.
 //!
-//! The key is hashed twice: once with a fast unkeyed hash (multiply and
-//! rotate, as rustc's FxHash) to pick the shard, and once by the shard's
-//! `HashMap` with its randomly keyed SipHash. Only the second decides how
-//! long a lookup takes, so keys chosen by an attacker (client IPs, tokens)
-//! can crowd one shard's lock but cannot degrade its map; a keyed hash for
-//! the shard too would cost a second SipHash (about 20 ns) on every check.
+//! The key is hashed once per operation, with std's randomly keyed SipHash
+//! (`RandomState`): some of the hash's middle bits pick the shard, and the
+//! shard's table (a `hashbrown::HashTable`) finds or inserts the entry with
+//! the same hash, so a new key is not hashed again to be inserted. Keys
+//! chosen by an attacker (client IPs, tokens) can neither crowd one shard's
+//! lock nor degrade its table without knowing the process's random key.
 //!
-//! Eviction is amortized and needs no background task: when inserting a new
-//! key finds its shard at its *sweep mark*, the shard first drops every idle
-//! entry (one whose state is the same as a fresh one's: nobody holds or
-//! waits on it and its rate credit is full), then sets the mark to twice
-//! what is left (at least [`MIN_SWEEP`]). Each sweep costs at most as many
-//! steps as insertions since the last one, and a shard holds at most about
-//! twice its busy keys plus [`MIN_SWEEP`].
+//! Eviction is amortized and needs no background task, and a check of a
+//! known key never sweeps: when inserting a new key finds its shard at its
+//! *sweep mark*, the shard first takes out every idle entry (one whose
+//! state is the same as a fresh one's: nobody holds or waits on it and its
+//! rate credit is full), in place, then sets the mark to twice what is left
+//! (at least [`MIN_SWEEP`]). Each sweep costs at most as many steps as
+//! insertions since the last one, and a shard holds at most about twice its
+//! busy keys plus [`MIN_SWEEP`].
 
 mod fair;
 mod limiter;
 mod rate;
 
-use core::hash::{Hash, Hasher};
-use std::collections::HashMap;
+use core::hash::{BuildHasher, Hash};
+use std::hash::RandomState;
+
+use hashbrown::HashTable;
 
 pub use self::limiter::{KeyedAcquire, KeyedLimiter, KeyedPermit, KeyedRun, KeyedTryRun};
 pub use self::rate::{
@@ -42,15 +45,23 @@ pub(crate) const MIN_SWEEP: usize = 64;
 
 pub(crate) struct Shards<K, V> {
     shards: Box<[Mutex<Shard<K, V>>]>,
+    /// The one hash of a key: picks its shard and its slot there.
+    hasher: RandomState,
     /// Keys stored over all shards (a statistic: updated with `Relaxed`
     /// under each shard's lock, it orders nothing).
     len: AtomicUsize,
 }
 
 struct Shard<K, V> {
-    map: HashMap<K, V>,
+    map: HashTable<(K, V)>,
     sweep_at: usize,
 }
+
+/// The shard index is taken from the hash's bits from here up (at most 256
+/// shards: bits 40 to 47). The table itself uses the low bits for the slot
+/// and the top 7 as a tag, so the keys of one shard still spread over its
+/// table.
+const SHARD_SHIFT: u32 = 40;
 
 impl<K, V> Shards<K, V> {
     pub(crate) fn len(&self) -> usize {
@@ -66,20 +77,22 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
             shards: (0..count)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashTable::new(),
                         sweep_at: MIN_SWEEP,
                     })
                 })
                 .collect(),
+            hasher: RandomState::new(),
             len: AtomicUsize::new(0),
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
-        let mut hasher = ShardHasher(0);
-        key.hash(&mut hasher);
-        // The high bits: a multiplicative hash mixes its input up into them.
-        let index = (hasher.finish() >> 32) as usize & (self.shards.len() - 1);
+    fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+        let index = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
         &self.shards[index]
     }
 
@@ -98,8 +111,9 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         // Evicted entries are dropped after the lock (declared before the
         // guard): dropping a key or a value may run the caller's code.
         let mut evicted = Vec::new();
-        let mut shard = self.shard(key).lock();
-        if let Some(v) = shard.map.get_mut(key) {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).lock();
+        if let Some((_, v)) = shard.map.find_mut(hash, |(k, _)| k == key) {
             return Some(f(v));
         }
         let full = |len: usize| max.is_some_and(|max| len >= max);
@@ -109,22 +123,31 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
                 return None;
             }
         }
-        let v = shard.map.entry(key.clone()).or_insert_with(create);
+        // Known absent: inserted with the hash already taken (the table
+        // hashes its keys again only when it grows).
+        let entry = (key.clone(), create());
+        let rehash = |(k, _): &(K, V)| self.hash(k);
+        let (_, v) = shard.map.insert_unique(hash, entry, rehash).into_mut();
         self.len.fetch_add(1, Ordering::Relaxed);
         Some(f(v))
     }
 
     /// Runs `f` on `key`'s entry if there is one.
     pub(crate) fn with_existing<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
-        self.shard(key).lock().map.get_mut(key).map(f)
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).lock();
+        shard
+            .map
+            .find_mut(hash, |(k, _)| k == key)
+            .map(|(_, v)| f(v))
     }
 
     /// Folds `f` over every entry, a shard at a time (a statistic: not one
     /// snapshot of all shards).
     pub(crate) fn fold<A>(&self, init: A, f: impl Fn(A, &V) -> A) -> A {
-        self.shards
-            .iter()
-            .fold(init, |acc, shard| shard.lock().map.values().fold(acc, &f))
+        self.shards.iter().fold(init, |acc, shard| {
+            shard.lock().map.iter().fold(acc, |acc, (_, v)| f(acc, v))
+        })
     }
 
     /// Drops every idle entry now.
@@ -147,82 +170,13 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         evicted: &mut Vec<(K, V)>,
     ) {
         let before = shard.map.len();
-        // `HashMap::retain` would drop them here, under the lock; rebuilding
-        // the map costs the same order as the scan, which the sweep mark
-        // already amortizes over the insertions since the last sweep. The
-        // fresh map keeps the old capacity: the shard refills to about its
-        // old size before the next sweep, and growing back from `kept` would
-        // rehash every entry once per doubling (keyed check, 10,000 keys:
-        // 862 -> 604 instructions).
-        let kept = shard.map.values().filter(|v| !idle(v)).count();
-        if kept < before {
-            let fresh = HashMap::with_capacity_and_hasher(before, shard.map.hasher().clone());
-            evicted.reserve(before - kept);
-            for (k, v) in core::mem::replace(&mut shard.map, fresh) {
-                if idle(&v) {
-                    evicted.push((k, v));
-                } else {
-                    shard.map.insert(k, v);
-                }
-            }
-        }
+        // Taken out in place (a `retain` would drop them here, under the
+        // lock): nothing is rehashed, and the table keeps its capacity, to
+        // which the shard refills before the next sweep.
+        evicted.extend(shard.map.extract_if(|(_, v)| idle(v)));
         let after = shard.map.len();
         self.len.fetch_sub(before - after, Ordering::Relaxed);
         shard.sweep_at = (after * 2).max(MIN_SWEEP);
-    }
-}
-
-/// The shard-picking hash: rustc's FxHash step (rotate, xor, multiply by an
-/// odd constant). Fast and unkeyed; see the module docs for why that is
-/// enough here.
-struct ShardHasher(u64);
-
-impl ShardHasher {
-    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for ShardHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(n.into());
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
@@ -230,8 +184,8 @@ impl Hasher for ShardHasher {
 mod tests {
     use super::Shards;
 
-    /// The unkeyed shard hash still spreads everyday keys (counters, IPs,
-    /// host names) evenly: no shard gets more than twice its share.
+    /// The shard bits of the key's hash spread everyday keys (counters,
+    /// IPs, host names) evenly: no shard gets more than twice its share.
     #[test]
     fn shard_hash_spreads_keys() {
         fn spread<K: core::hash::Hash + Eq + Clone>(keys: impl Iterator<Item = K>) {
@@ -239,7 +193,7 @@ mod tests {
             let mut count = vec![0usize; shards.shards.len()];
             let mut total = 0;
             for key in keys {
-                let shard = shards.shard(&key);
+                let shard = shards.shard(shards.hash(&key));
                 let index = shards
                     .shards
                     .iter()
