@@ -2,10 +2,11 @@
 # Runs the tests that need no async runtime under Miri, with strict
 # provenance: the unit tests, the hand-polled semaphore and bounded tests, the
 # bad-input table, the allocation test and the fuzz models (on a few proptest
-# cases plus the committed regressions). Miri checks the intrusive wait lists
-# (src/semaphore/raw.rs, src/wait_list.rs: pinned nodes linked by raw
-# pointers), the wake batches and the clock's sleepers for undefined
-# behaviour: use after free, aliasing violations, data races.
+# cases plus the committed regressions). Miri checks the intrusive wait list
+# (src/wait_list.rs: pinned nodes linked by raw pointers, used by the
+# semaphore, the rate limiters and ManualClock), the wake batches and the
+# clock's sleepers for undefined behaviour: use after free, aliasing
+# violations, data races.
 #
 #   ./miri.sh           everything below (about 45 min on 2 cores)
 #   ./miri.sh --quick   the unsafe-heavy subset CI runs (a few minutes): the

@@ -111,6 +111,31 @@ fn semaphores() {
     row("acquire_await_drop", "tokio", || {
         drop(black_box(ready(tokio_sem.acquire()).unwrap()))
     });
+
+    // Contended: the permit is held, so `acquire` queues; dropping the
+    // holder hands the permit to it under the lock; the second poll finds
+    // it granted. The wait list's whole hot path: link, hand-off, unlink.
+    row("acquire_queued_handoff", "limiters", || {
+        let held = sem.try_acquire().unwrap();
+        drop(black_box(queued_then_granted(sem.acquire(), held)))
+    });
+    row("acquire_queued_handoff", "tokio", || {
+        let held = tokio_sem.try_acquire().unwrap();
+        drop(black_box(queued_then_granted(tokio_sem.acquire(), held)))
+    });
+}
+
+/// Polls `fut` (which must queue), drops `held` (which must grant it), and
+/// polls it again.
+fn queued_then_granted<F: Future, H>(fut: F, held: H) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending(), "must queue");
+    drop(held);
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("dropping the holder must grant the queued acquire"),
+    }
 }
 
 fn rate() {

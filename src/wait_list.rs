@@ -1,39 +1,209 @@
-//! An intrusive, doubly linked list of waiters, each a node pinned inside the
-//! future that waits. Linking a node allocates nothing, which is how a waiting
-//! `acquire` (and a `ManualClock` sleep) costs zero heap allocations.
+//! The crate's one intrusive, doubly linked list of waiters, each a node
+//! pinned inside the future that waits. Linking a node allocates nothing,
+//! which is how a waiting `acquire` (and a `ManualClock` sleep) costs zero
+//! heap allocations.
 //!
 //! # Implementation details
 //!
-//! The list itself lives inside a [`Mutex`](crate::sync::Mutex) owned by the
-//! primitive; every access to a node's contents goes through `&mut List`, so
-//! the lock is what makes the raw pointers sound. A future that owns a node
-//! links it while polled and unlinks it in `Drop` (under the same lock), so
-//! the list never points at freed memory.
+//! Two layers, as tokio's `linked_list`:
 //!
-//! `ManualClock`'s sleepers, the rate limiters' and the sliding window's
-//! waiters use this list.
-//! The semaphore keeps a specialised one (`semaphore/raw.rs`): its hot path
-//! reads a waiter's grant without taking the lock and hands permits to the
-//! head in place, which this list, whose nodes are only touched under the
-//! lock, does not allow. Both share [`WakeBatch`].
+//! * [`LinkedList`] links any node type that embeds [`Pointers`] and says
+//!   where with the [`Link`] trait. It is what the semaphore uses: its node
+//!   keeps the permits still missing in an atomic that the future reads
+//!   without the lock, and its hand-off serves the head in place.
+//! * [`List`] links [`Node`]s, whose whole contents (a waker and the owner's
+//!   data) are touched only under the lock through `&mut List`. It is what
+//!   `ManualClock`'s sleepers, the rate limiters' and the sliding window's
+//!   waiters use.
+//!
+//! The list lives inside a [`Mutex`](crate::sync::Mutex) owned by the
+//! primitive; the lock is what makes the raw pointers sound. A future that
+//! owns a node links it while polled and unlinks it in `Drop` (under the
+//! same lock), so the list never points at freed memory. Every cell of a
+//! node is a [`crate::sync::UnsafeCell`], so the loom models check each
+//! access of every user of the list.
 
-use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::task::Waker;
 
-/// A list node. Lives inside a pinned future; it must not move while linked.
+use crate::sync::UnsafeCell;
+
+/// The links a node embeds. Guarded by the list owner's lock.
+pub(crate) struct Pointers<T> {
+    links: UnsafeCell<Links<T>>,
+}
+
+struct Links<T> {
+    prev: Option<NonNull<T>>,
+    next: Option<NonNull<T>>,
+}
+
+impl<T> Pointers<T> {
+    crate::sync::const_fn! {
+        pub(crate) fn new() -> Self {
+            Self {
+                links: UnsafeCell::new(Links {
+                    prev: None,
+                    next: None,
+                }),
+            }
+        }
+    }
+}
+
+impl<T> core::fmt::Debug for Pointers<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Pointers { .. }")
+    }
+}
+
+/// A node type that [`LinkedList`] can link.
+///
+/// # Safety
+///
+/// `pointers` returns the same [`Pointers`], embedded in `self`, on every
+/// call, and nothing but the list touches them.
+pub(crate) unsafe trait Link: Sized {
+    fn pointers(&self) -> &Pointers<Self>;
+}
+
+/// A FIFO of nodes of type `T`. Owned by a primitive, always behind its
+/// lock; every method that touches a node is `unsafe` and requires that
+/// lock (which `&mut self` is, as the list is only reachable through it).
+pub(crate) struct LinkedList<T> {
+    head: Option<NonNull<T>>,
+    tail: Option<NonNull<T>>,
+    len: usize,
+}
+
+// SAFETY: the list only holds pointers to nodes whose shared contents are
+// `Send` (the node types' own `Send`/`Sync` impls say so); it is only
+// reachable through the owner's lock.
+unsafe impl<T: Send> Send for LinkedList<T> {}
+// SAFETY: `&LinkedList` reads only the head pointer and the length.
+unsafe impl<T: Send> Sync for LinkedList<T> {}
+
+impl<T> core::fmt::Debug for LinkedList<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkedList")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<T: Link> LinkedList<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: None,
+            tail: None,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn head(&self) -> Option<NonNull<T>> {
+        self.head
+    }
+
+    /// Appends `node` at the tail.
+    ///
+    /// # Safety
+    ///
+    /// `node` is pinned, not linked, and stays alive until it is removed
+    /// (under the lock, which the caller holds).
+    #[inline]
+    pub(crate) unsafe fn push_back(&mut self, node: NonNull<T>) {
+        // SAFETY: `node` is alive (caller) and the tail, if any, is linked
+        // hence alive; the lock is held, so their links are ours to change.
+        unsafe {
+            node.as_ref().pointers().links.with_mut(|links| {
+                *links = Links {
+                    prev: self.tail,
+                    next: None,
+                }
+            });
+            match self.tail {
+                Some(tail) => tail
+                    .as_ref()
+                    .pointers()
+                    .links
+                    .with_mut(|links| (*links).next = Some(node)),
+                None => self.head = Some(node),
+            }
+        }
+        self.tail = Some(node);
+        self.len += 1;
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is linked into this list; the caller holds the lock.
+    #[inline]
+    pub(crate) unsafe fn remove(&mut self, node: NonNull<T>) {
+        // SAFETY: `node` and its neighbours are linked, hence alive; the lock
+        // is held, so their links are ours to change.
+        unsafe {
+            let Links { prev, next } = node.as_ref().pointers().links.with_mut(|links| {
+                core::mem::replace(
+                    &mut *links,
+                    Links {
+                        prev: None,
+                        next: None,
+                    },
+                )
+            });
+            match prev {
+                Some(prev) => prev
+                    .as_ref()
+                    .pointers()
+                    .links
+                    .with_mut(|links| (*links).next = next),
+                None => self.head = next,
+            }
+            match next {
+                Some(next) => next
+                    .as_ref()
+                    .pointers()
+                    .links
+                    .with_mut(|links| (*links).prev = prev),
+                None => self.tail = prev,
+            }
+        }
+        self.len -= 1;
+    }
+
+    /// The node after `node`, for walking the list from [`head`](Self::head).
+    ///
+    /// # Safety
+    ///
+    /// `node` is linked into this list; the caller holds the lock.
+    #[inline]
+    unsafe fn next(&self, node: NonNull<T>) -> Option<NonNull<T>> {
+        // SAFETY: linked nodes are alive and the lock is held.
+        unsafe { node.as_ref().pointers().links.with(|links| (*links).next) }
+    }
+}
+
+/// A [`List`] node: a waker and the owner's data, touched only under the
+/// lock. Lives inside a pinned future; it must not move while linked.
 pub(crate) struct Node<T> {
-    inner: UnsafeCell<Entry<T>>,
+    pointers: Pointers<Node<T>>,
+    entry: UnsafeCell<Entry<T>>,
     _pin: PhantomPinned,
 }
 
 /// The part of a node that the list's owner reads and writes under its lock.
 #[derive(Debug)]
 pub(crate) struct Entry<T> {
-    prev: Option<NonNull<Node<T>>>,
-    next: Option<NonNull<Node<T>>>,
     linked: bool,
     /// Woken when the owner wants this waiter polled again.
     pub(crate) waker: Option<Waker>,
@@ -48,22 +218,28 @@ unsafe impl<T: Send> Send for Node<T> {}
 // SAFETY: as above: `&Node` gives no access without the lock.
 unsafe impl<T: Send> Sync for Node<T> {}
 
-impl<T> Node<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        Self {
-            inner: UnsafeCell::new(Entry {
-                prev: None,
-                next: None,
-                linked: false,
-                waker: None,
-                value,
-            }),
-            _pin: PhantomPinned,
-        }
+// SAFETY: `pointers` is a field of the node, the same on every call, and
+// only `LinkedList` touches it.
+unsafe impl<T> Link for Node<T> {
+    #[inline]
+    fn pointers(&self) -> &Pointers<Self> {
+        &self.pointers
     }
+}
 
-    fn ptr(&self) -> NonNull<Node<T>> {
-        NonNull::from(self)
+impl<T> Node<T> {
+    crate::sync::const_fn! {
+        pub(crate) fn new(value: T) -> Self {
+            Self {
+                pointers: Pointers::new(),
+                entry: UnsafeCell::new(Entry {
+                    linked: false,
+                    waker: None,
+                    value,
+                }),
+                _pin: PhantomPinned,
+            }
+        }
     }
 }
 
@@ -73,36 +249,39 @@ impl<T> core::fmt::Debug for Node<T> {
     }
 }
 
-/// The list head. Owned by a primitive, always behind its lock.
+/// A [`LinkedList`] of [`Node`]s, with linking that tolerates a node
+/// already (un)linked and access to the nodes' contents.
 pub(crate) struct List<T> {
-    head: Option<NonNull<Node<T>>>,
-    tail: Option<NonNull<Node<T>>>,
-    len: usize,
+    nodes: LinkedList<Node<T>>,
 }
-
-// SAFETY: the list only holds pointers to nodes whose contents are `Send`;
-// it is only reachable through the owner's lock.
-unsafe impl<T: Send> Send for List<T> {}
-// SAFETY: `&List` gives no access to nodes (every method takes `&mut self`).
-unsafe impl<T: Send> Sync for List<T> {}
 
 impl<T> core::fmt::Debug for List<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("List").field("len", &self.len).finish()
+        f.debug_struct("List").field("len", &self.len()).finish()
     }
+}
+
+/// The contents of a node reached through the list.
+///
+/// # Safety
+///
+/// `ptr` is alive for `'a`, every access to its contents goes through the
+/// list, and the caller holds `&'a mut` to the list.
+unsafe fn entry_mut<'a, T>(ptr: NonNull<Node<T>>) -> &'a mut Entry<T> {
+    // SAFETY: the caller's contract: the list, held exclusively for `'a`,
+    // is the only way to the contents.
+    unsafe { ptr.as_ref().entry.with_mut(|entry| &mut *entry) }
 }
 
 impl<T> List<T> {
     pub(crate) const fn new() -> Self {
         Self {
-            head: None,
-            tail: None,
-            len: 0,
+            nodes: LinkedList::new(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.nodes.len()
     }
 
     /// The contents of `node`.
@@ -114,7 +293,7 @@ impl<T> List<T> {
     pub(crate) unsafe fn entry<'a>(&'a mut self, node: &'a Node<T>) -> &'a mut Entry<T> {
         // SAFETY: the caller promises all accesses go through `&mut self`,
         // which we hold exclusively for `'a`.
-        unsafe { &mut *node.inner.get() }
+        unsafe { entry_mut(NonNull::from(node)) }
     }
 
     /// Appends `node` at the tail unless it is already linked.
@@ -125,22 +304,16 @@ impl<T> List<T> {
     ///   it or the list's owner unlinks it (both under the lock);
     /// - `node` is not linked into another list.
     pub(crate) unsafe fn link(&mut self, node: &Node<T>) {
-        let ptr = node.ptr();
+        let ptr = NonNull::from(node);
         // SAFETY: the caller guarantees exclusive access through `self`.
-        let entry = unsafe { &mut *node.inner.get() };
+        let entry = unsafe { entry_mut(ptr) };
         if entry.linked {
             return;
         }
         entry.linked = true;
-        entry.prev = self.tail;
-        entry.next = None;
-        match self.tail {
-            // SAFETY: linked nodes are alive (link's contract).
-            Some(tail) => unsafe { (*tail.as_ref().inner.get()).next = Some(ptr) },
-            None => self.head = Some(ptr),
-        }
-        self.tail = Some(ptr);
-        self.len += 1;
+        // SAFETY: pinned, not linked (the flag says so), alive until
+        // unlinked (the caller's contract).
+        unsafe { self.nodes.push_back(ptr) };
     }
 
     /// Removes `node` if it is linked. Returns whether it was.
@@ -150,32 +323,21 @@ impl<T> List<T> {
     /// - `node` is alive and, if linked, linked into this list.
     pub(crate) unsafe fn unlink(&mut self, node: &Node<T>) -> bool {
         // SAFETY: the caller guarantees exclusive access through `self`.
-        unsafe { self.unlink_ptr(node.ptr()) }
+        unsafe { self.unlink_ptr(NonNull::from(node)) }
     }
 
     /// # Safety
     ///
     /// `ptr` is alive and, if linked, linked into this list.
     unsafe fn unlink_ptr(&mut self, ptr: NonNull<Node<T>>) -> bool {
-        // SAFETY: caller contract; neighbours are linked hence alive.
-        unsafe {
-            let entry = &mut *ptr.as_ref().inner.get();
-            if !entry.linked {
-                return false;
-            }
-            match entry.prev {
-                Some(prev) => (*prev.as_ref().inner.get()).next = entry.next,
-                None => self.head = entry.next,
-            }
-            match entry.next {
-                Some(next) => (*next.as_ref().inner.get()).prev = entry.prev,
-                None => self.tail = entry.prev,
-            }
-            entry.prev = None;
-            entry.next = None;
-            entry.linked = false;
+        // SAFETY: caller contract; we hold `&mut self`.
+        let entry = unsafe { entry_mut(ptr) };
+        if !entry.linked {
+            return false;
         }
-        self.len -= 1;
+        entry.linked = false;
+        // SAFETY: linked into this list (the flag and the caller say so).
+        unsafe { self.nodes.remove(ptr) };
         true
     }
 
@@ -183,33 +345,31 @@ impl<T> List<T> {
     pub(crate) fn front(&mut self) -> Option<&mut Entry<T>> {
         // SAFETY: linked nodes are alive (link's contract) and we hold
         // `&mut self`, hence exclusive access to them.
-        self.head
-            .map(|ptr| unsafe { &mut *ptr.as_ref().inner.get() })
+        self.nodes.head().map(|ptr| unsafe { entry_mut(ptr) })
     }
 
     /// Whether `node` is the head.
     pub(crate) fn is_front(&self, node: &Node<T>) -> bool {
-        self.head == Some(node.ptr())
+        self.nodes.head() == Some(NonNull::from(node))
     }
 
     /// Unlinks the head, if any (it stays owned by its future).
     pub(crate) fn unlink_front(&mut self) {
-        if let Some(ptr) = self.head {
+        if let Some(ptr) = self.nodes.head() {
             // SAFETY: `ptr` is linked into this list.
             unsafe { self.unlink_ptr(ptr) };
         }
     }
 
     /// Visits every linked node from head to tail. `f` returns whether to
-    /// unlink the node (it stays owned by its future).
+    /// keep the node linked (an unlinked one stays owned by its future).
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&mut Entry<T>) -> bool) {
-        let mut cursor = self.head;
+        let mut cursor = self.nodes.head();
         while let Some(ptr) = cursor {
-            // SAFETY: linked nodes are alive (link's contract) and we hold
-            // `&mut self`, hence exclusive access to them.
-            let entry = unsafe { &mut *ptr.as_ref().inner.get() };
-            cursor = entry.next;
-            if !f(entry) {
+            // SAFETY: `ptr` is linked (hence alive) and we hold `&mut self`.
+            cursor = unsafe { self.nodes.next(ptr) };
+            // SAFETY: as above; exclusive access to the node's contents.
+            if !f(unsafe { entry_mut(ptr) }) {
                 // SAFETY: `ptr` is linked into this list.
                 unsafe { self.unlink_ptr(ptr) };
             }
@@ -287,5 +447,119 @@ impl Drop for WakeBatch {
     #[inline]
     fn drop(&mut self) {
         self.wake_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+    use core::pin::Pin;
+
+    fn values(list: &mut List<u32>) -> Vec<u32> {
+        let mut seen = Vec::new();
+        list.retain(|entry| {
+            seen.push(entry.value);
+            true
+        });
+        seen
+    }
+
+    #[test]
+    fn link_unlink_retain_keep_fifo_order_and_tolerate_repeats() {
+        let nodes: Vec<Pin<Box<Node<u32>>>> = (0..5).map(|v| Box::pin(Node::new(v))).collect();
+        let mut list = List::new();
+        for node in &nodes {
+            // SAFETY: pinned in boxes that outlive the list's use of them;
+            // every node is unlinked before the boxes are dropped.
+            unsafe { list.link(node) };
+        }
+        // SAFETY: as above.
+        unsafe { list.link(&nodes[1]) }; // already linked: no-op
+        assert_eq!((list.len(), values(&mut list)), (5, vec![0, 1, 2, 3, 4]));
+        assert!(list.is_front(&nodes[0]));
+
+        // SAFETY: alive and linked into this list.
+        assert!(unsafe { list.unlink(&nodes[2]) });
+        // SAFETY: alive and no longer linked.
+        assert!(!unsafe { list.unlink(&nodes[2]) });
+        list.unlink_front();
+        assert_eq!(values(&mut list), vec![1, 3, 4]);
+
+        // Unlink the middle and the tail while walking.
+        list.retain(|entry| entry.value == 1);
+        assert_eq!((list.len(), values(&mut list)), (1, vec![1]));
+        list.front().unwrap().value = 7;
+        // SAFETY: alive; its contents are reached only through the list.
+        assert_eq!(unsafe { list.entry(&nodes[1]) }.value, 7);
+
+        // Relinking an unlinked node appends it.
+        // SAFETY: as for the first links.
+        unsafe { list.link(&nodes[0]) };
+        assert_eq!(values(&mut list), vec![7, 0]);
+        list.retain(|_| false);
+        assert_eq!(list.len(), 0);
+        assert!(list.front().is_none());
+    }
+
+    /// A node type of its own, as the semaphore's, linked with the raw list.
+    struct Custom {
+        pointers: Pointers<Custom>,
+        id: u32,
+    }
+
+    // SAFETY: `pointers` is a field of the node, only the list touches it.
+    unsafe impl Link for Custom {
+        fn pointers(&self) -> &Pointers<Self> {
+            &self.pointers
+        }
+    }
+
+    fn ids(list: &LinkedList<Custom>) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut cursor = list.head();
+        while let Some(ptr) = cursor {
+            // SAFETY: linked nodes are alive; the test owns the list.
+            ids.push(unsafe { ptr.as_ref() }.id);
+            // SAFETY: as above.
+            cursor = unsafe { list.next(ptr) };
+        }
+        ids
+    }
+
+    #[test]
+    fn linked_list_pushes_at_the_tail_and_removes_anywhere() {
+        let nodes: Vec<Pin<Box<Custom>>> = (0..4)
+            .map(|id| {
+                Box::pin(Custom {
+                    pointers: Pointers::new(),
+                    id,
+                })
+            })
+            .collect();
+        let ptr = |i: usize| NonNull::from(&*nodes[i]);
+        let mut list = LinkedList::new();
+        for i in 0..4 {
+            // SAFETY: pinned, not linked, outlive their time in the list.
+            unsafe { list.push_back(ptr(i)) };
+        }
+        assert_eq!(ids(&list), vec![0, 1, 2, 3]);
+        // SAFETY: each is linked into this list when removed.
+        unsafe {
+            list.remove(ptr(0)); // head
+            list.remove(ptr(3)); // tail
+            list.remove(ptr(1)); // now the head
+        }
+        assert_eq!((list.len(), ids(&list)), (1, vec![2]));
+        // SAFETY: pinned and not linked any more.
+        unsafe { list.push_back(ptr(0)) };
+        assert_eq!(ids(&list), vec![2, 0]);
+        // SAFETY: linked.
+        unsafe {
+            list.remove(ptr(2));
+            list.remove(ptr(0));
+        }
+        assert_eq!((list.len(), list.head()), (0, None));
     }
 }

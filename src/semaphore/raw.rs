@@ -20,8 +20,9 @@
 //!   whose request is complete is unlinked and woken; nobody else is.
 //!
 //! Each waiter is a node stored inside its `Acquire` future (pinned, so its
-//! address is stable), linked into an intrusive doubly linked list: waiting
-//! allocates nothing. The node's `remaining` counter is written under the lock
+//! address is stable), linked into the crate's one intrusive list
+//! ([`LinkedList`], through the node's [`Pointers`]): waiting allocates
+//! nothing. The node's `remaining` counter is written under the lock
 //! and read lock-free by the future: `0` means granted and unlinked,
 //! `CLOSED_NODE` means the semaphore was closed and the node unlinked. Any
 //! other value means the node is linked, and the lock must be taken to
@@ -41,7 +42,7 @@ use core::task::{Context, Poll, Waker};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::stats::Counters;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
-use crate::wait_list::WakeBatch;
+use crate::wait_list::{Link, LinkedList, Pointers, WakeBatch};
 
 const CLOSED: usize = 0b01;
 const QUEUED: usize = 0b10;
@@ -70,16 +71,8 @@ pub(crate) struct RawSemaphore {
     pub(crate) counters: Counters,
 }
 
-struct WaitList {
-    head: Option<NonNull<Waiter>>,
-    tail: Option<NonNull<Waiter>>,
-    len: usize,
-}
-
-// SAFETY: the list only holds pointers to `Waiter` nodes, and every access to a
-// node's links, waker and `num` happens with the list's lock held; the nodes
-// themselves are `Send + Sync` data (an atomic, a `Waker`, plain integers).
-unsafe impl Send for WaitList {}
+/// The FIFO of queued acquirers: the crate's one intrusive list.
+type WaitList = LinkedList<Waiter>;
 
 /// One queued acquirer. Lives inside an acquire future, pinned.
 pub(crate) struct Waiter {
@@ -92,7 +85,7 @@ pub(crate) struct Waiter {
     /// Guarded by the list's lock.
     waker: UnsafeCell<Option<Waker>>,
     /// Guarded by the list's lock.
-    links: UnsafeCell<Links>,
+    pointers: Pointers<Waiter>,
     _pin: PhantomPinned,
 }
 
@@ -105,10 +98,13 @@ unsafe impl Sync for Waiter {}
 // node is linked it is pinned and cannot move at all.
 unsafe impl Send for Waiter {}
 
-#[derive(Clone, Copy, Default)]
-struct Links {
-    prev: Option<NonNull<Waiter>>,
-    next: Option<NonNull<Waiter>>,
+// SAFETY: `pointers` is a field of the node, the same on every call, and
+// only the list touches it.
+unsafe impl Link for Waiter {
+    #[inline]
+    fn pointers(&self) -> &Pointers<Self> {
+        &self.pointers
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -128,7 +124,7 @@ impl RawSemaphore {
         pub(crate) fn new(permits: usize, capacity: usize) -> Self {
             Self {
                 state: AtomicUsize::new(permits << SHIFT),
-                waiters: Mutex::new(WaitList::new()),
+                waiters: Mutex::new(LinkedList::new()),
                 total: AtomicUsize::new(permits),
                 capacity,
                 counters: Counters::new(),
@@ -165,7 +161,7 @@ impl RawSemaphore {
     }
 
     pub(crate) fn waiters(&self) -> usize {
-        self.waiters.lock().len
+        self.waiters.lock().len()
     }
 
     /// Permits taken out by `forget` and not given back: `capacity - total`
@@ -354,7 +350,7 @@ impl RawSemaphore {
         let mut wakers = WakeBatch::new();
         loop {
             while n > 0 && !wakers.is_full() {
-                let Some(head) = list.head else { break };
+                let Some(head) = list.head() else { break };
                 // SAFETY: `head` is linked, and linked nodes stay valid and
                 // pinned until they are unlinked under this lock.
                 let node = unsafe { head.as_ref() };
@@ -377,7 +373,7 @@ impl RawSemaphore {
                 // the list and this thread touches it no more.
                 node.remaining.store(0, Ordering::Release);
             }
-            if list.head.is_none() {
+            if list.head().is_none() {
                 self.add_available(n);
                 break;
             }
@@ -483,7 +479,7 @@ impl RawSemaphore {
         self.state.fetch_or(CLOSED, Ordering::Release);
         let mut wakers = WakeBatch::new();
         let mut returned = 0;
-        while let Some(head) = list.head {
+        while let Some(head) = list.head() {
             // SAFETY: `head` is linked; linked nodes are valid and pinned.
             let node = unsafe { head.as_ref() };
             // Relaxed: written only under this lock.
@@ -519,57 +515,6 @@ impl core::fmt::Debug for RawSemaphore {
     }
 }
 
-impl WaitList {
-    const fn new() -> Self {
-        Self {
-            head: None,
-            tail: None,
-            len: 0,
-        }
-    }
-
-    /// # Safety
-    /// `node` is pinned, not linked, and stays valid until it is removed;
-    /// the caller holds the lock.
-    unsafe fn push_back(&mut self, node: NonNull<Waiter>) {
-        // SAFETY: caller guarantees `node` is valid and we hold the lock, so
-        // nobody else touches its links.
-        unsafe {
-            node.as_ref().links.with_mut(|links| {
-                *links = Links {
-                    prev: self.tail,
-                    next: None,
-                }
-            });
-            match self.tail {
-                Some(tail) => tail.as_ref().links.with_mut(|l| (*l).next = Some(node)),
-                None => self.head = Some(node),
-            }
-        }
-        self.tail = Some(node);
-        self.len += 1;
-    }
-
-    /// # Safety
-    /// `node` is linked in this list; the caller holds the lock.
-    unsafe fn remove(&mut self, node: NonNull<Waiter>) {
-        // SAFETY: `node` and its neighbours are linked, hence valid; the lock
-        // is held, so their links are ours to change.
-        unsafe {
-            let links = node.as_ref().links.with_mut(|l| core::mem::take(&mut *l));
-            match links.prev {
-                Some(prev) => prev.as_ref().links.with_mut(|l| (*l).next = links.next),
-                None => self.head = links.next,
-            }
-            match links.next {
-                Some(next) => next.as_ref().links.with_mut(|l| (*l).prev = links.prev),
-                None => self.tail = links.prev,
-            }
-        }
-        self.len -= 1;
-    }
-}
-
 impl Waiter {
     pub(crate) fn new(num: usize) -> Self {
         Self {
@@ -577,10 +522,7 @@ impl Waiter {
             num: Cell::new(num),
             stage: Cell::new(Stage::Idle),
             waker: UnsafeCell::new(None),
-            links: UnsafeCell::new(Links {
-                prev: None,
-                next: None,
-            }),
+            pointers: Pointers::new(),
             _pin: PhantomPinned,
         }
     }
@@ -828,7 +770,7 @@ impl Waiter {
                 // change `remaining`), and we hold the lock.
                 unsafe { list.remove(NonNull::from(node)) };
                 let collected = node.num.get() - remaining;
-                if list.head.is_none() {
+                if list.head().is_none() {
                     // We were the last waiter: clear QUEUED, return what we
                     // had collected (maybe nothing).
                     sem.add_available(collected);
