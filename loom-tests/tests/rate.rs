@@ -5,7 +5,9 @@
 
 #[cfg(loom)]
 mod models {
+    use std::future::Future;
     use std::sync::Arc;
+    use std::task::{Context, Waker};
     use std::time::Duration;
 
     use limiters::{ManualClock, Quota, RateLimiter};
@@ -148,5 +150,107 @@ mod models {
                 Duration::from_millis(500)
             );
         });
+    }
+
+    /// Two acquirers queued (the list's plainest use with more than one
+    /// node), then waiting in threads of their own while the clock reaches
+    /// their cells: both are admitted (the model would deadlock on a lost
+    /// wake-up) and spend exactly their cells.
+    #[test]
+    fn two_queued_acquirers_racing_the_clock() {
+        loom::model(|| {
+            let (clock, rl) = limiter(Quota::per_second(1));
+            rl.check().unwrap();
+            let waiters = [queued(&rl), queued(&rl)].map(wait_in_thread);
+            for _ in 0..2 {
+                clock.advance(Duration::from_secs(1));
+            }
+            for t in waiters {
+                t.join().unwrap();
+            }
+            assert_eq!(rl.stats().waiters, 0);
+            // Cells at 1 s and 2 s spent: the next is at 3 s.
+            assert_eq!(rl.check().unwrap_err().wait_time(), Duration::from_secs(1));
+        });
+    }
+
+    /// Two queued acquirers waiting in their threads, racing a third that
+    /// queues behind them and is cancelled: the cancelled cell, the last,
+    /// is given back, and both acquirers are admitted.
+    #[test]
+    fn two_queued_acquirers_racing_a_cancel() {
+        loom::model(|| {
+            let (clock, rl) = limiter(Quota::per_second(1));
+            rl.check().unwrap();
+            let waiters = [queued(&rl), queued(&rl)].map(wait_in_thread);
+            let canceller = {
+                let rl = rl.clone();
+                thread::spawn(move || {
+                    let mut fut = std::pin::pin!(rl.acquire());
+                    let pending = fut
+                        .as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()))
+                        .is_pending();
+                    assert!(pending, "queued behind the others");
+                })
+            };
+            canceller.join().unwrap();
+            for _ in 0..2 {
+                clock.advance(Duration::from_secs(1));
+            }
+            for t in waiters {
+                t.join().unwrap();
+            }
+            assert_eq!(rl.stats().waiters, 0);
+            // The refund makes 3 s the next cell again: nothing is lost.
+            assert_eq!(rl.check().unwrap_err().wait_time(), Duration::from_secs(1));
+        });
+    }
+
+    /// Two queued acquirers waiting in their threads, racing a `set_quota`
+    /// that doubles the rate: both are re-timed (to 0.5 s and 1 s) however
+    /// the change interleaves with their polls, and admitted then.
+    #[test]
+    fn two_queued_acquirers_racing_set_quota() {
+        loom::model(|| {
+            let (clock, rl) = limiter(Quota::per_second(1));
+            rl.check().unwrap();
+            let waiters = [queued(&rl), queued(&rl)].map(wait_in_thread);
+            let rl2 = rl.clone();
+            thread::spawn(move || rl2.set_quota(Quota::per_second(2)))
+                .join()
+                .unwrap();
+            for _ in 0..2 {
+                clock.advance(Duration::from_millis(500));
+            }
+            for t in waiters {
+                t.join().unwrap();
+            }
+            assert_eq!(rl.stats().waiters, 0);
+            // Cells at 0.5 s and 1 s spent: the next is at 1.5 s.
+            assert_eq!(
+                rl.check().unwrap_err().wait_time(),
+                Duration::from_millis(500)
+            );
+        });
+    }
+
+    type Waiting = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// An `acquire` of one cell, polled once here: it is queued.
+    fn queued(rl: &Arc<RateLimiter<ManualClock>>) -> Waiting {
+        let rl = rl.clone();
+        let mut fut: Waiting = Box::pin(async move { rl.acquire().await });
+        let pending = fut
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending();
+        assert!(pending, "the burst is spent: it queues");
+        fut
+    }
+
+    /// Waits for `fut` in a thread of its own.
+    fn wait_in_thread(fut: Waiting) -> thread::JoinHandle<()> {
+        thread::spawn(move || block_on(fut))
     }
 }
