@@ -10,8 +10,9 @@
 #
 #   ./miri.sh           everything below (about 45 min on 2 cores)
 #   ./miri.sh --quick   the unsafe-heavy subset CI runs (a few minutes): the
-#                       hand-polled tests of the semaphore's wait list
-#                       (hand-off, cancel, close, batches over 16), of the
+#                       wait list's unit tests, the hand-polled tests of
+#                       the semaphore's wait list (hand-off, cancel,
+#                       close, batches over 16), of the
 #                       rate limiter's waiter list (re-time, refund, wakers
 #                       dropped outside the lock) and of ManualClock's
 #                       sleepers, selected by name
@@ -73,6 +74,7 @@ export PROPTEST_MAX_SHRINK_ITERS=0
 if $quick; then
     # Filters are test-name substrings (libtest takes several).
     runs=(
+        "--lib -- wait_list"
         "--test semaphore -- fifo order_of_first_poll one_release_of_k one_large_release dropping_ close_ replaced_waker release_permits_at_drop panicking_waker_clone"
         "--test bounded -- release_hands_permits close_fails_more"
         "--test rate -- waiters_are_fifo dropping_ r1_then reservation_delay replaced_waker a_manual_sleep set_quota_retimes changes_wake_every"
