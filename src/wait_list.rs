@@ -454,6 +454,7 @@ impl Drop for WakeBatch {
 mod tests {
     use super::*;
     use alloc::boxed::Box;
+    use alloc::vec;
     use alloc::vec::Vec;
     use core::pin::Pin;
 
