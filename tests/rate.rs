@@ -871,3 +871,17 @@ fn a_pause_admits_a_whole_burst_of_waiters_at_its_end() {
     // Credit left: 40 cells earned in 10 s, 40 taken.
     assert_eq!(rl.remaining(), 0);
 }
+
+/// The limiter is one 8-byte word, the quota in lowest terms and a pointer
+/// to its cold state (waiters, statistics, the 16-byte word of a changed
+/// quota), beside the clock's origin: no larger than governor's (72 B).
+#[test]
+fn a_rate_limiter_is_at_most_72_bytes() {
+    use std::mem::size_of;
+    assert!(
+        size_of::<RateLimiter>() <= 72,
+        "{}",
+        size_of::<RateLimiter>()
+    );
+    assert!(size_of::<RateLimiter<ManualClock>>() <= 72);
+}

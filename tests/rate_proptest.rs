@@ -69,6 +69,64 @@ fn quota(cells: u32, period: u64, burst: u32) -> Quota {
         .allow_burst(burst)
 }
 
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Runs `ops` (clock step scale, fraction, cells) on a limiter and the
+/// reference model from `start` ns after the limiter's creation: every
+/// decision and `NotUntil` instant equal, and the window bound holds.
+fn matches_reference(
+    cells: u32,
+    period: u64,
+    burst: u32,
+    start: u64,
+    ops: &[(u64, u64, u32)],
+) -> Result<(), TestCaseError> {
+    let clock = ManualClock::new();
+    let rl = RateLimiter::with_clock(quota(cells, period, burst), clock.clone());
+    clock.advance(Duration::from_nanos(start));
+    let origin = clock.now().as_nanos() - start;
+    let mut model = Gcra::new(cells, period, burst);
+    let t = period / u64::from(cells) + 1;
+    let mut admitted = Vec::new();
+    for &(scale, frac, n) in ops {
+        // Steps from a nanosecond to a few emission intervals.
+        let step = match scale {
+            0 => frac % 3,
+            1 => frac,
+            2 => t * frac / 1000,
+            _ => 3 * t * frac / 1000,
+        };
+        clock.advance(Duration::from_nanos(step));
+        let now = clock.now().as_nanos() - origin;
+        let got = rl.check_n(n);
+        if n > burst {
+            let is_capacity_error = matches!(
+                got,
+                Err(RateLimitError::InsufficientCapacity { requested, burst: b })
+                    if requested == n && b == burst
+            );
+            prop_assert!(is_capacity_error);
+            continue;
+        }
+        match (got, model.check_n(now, n)) {
+            (Ok(()), Ok(())) => admitted.push((now, n)),
+            (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
+                prop_assert_eq!(u128::from(d.earliest().as_nanos() - origin), earliest);
+                prop_assert_eq!(d.wait_time().as_nanos(), earliest - u128::from(now));
+            }
+            (got, want) => prop_assert!(false, "limiter {:?} vs model {:?}", got, want),
+        }
+    }
+    prop_assert!(max_window_excess(&admitted, cells, period, burst) <= 0);
+    Ok(())
+}
+
 fn ns_since(clock: &ManualClock, rl_start: u64) -> u64 {
     clock.now().as_nanos() - rl_start
 }
@@ -89,36 +147,22 @@ proptest! {
         (cells, period, burst) in quota_strategy(),
         ops in prop::collection::vec((0u64..4, 0u64..=1_000, 1u32..=9), 1..120),
     ) {
-        let clock = ManualClock::new();
-        let rl = RateLimiter::with_clock(quota(cells, period, burst), clock.clone());
-        let mut model = Gcra::new(cells, period, burst);
-        let t = period / u64::from(cells) + 1;
-        let mut admitted = Vec::new();
-        for (scale, frac, n) in ops {
-            // Steps from a nanosecond to a few emission intervals.
-            let step = match scale { 0 => frac % 3, 1 => frac, 2 => t * frac / 1000, _ => 3 * t * frac / 1000 };
-            clock.advance(Duration::from_nanos(step));
-            let now = clock.now().as_nanos();
-            let got = rl.check_n(n);
-            if n > burst {
-                let is_capacity_error = matches!(
-                    got,
-                    Err(RateLimitError::InsufficientCapacity { requested, burst: b })
-                        if requested == n && b == burst
-                );
-                prop_assert!(is_capacity_error);
-                continue;
-            }
-            match (got, model.check_n(now, n)) {
-                (Ok(()), Ok(())) => admitted.push((now, n)),
-                (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
-                    prop_assert_eq!(u128::from(d.earliest().as_nanos()), earliest);
-                    prop_assert_eq!(d.wait_time().as_nanos(), earliest - u128::from(now));
-                }
-                (got, want) => prop_assert!(false, "limiter {:?} vs model {:?}", got, want),
-            }
-        }
-        prop_assert!(max_window_excess(&admitted, cells, period, burst) <= 0);
+        matches_reference(cells, period, burst, 0, &ops)?;
+    }
+
+    /// The same, on a limiter whose clock reaches the end of the 8-byte
+    /// state word's range (2^62 ticks of `1 / c` ns) during the run: the
+    /// move to the 16-byte word changes no decision.
+    #[test]
+    fn gcra_matches_reference_across_the_move_to_the_wide_word(
+        (cells, period, burst) in quota_strategy(),
+        before in 0u64..=20_000_000,
+        ops in prop::collection::vec((0u64..4, 0u64..=1_000, 1u32..=9), 1..120),
+    ) {
+        // `c`, the ticks per ns of the narrow word: `cells / gcd(cells, period)`.
+        let c = u64::from(cells) / gcd(u64::from(cells), period);
+        let end = (1u64 << 62) / c;
+        matches_reference(cells, period, burst, end.saturating_sub(before), &ops)?;
     }
 
     /// Denied one nanosecond before the instant `NotUntil` names, admitted

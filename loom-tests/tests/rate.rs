@@ -59,6 +59,23 @@ mod models {
         });
     }
 
+    /// Checks racing the first quota change, which moves the limiter from
+    /// its 8-byte word to the 16-byte one: no cell is admitted twice or
+    /// lost, whichever check lands on which word.
+    #[test]
+    fn checks_racing_the_move_to_the_wide_word_admit_exactly_the_burst() {
+        loom::model(|| {
+            let quota = Quota::per_second(10).allow_burst(2);
+            let (_clock, rl) = limiter(quota);
+            let rl2 = rl.clone();
+            let t = thread::spawn(move || usize::from(rl2.check().is_ok()) + usize::from(rl2.check().is_ok()));
+            // The same quota: the credit used is kept as it is.
+            rl.set_quota(quota);
+            let mine = usize::from(rl.check().is_ok());
+            assert_eq!(t.join().unwrap() + mine, 2);
+        });
+    }
+
     /// A reservation cancelled while a check races it: the check is never
     /// admitted early, and the refundable cell comes back.
     #[test]

@@ -1,6 +1,7 @@
 //! [`RateLimiter`]: an exact, lock-free GCRA with FIFO-fair waiting. This
 //! file is its whole public API; the arithmetic is in
-//! [`crate::rate::arith`], the atomic state word and the waiters in
+//! [`crate::rate::arith`], the 8-byte state word of the hot path in
+//! `narrow`, the 16-byte word of a changed quota and the waiters in
 //! [`state`], quota changes and pauses in `retime`, the waiting futures and
 //! [`Reservation`] in [`crate::rate::reservation`].
 //!
@@ -44,10 +45,12 @@ use crate::wait_list::Node;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 
+mod narrow;
 mod retime;
 pub(crate) mod state;
 
-use state::{Refusal, Reserved, Shared, State, Waiter};
+use narrow::State;
+use state::{Refusal, Reserved, Shared, Waiter};
 
 crate::clock::with_default! {
     /// An exact GCRA rate limiter: at most `burst + floor(W * cells /
@@ -127,7 +130,6 @@ crate::clock::with_default! {
         clock: C,
         base: C::Instant,
         state: State,
-        pub(crate) counters: Counters,
     }
 }
 
@@ -178,7 +180,6 @@ impl<C: Clock> RateLimiter<C> {
             clock,
             base,
             state: State::new(quota),
-            counters: Counters::new(),
         }
     }
 
@@ -282,13 +283,13 @@ impl<C: Clock> RateLimiter<C> {
         let now = self.now_ns();
         let refusal = match self.state.check_n(now, n) {
             Ok(()) => {
-                self.counters.admit();
+                self.counters().admit();
                 return Ok(());
             }
             Err(refusal) => refusal,
         };
         if count_refusal {
-            self.counters.deny();
+            self.counters().deny();
         }
         Err(match refusal {
             Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
@@ -433,8 +434,8 @@ impl<C: Clock> RateLimiter<C> {
         RateStats {
             remaining: self.remaining(),
             waiters,
-            pauses: self.counters.pauses(),
-            totals: self.counters.snapshot(),
+            pauses: self.counters().pauses(),
+            totals: self.counters().snapshot(),
         }
     }
 
@@ -523,7 +524,7 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn pause_for(&self, duration: Duration) {
         let until = self.now_ns().saturating_add(nanos(duration));
-        self.counters.pause();
+        self.counters().pause();
         self.state.change(|| self.now_ns(), None, Some(until));
     }
 
@@ -543,7 +544,7 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     pub fn pause_until(&self, instant: C::Instant) {
         let until = self.ns_of(instant);
-        self.counters.pause();
+        self.counters().pause();
         self.state.change(|| self.now_ns(), None, Some(until));
     }
 
@@ -698,7 +699,7 @@ impl<C: Clock> RateLimiter<C> {
     pub fn reserve_many(&self, n: u32) -> Result<Reservation<'_, C>, InsufficientCapacity> {
         let mut shared = self.state.lock();
         let reserved = self.state.reserve_locked(&mut shared, self.now_ns(), n)?;
-        self.counters.admit();
+        self.counters().admit();
         match reserved {
             Reserved::Now => Ok(Reservation::now(self)),
             Reserved::Later(waiter) => {
@@ -761,6 +762,10 @@ impl<C: Clock> RateLimiter<C> {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
         self.state.lock()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.state.cold.counters
     }
 
     /// Reserves `n` cells now (see [`State::reserve_locked`]).

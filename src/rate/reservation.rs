@@ -286,7 +286,7 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                             return Poll::Ready(Err(e));
                         }
                         Ok(Reserved::Now) => {
-                            limiter.counters.admit();
+                            limiter.counters().admit();
                             *this.phase = Phase::Done;
                             return Poll::Ready(Ok(()));
                         }
@@ -323,7 +323,7 @@ impl<C: Clock> Future for RateAcquireMany<'_, C> {
                         drop(shared);
                         if result.is_ok() {
                             let waited = limiter.now_ns().saturating_sub(*this.since);
-                            limiter.counters.admit_after(waited);
+                            limiter.counters().admit_after(waited);
                         }
                         *this.phase = Phase::Done;
                         return Poll::Ready(result);
@@ -444,7 +444,7 @@ impl<C: Clock> Attempt for RateAcquireMany<'_, C> {
     }
 
     fn refused(&self) {
-        self.limiter.counters.deny();
+        self.limiter.counters().deny();
     }
 
     fn sleeping_until(&self) -> Option<C::Instant> {

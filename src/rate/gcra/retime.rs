@@ -16,24 +16,24 @@ use alloc::vec::Vec;
 use core::task::Waker;
 
 use crate::rate::arith::Ticks;
-use crate::rate::gcra::state::{pack_state, state_gen, state_tat, State, Status, Waiter};
+use crate::rate::gcra::state::{pack_state, state_gen, state_tat, Shared, Status, Waiter, Wide};
 use crate::rate::quota::Quota;
+use crate::sync::MutexGuard;
 use crate::sync::Ordering;
 use crate::wait_list::WakeBatch;
 
-impl State {
+impl Wide {
     /// A quota change and/or a pause: a new generation, every waiter re-timed.
-    /// `now` reads the clock (ns); it is called under the lock.
+    /// `shared` is this state's lock, taken before `now` (ns) was read: a
+    /// waiter that completed before it was taken did so at or before `now`,
+    /// and is not ours to re-time. Releases the lock before waking anyone.
     pub(crate) fn change(
         &self,
-        now: impl FnOnce() -> u64,
+        mut shared: MutexGuard<'_, Shared>,
+        now: u64,
         quota: Option<Quota>,
         pause_until_ns: Option<u64>,
     ) {
-        let mut shared = self.shared.lock();
-        // Read under the lock: a waiter that completed before we took it did
-        // so at or before `now`, and is not ours to re-time.
-        let now = now();
         let old = Ticks::of(shared.quota);
         let new_quota = quota.unwrap_or(shared.quota);
         let new = Ticks::of(new_quota);

@@ -1,7 +1,8 @@
-//! The state of a [`RateLimiter`](super::RateLimiter) behind its public
-//! API: the atomic state word, the quotas of its generations and the
-//! waiters under one lock. Times are nanoseconds since the limiter's
-//! creation; the front converts to and from its clock's instants.
+//! The wide state of a [`RateLimiter`](super::RateLimiter): the 16-byte
+//! atomic state word of a limiter whose quota or pause has changed, the
+//! quotas of its generations and the waiters under one lock (the waiters
+//! and the lock serve the narrow state too: see `super::narrow`). Times
+//! are nanoseconds since the limiter's creation.
 //!
 //! # Implementation details
 //!
@@ -44,7 +45,7 @@ pub(crate) enum Refusal {
 }
 
 /// The state word, the quota of each live generation and the waiters.
-pub(crate) struct State {
+pub(crate) struct Wide {
     /// `tat` ns | remainder ticks << 64 | generation << 96.
     pub(super) word: AtomicU128,
     /// The quota of generation `g`, packed, in `quotas[g % 2]`.
@@ -128,10 +129,10 @@ fn state_pair(word: u128) -> (u64, u32) {
     (word as u64, (word >> 64) as u32)
 }
 
-impl State {
+impl Wide {
     /// A fresh state for `quota`, with full burst credit.
-    pub(crate) fn new(quota: Quota) -> State {
-        State {
+    pub(crate) fn new(quota: Quota) -> Wide {
+        Wide {
             word: AtomicU128::new(pack_state(0, &Ticks::of(quota), 0)),
             quotas: [AtomicU128::new(quota.pack()), AtomicU128::new(quota.pack())],
             paused_until: AtomicU64::new(0),
