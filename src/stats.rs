@@ -4,13 +4,17 @@
 //!
 //! What a primitive already keeps (available permits, waiters, remaining
 //! cells, pauses, keys) is read from its state. The totals live in one
-//! [`Counters`] per primitive, relaxed atomics that order nothing: an
-//! admission adds one relaxed increment next to the state word it has just
-//! written (the only cost on a hot path: `BENCHMARKS.md` has the
-//! instruction counts before and after); denials, waits and pauses are
-//! counted on their own slow paths. A snapshot reads each figure once, so
-//! figures read while other threads admit may be from slightly different
-//! instants.
+//! [`Counters`] per primitive, relaxed atomics that order nothing. Waits
+//! and pauses are counted on their own slow paths. Admissions and denials
+//! sit on hot paths, where a locked increment would cost as much as the
+//! state word's own CAS, so they are *biased* to one thread: the first
+//! thread to count on a primitive becomes its owner and adds with a plain
+//! load and store to a slot only it writes (exact: one writer); every other
+//! thread adds with a relaxed `fetch_add` to a shared slot. Thread ids are
+//! never reused, so no second thread ever writes the owner's slot. Without
+//! `std` (no thread-local ids) and under loom every count is shared. A
+//! snapshot reads each figure once, so figures read while other threads
+//! admit may be from slightly different instants.
 
 use core::time::Duration;
 
@@ -21,6 +25,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Totals kept by every primitive (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Counters {
+    /// The thread that counts in `*_owned` (0: none yet).
+    owner: AtomicU64,
+    admitted_owned: AtomicU64,
+    denied_owned: AtomicU64,
     admitted: AtomicU64,
     denied: AtomicU64,
     waited: AtomicU64,
@@ -32,6 +40,9 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) const fn new() -> Self {
         Self {
+            owner: AtomicU64::new(0),
+            admitted_owned: AtomicU64::new(0),
+            denied_owned: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             waited: AtomicU64::new(0),
@@ -41,17 +52,39 @@ impl Counters {
         }
     }
 
+    /// Adds one to `owned` if this thread owns the counters (or becomes
+    /// their owner now), else to `shared` (see the module docs).
+    #[inline(always)]
+    fn add(&self, owned: &AtomicU64, shared: &AtomicU64) {
+        // Relaxed throughout: statistics order nothing, and `owned` has a
+        // single writer, the owner thread.
+        let me = thread_id();
+        if me != 0 {
+            let owner = self.owner.load(Ordering::Relaxed);
+            if owner == me
+                || (owner == 0
+                    && self
+                        .owner
+                        .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok())
+            {
+                owned.store(owned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                return;
+            }
+        }
+        shared.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// One request admitted.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admit(&self) {
-        // Relaxed: a statistic; orders nothing.
-        self.admitted.fetch_add(1, Ordering::Relaxed);
+        self.add(&self.admitted_owned, &self.admitted);
     }
 
     /// One request refused (a failed `try_*` / `check`, or a deadline).
-    #[cold]
+    #[inline]
     pub(crate) fn deny(&self) {
-        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.add(&self.denied_owned, &self.denied);
     }
 
     /// One request admitted after waiting `ns` (on the primitive's clock).
@@ -83,13 +116,42 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Totals {
         Totals {
-            admitted: self.admitted.load(Ordering::Relaxed),
-            denied: self.denied.load(Ordering::Relaxed),
+            admitted: self.admitted_owned.load(Ordering::Relaxed)
+                + self.admitted.load(Ordering::Relaxed),
+            denied: self.denied_owned.load(Ordering::Relaxed) + self.denied.load(Ordering::Relaxed),
             waited: self.waited.load(Ordering::Relaxed),
             wait_total: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
             wait_max: Duration::from_nanos(self.max_wait_ns.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// This thread's id for [`Counters`]: unique for the life of the process,
+/// never 0 (ids from a 64-bit counter do not run out).
+#[cfg(all(feature = "std", not(loom)))]
+#[inline(always)]
+fn thread_id() -> u64 {
+    use core::cell::Cell;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    std::thread_local! {
+        static ID: Cell<u64> = const { Cell::new(0) };
+    }
+    ID.with(|id| match id.get() {
+        0 => {
+            let fresh = NEXT.fetch_add(1, Ordering::Relaxed);
+            id.set(fresh);
+            fresh
+        }
+        known => known,
+    })
+}
+
+/// No thread-local ids without `std` (and loom's threads share the OS
+/// thread's): every count is shared.
+#[cfg(not(all(feature = "std", not(loom))))]
+#[inline(always)]
+fn thread_id() -> u64 {
+    0
 }
 
 impl Default for Counters {

@@ -206,3 +206,41 @@ fn sliding_window_counts_checks_waits_and_pauses() {
     assert_eq!((s.waiters, s.pauses), (0, 1));
     assert_eq!(s.totals, totals(2, 2, 1, ms(1001), ms(1001)));
 }
+
+/// Four threads admitting and being refused at once: the totals are exact
+/// whichever thread owns the lock-free slots (the first to count) and which
+/// add to the shared ones.
+#[test]
+fn totals_are_exact_across_threads() {
+    const PER_THREAD: u64 = 200_000;
+    let sem = std::sync::Arc::new(Semaphore::new(1));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let held = sem.try_acquire().unwrap();
+    drop(held);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (sem, start) = (sem.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let (mut admitted, mut denied) = (0u64, 0u64);
+                for _ in 0..PER_THREAD {
+                    match sem.try_acquire() {
+                        Ok(permit) => {
+                            admitted += 1;
+                            drop(permit);
+                        }
+                        Err(_) => denied += 1,
+                    }
+                }
+                (admitted, denied)
+            })
+        })
+        .collect();
+    let (admitted, denied) = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((1, 0), |(a, d), (ta, td)| (a + ta, d + td));
+    assert_eq!(admitted + denied, 4 * PER_THREAD + 1);
+    let totals = sem.stats().totals;
+    assert_eq!((totals.admitted, totals.denied), (admitted, denied));
+}
