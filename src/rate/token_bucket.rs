@@ -15,6 +15,14 @@
 //! moving `taken` anyway and sleeps until the first boundary whose supply
 //! covers it, so waiters are served in order. This is GCRA with time counted
 //! in whole intervals and credit in tokens; all arithmetic is `u128`.
+//!
+//! `taken` lives in an 8-byte word ([`Taken::Narrow`]) whenever the
+//! bucket's supply over the clock's whole range (2^64 - 1 ns) stays below
+//! 2^62 tokens, which is every bucket refilling less than about 250 million
+//! tokens a second; faster ones keep a 16-byte word. Only a reservation
+//! can push a narrow `taken` past 2^62, and its tokens then lie beyond the
+//! clock's range: it is timed at the end of that range without moving
+//! `taken` (as the 16-byte word would time it), and refunds nothing.
 
 use core::fmt;
 use core::future::Future;
@@ -29,7 +37,7 @@ use crate::error::{
 };
 use crate::rate::reserved::{Reserve, ReservedWait};
 use crate::stats::{Counters, RateStats};
-use crate::sync::{AtomicU128, Ordering};
+use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
@@ -219,7 +227,7 @@ impl TokenBucketBuilder {
             initial,
             refill: self.refill,
             interval_ns,
-            taken: AtomicU128::new(0),
+            taken: Taken::new(initial, self.refill, interval_ns),
             counters: Counters::new(),
         })
     }
@@ -269,7 +277,7 @@ crate::clock::with_default! {
         refill: u32,
         interval_ns: u64,
         /// Tokens handed out, as a position on the supply axis.
-        taken: AtomicU128,
+        taken: Taken,
         counters: Counters,
     }
 }
@@ -285,12 +293,72 @@ impl<C: Clock> fmt::Debug for TokenBucket<C> {
     }
 }
 
+/// `taken` below this fits the 8-byte word.
+const NARROW_MAX: u128 = 1 << 62;
+
+/// The `taken` word: 8 bytes where the bucket's supply allows (see the
+/// module docs).
+#[derive(Debug)]
+enum Taken {
+    Narrow(AtomicU64),
+    Wide(AtomicU128),
+}
+
+impl Taken {
+    fn new(initial: u32, refill: u32, interval_ns: u64) -> Taken {
+        // The supply at the last boundary the clock can name.
+        let last = u128::from(initial) + u128::from(refill) * u128::from(u64::MAX / interval_ns);
+        if last < NARROW_MAX {
+            Taken::Narrow(AtomicU64::new(0))
+        } else {
+            Taken::Wide(AtomicU128::new(0))
+        }
+    }
+
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u128 {
+        match self {
+            Taken::Narrow(word) => u128::from(word.load(order)),
+            Taken::Wide(word) => word.load(order),
+        }
+    }
+
+    /// Whether `taken` can hold `value`.
+    #[inline(always)]
+    fn holds(&self, value: u128) -> bool {
+        matches!(self, Taken::Wide(_)) || value < NARROW_MAX
+    }
+
+    /// `compare_exchange` (AcqRel / Acquire) to `new`, which the word holds.
+    #[inline(always)]
+    fn compare_exchange(&self, current: u128, new: u128) -> Result<(), u128> {
+        // AcqRel: orders this take after every earlier one (Acquire) and
+        // before every later one (Release).
+        match self {
+            // Both below 2^62: `current` was read from this word, `new`
+            // passed `holds`.
+            Taken::Narrow(word) => word
+                .compare_exchange(
+                    current as u64,
+                    new as u64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .map(drop)
+                .map_err(u128::from),
+            Taken::Wide(word) => word
+                .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+                .map(drop),
+        }
+    }
+}
+
 /// What taking `n` tokens at boundary `k` does.
 #[derive(Clone, Copy, Debug)]
 struct Take {
     taken: u128,
-    /// First boundary whose supply covers `taken`.
-    ready_k: u128,
+    /// The boundary it is taken at.
+    k: u128,
 }
 
 #[cfg(feature = "async-io")]
@@ -336,12 +404,27 @@ impl<C: Clock> TokenBucket<C> {
 
     fn take(&self, taken: u128, k: u128, n: u32) -> Take {
         let floor = self.supply(k).saturating_sub(self.max as u128);
-        let taken = taken.max(floor) + n as u128;
-        let ready_k = taken
-            .saturating_sub(self.initial as u128)
-            .div_ceil(self.refill as u128)
-            .max(k);
-        Take { taken, ready_k }
+        Take {
+            taken: taken.max(floor) + n as u128,
+            k,
+        }
+    }
+
+    /// Whether the supply at the take's boundary covers it (its
+    /// [`ready_k`](Self::ready_k) is that boundary), without dividing.
+    fn covered(&self, take: Take) -> bool {
+        take.taken <= self.supply(take.k)
+    }
+
+    /// The first boundary, at or after the take's, whose supply covers it.
+    fn ready_k(&self, take: Take) -> u128 {
+        let owed = take.taken.saturating_sub(self.initial as u128);
+        // A 64-bit division where it fits (always on the 8-byte word).
+        let k = match u64::try_from(owed) {
+            Ok(owed) => u128::from(owed.div_ceil(u64::from(self.refill))),
+            Err(_) => owed.div_ceil(self.refill as u128),
+        };
+        k.max(take.k)
     }
 
     fn capacity_error(&self, n: u32) -> Option<InsufficientCapacity> {
@@ -559,24 +642,18 @@ impl<C: Clock> TokenBucket<C> {
         let mut taken = self.taken.load(Ordering::Acquire);
         loop {
             let take = self.take(taken, k, n);
-            if take.ready_k > k {
+            if !self.covered(take) {
                 if count_refusal {
                     self.counters.deny();
                 }
-                let at = self.ns_of_boundary(take.ready_k);
+                let at = self.ns_of_boundary(self.ready_k(take));
                 return Err(RateLimitError::NotUntil(NotUntil::at_ns(
                     self.base, at, now,
                 )));
             }
-            // AcqRel: orders this take after every earlier one (Acquire) and
-            // before every later one (Release).
-            match self.taken.compare_exchange(
-                taken,
-                take.taken,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
+            // Covered: `take.taken <= supply(k)`, which the word holds.
+            match self.taken.compare_exchange(taken, take.taken) {
+                Ok(()) => {
                     self.counters.admit();
                     return Ok(());
                 }
@@ -595,14 +672,13 @@ impl<C: Clock> TokenBucket<C> {
         let mut taken = self.taken.load(Ordering::Acquire);
         loop {
             let take = self.take(taken, k, n);
-            // AcqRel: as in `check_n`.
-            match self.taken.compare_exchange(
-                taken,
-                take.taken,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok((take.taken, self.ns_of_boundary(take.ready_k))),
+            if !self.taken.holds(take.taken) {
+                // Beyond the clock's range (see the module docs): timed at
+                // its end; `u128::MAX` is no `taken`, so it refunds nothing.
+                return Ok((u128::MAX, u64::MAX));
+            }
+            match self.taken.compare_exchange(taken, take.taken) {
+                Ok(()) => return Ok((take.taken, self.ns_of_boundary(self.ready_k(take)))),
                 Err(actual) => taken = actual,
             }
         }
@@ -614,11 +690,12 @@ impl<C: Clock> TokenBucket<C> {
         if ready_ns <= self.now_ns() {
             return;
         }
-        // AcqRel: as in `check_n`. Fails (and refunds nothing) if anyone
-        // took tokens after us.
-        let _ =
-            self.taken
-                .compare_exchange(end, end - n as u128, Ordering::AcqRel, Ordering::Acquire);
+        // Fails (and refunds nothing) if anyone took tokens after us, or if
+        // the reservation was beyond the clock's range (`end` is then no
+        // `taken`).
+        if self.taken.holds(end) {
+            let _ = self.taken.compare_exchange(end, end - n as u128);
+        }
     }
 
     /// Waits for one token.
