@@ -10,16 +10,22 @@
 //!    read), and keyed `check` with 1 key and with 10,000 keys (idle between
 //!    visits, so evicted and re-inserted, and busy, so kept).
 //! 7. Composite `run` overhead, uncontended, inside one `block_on`:
-//!    `Limiter` with concurrency + rate vs tokio `Semaphore` + governor.
+//!    `Limiter` with concurrency + rate vs tokio `Semaphore` + governor;
+//!    and contended: 64 tasks on a 2-worker tokio runtime through
+//!    concurrency 8, each run's work one `yield_now`.
 //!
 //! Run with `./bench.sh` or `cargo bench --bench rate -- <filter>`.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
+
+mod support;
+use support::{long_group, run_tasks, runtime, time_runs};
 
 /// Number of distinct keys in the "many keys" keyed scenario.
 const KEYS: u64 = 10_000;
@@ -265,12 +271,69 @@ fn composite(c: &mut Criterion) {
     g.finish();
 }
 
+/// Composite runs per contended timed run (64 tasks x 1,000 each).
+const COMPOSITE_TASKS: usize = 64;
+const COMPOSITE_ROUNDS: usize = 1_000;
+
+/// 64 tasks on the 2-worker runtime through concurrency 8 and a rate that
+/// admits everything, each task's work one `yield_now` (so slots are held
+/// across a scheduling point and tasks queue for them).
+fn composite_contended(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = long_group(
+        c,
+        "7_composite_contended",
+        COMPOSITE_TASKS * COMPOSITE_ROUNDS,
+    );
+    g.bench_function("limiters", |b| {
+        b.iter_custom(|iters| {
+            time_runs(iters, || {
+                let limiter = limiters::Limiter::builder()
+                    .concurrency(8)
+                    .rate(admit_all())
+                    .build()
+                    .expect("limiter");
+                run_tasks(&rt, COMPOSITE_TASKS, |_| {
+                    let limiter = limiter.clone();
+                    async move {
+                        for _ in 0..COMPOSITE_ROUNDS {
+                            let out = limiter.run(tokio::task::yield_now()).await;
+                            black_box(out.unwrap());
+                        }
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("tokio_semaphore_governor", |b| {
+        b.iter_custom(|iters| {
+            time_runs(iters, || {
+                let sem = Arc::new(tokio::sync::Semaphore::new(8));
+                let gov = Arc::new(governor::RateLimiter::direct(governor_admit_all()));
+                run_tasks(&rt, COMPOSITE_TASKS, |_| {
+                    let (sem, gov) = (Arc::clone(&sem), Arc::clone(&gov));
+                    async move {
+                        for _ in 0..COMPOSITE_ROUNDS {
+                            let permit = sem.acquire().await.unwrap();
+                            gov.until_ready().await;
+                            tokio::task::yield_now().await;
+                            drop(permit);
+                        }
+                    }
+                })
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     check_allow,
     check_deny,
     check_manual_clock,
     keyed,
-    composite
+    composite,
+    composite_contended
 );
 criterion_main!(benches);

@@ -18,14 +18,14 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
-};
+use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
 use tokio::runtime::Runtime;
+
+mod support;
+use support::{long_group, run_tasks, runtime, time_runs};
 
 /// Acquisitions per contended run (T tasks x M each), the same for every
 /// shape so the timings are comparable across shapes too.
@@ -144,48 +144,6 @@ fn acquire_await(c: &mut Criterion) {
 
 // ---------------------------------------------------------------------------
 // 3. contended throughput, 4. weighted
-
-/// The shared runtime: 2 workers, as the machine has 2 cores.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("tokio runtime")
-}
-
-/// Spawns `tasks` tasks running `body(task_index)` on `rt`, waits for all of
-/// them, and returns the wall time from the first spawn to the last join.
-fn run_tasks<F, Fut>(rt: &Runtime, tasks: usize, body: F) -> Duration
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks).map(|i| tokio::spawn(body(i))).collect();
-        for h in handles {
-            h.await.expect("task panicked");
-        }
-        start.elapsed()
-    })
-}
-
-/// Times `iters` complete runs of `run`.
-fn time_runs(iters: u64, mut run: impl FnMut() -> Duration) -> Duration {
-    (0..iters).map(|_| run()).sum()
-}
-
-fn long_group<'a>(
-    c: &'a mut Criterion,
-    name: &str,
-    elements: usize,
-) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.sampling_mode(SamplingMode::Flat);
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(elements as u64));
-    g
-}
 
 /// One contended shape: `tasks` tasks on `rt`, task `i` taking `weight(i)`
 /// permits `rounds` times.
