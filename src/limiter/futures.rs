@@ -350,6 +350,10 @@ impl<C: Clock> Stages<C> {
         inner: &Inner<C>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Admitted, AcquireError>> {
+        if let Some(admitted) = self.as_mut().admit_idle(inner) {
+            inner.counters.admit();
+            return Poll::Ready(Ok(admitted));
+        }
         let output = self.as_mut().poll_stages(inner, cx);
         // For `stats`: the clock is read only when it starts to wait.
         let since = self.project().since;
@@ -365,6 +369,40 @@ impl<C: Clock> Stages<C> {
         output
     }
 
+    /// The first poll of a request on an idle limiter (a free slot with no
+    /// minimum hold, nobody at the rate gate, rates that conform now):
+    /// admitted at once, as a hand-written semaphore + rate limiter pair
+    /// would admit it, without the stage machine. Any other case returns
+    /// `None`, having taken the slot if it was free (the stage is then
+    /// `Gate`, where [`poll_stages`](Self::poll_stages) goes on).
+    #[inline(always)]
+    fn admit_idle(self: Pin<&mut Self>, inner: &Inner<C>) -> Option<Admitted> {
+        let this = self.project();
+        let w = *this.weight;
+        if *this.stage != Stage::Start
+            || this.co.is_some()
+            || this.flags.has(Flags::SLOTS_ONLY)
+            || !inner.sources.is_empty()
+            || inner.validate(w).is_err()
+        {
+            return None;
+        }
+        if let Some(slots) = &inner.slots {
+            if slots.has_hold() || !slots.sem.raw.try_acquire_fast(w as usize) {
+                return None;
+            }
+            this.flags.set(Flags::SLOT, true);
+        }
+        *this.stage = Stage::Gate;
+        let now = inner.now_ns();
+        inner
+            .try_admit_idle(w, now)
+            .then(|| admit(inner, this.flags, this.stage, w, now))
+    }
+
+    // Out of line: its set-up (every stage's state) would otherwise be paid
+    // by the idle path too.
+    #[inline(never)]
     fn poll_stages(
         self: Pin<&mut Self>,
         inner: &Inner<C>,
