@@ -29,6 +29,15 @@ pub use shed::{KeyedTryError, LimiterTryError};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+// `repr(usize)`: a word-sized tag, so every variant's fields start at the
+// next word. With the default one-byte tag, `RateSource`'s one-byte payload
+// sits at offset 1, and every move of an `acquire` future's output (a
+// `Result<Permit, AcquireError>`) copies the 7 bytes after the tag in two
+// overlapping 4-byte moves, which the CPU cannot forward from store to load:
+// the uncontended `acquire().await` + drop took 13.2 ns instead of 6.5, at
+// the same instruction count. The tag's spare values still give
+// `Result<Permit, _>` its niche (24 bytes either way).
+#[repr(usize)]
 pub enum AcquireError {
     /// The semaphore (or limiter) was closed before the permits were granted.
     Closed,
