@@ -42,7 +42,7 @@ use core::task::{Context, Poll, Waker};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::stats::Counters;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
-use crate::wait_list::{Link, LinkedList, Pointers, WakeBatch};
+use crate::wait_list::{Link, LinkedList, Pointers, WakeBatch, WakerSlot};
 
 const CLOSED: usize = 0b01;
 const QUEUED: usize = 0b10;
@@ -82,8 +82,10 @@ pub(crate) struct Waiter {
     num: Cell<usize>,
     /// Where the waiter is in its life. Only the owning future touches it.
     stage: Cell<Stage>,
-    /// Guarded by the list's lock.
-    waker: UnsafeCell<Option<Waker>>,
+    /// Guarded by the list's lock. A `WakerSlot`, not an `Option<Waker>`,
+    /// and a word-sized `Stage`: every byte of a new node is defined, so the
+    /// future is built with plain stores (see `WakerSlot`).
+    waker: UnsafeCell<WakerSlot>,
     /// Guarded by the list's lock.
     pointers: Pointers<Waiter>,
     _pin: PhantomPinned,
@@ -108,6 +110,7 @@ unsafe impl Link for Waiter {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)] // no padding bytes in the node (see `Waiter::waker`)
 enum Stage {
     /// Not polled yet: holds nothing, is in no list.
     Idle,
@@ -521,7 +524,7 @@ impl Waiter {
             remaining: AtomicUsize::new(0),
             num: Cell::new(num),
             stage: Cell::new(Stage::Idle),
-            waker: UnsafeCell::new(None),
+            waker: UnsafeCell::new(WakerSlot::new()),
             pointers: Pointers::new(),
             _pin: PhantomPinned,
         }
@@ -677,9 +680,10 @@ impl Waiter {
         // Relaxed: the lock publishes it to releasers.
         self.remaining.store(remaining, Ordering::Relaxed);
         // SAFETY: we hold the lock, and the node is unlinked. The slot is
-        // empty (an `Idle` node was never queued), so nothing is dropped
-        // here.
-        self.waker.with_mut(|w| unsafe { *w = Some(waker) });
+        // empty (an `Idle` node was never queued): `old` is `None`, so
+        // nothing is dropped under the lock.
+        let old = self.waker.with_mut(|w| unsafe { (*w).replace(waker) });
+        debug_assert!(old.is_none());
         self.stage.set(Stage::Queued);
         // SAFETY: the node is pinned (`poll_acquire` is reached through
         // `Pin<&mut Self>`), not linked, and its owner unlinks it under the
