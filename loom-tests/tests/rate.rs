@@ -68,7 +68,9 @@ mod models {
             let quota = Quota::per_second(10).allow_burst(2);
             let (_clock, rl) = limiter(quota);
             let rl2 = rl.clone();
-            let t = thread::spawn(move || usize::from(rl2.check().is_ok()) + usize::from(rl2.check().is_ok()));
+            let t = thread::spawn(move || {
+                usize::from(rl2.check().is_ok()) + usize::from(rl2.check().is_ok())
+            });
             // The same quota: the credit used is kept as it is.
             rl.set_quota(quota);
             let mine = usize::from(rl.check().is_ok());
