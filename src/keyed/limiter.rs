@@ -156,7 +156,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
             weights: None,
             max_keys: None,
             overflow,
-            keys: Shards::new(),
+            keys: Shards::new(0),
         })
     }
 
@@ -246,7 +246,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
                 self.max_keys,
                 Limiter::is_idle,
                 || self.build_key(),
-                |limiter| limiter.clone(),
+                |limiter, _| limiter.clone(),
             )
             .unwrap_or_else(|| self.overflow.clone())
     }

@@ -20,17 +20,24 @@ use crate::rate::quota::Quota;
 use crate::rate::reserved::{Reserve, ReservedWait};
 use crate::stats::{Counters, KeyedStats};
 
+/// Idle keys (full credit) a [`KeyedRateLimiter`] lets stay, over all its
+/// shards, before it sweeps them: a client that comes back within that many
+/// other keys finds its entry instead of inserting a new one (and sweeping
+/// for it), and 16,384 entries of a `u64` key take 384 KiB.
+const IDLE_KEYS: usize = 16_384;
+
 crate::clock::with_default! {
     /// One rate per key, e.g. per client IP or per API token: each key
     /// gets the same [`Quota`], enforced with the exact GCRA of
     /// [`RateLimiter`](crate::RateLimiter) (at most `burst + floor(W *
     /// cells / period)` cells per key in any window of length `W`).
     ///
-    /// A key costs one hash-map entry (the key and one 128-bit `tat`)
-    /// while it has used credit; keys whose credit is full again are
-    /// evicted automatically, so memory stays bounded by the keys active
-    /// in the last `burst` emission intervals, however many distinct keys
-    /// pass through. [`len`](Self::len) shows how many are stored.
+    /// A key costs one hash-map entry (the key and one 128-bit `tat`: 24
+    /// bytes for a `u64` key). Keys whose credit is full again are evicted
+    /// automatically as new keys arrive, once more than 16,384 are stored,
+    /// so memory stays bounded by about twice the keys active in the last
+    /// `burst` emission intervals plus those 16,384, however many distinct
+    /// keys pass through. [`len`](Self::len) shows how many are stored.
     ///
     /// # Fairness
     ///
@@ -41,8 +48,9 @@ crate::clock::with_default! {
     /// # Scalability
     ///
     /// The keys live in a sharded map (a lock per shard, shards chosen by
-    /// hash, four per core): a check on one key holds one shard's lock
-    /// for a few map operations and never waits for keys elsewhere.
+    /// hash, four per core): a check of a known key hashes it once, holds
+    /// one shard's lock for one probe of its table and never waits for keys
+    /// elsewhere.
     ///
     /// # Examples
     ///
@@ -70,7 +78,7 @@ crate::clock::with_default! {
         ticks: Ticks,
         clock: C,
         base: C::Instant,
-        keys: Shards<K, u128>,
+        keys: Shards<K, Tat>,
         counters: Counters,
     }
 }
@@ -111,7 +119,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             ticks: Ticks::of(quota),
             clock,
             base,
-            keys: Shards::new(),
+            keys: Shards::new(IDLE_KEYS),
             counters: Counters::new(),
         }
     }
@@ -125,9 +133,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     }
 
     /// Full credit: the same as a key never seen.
-    fn idle(&self, now: u64) -> impl Fn(&u128) -> bool {
-        let now = self.ticks.at(now);
-        move |tat: &u128| *tat <= now
+    fn idle(&self, now: u64) -> impl Fn(&Tat) -> bool + '_ {
+        move |tat: &Tat| tat.get() <= self.ticks.at(now)
     }
 
     /// Admits one cell for `key` now, or says when it would be.
@@ -187,63 +194,56 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         n: u32,
         count_refusal: bool,
     ) -> Result<(), RateLimitError<C::Instant>> {
-        let k = self.ticks;
-        if n > k.burst {
+        let burst = self.ticks.burst;
+        if n > burst {
             if count_refusal {
                 self.counters.deny();
             }
             return Err(RateLimitError::InsufficientCapacity {
                 requested: n,
-                burst: k.burst,
+                burst,
             });
         }
         let now = self.now_ns();
-        let (denied, ()) = self.check_then(key, n, now, |_, _| ());
-        match denied {
-            None => Ok(()),
-            Some(at) => {
-                if count_refusal {
-                    self.counters.deny();
-                }
-                Err(RateLimitError::NotUntil(NotUntil::at_ns(
-                    self.base, at, now,
-                )))
-            }
+        match self.check_then(key, n, now, count_refusal, |_, _| ()) {
+            (None, ()) => Ok(()),
+            (Some(at), ()) => Err(RateLimitError::NotUntil(NotUntil::at_ns(
+                self.base, at, now,
+            ))),
         }
     }
 
     /// Admits `n` cells for `key` at `now` (`None`) or returns the first ns
     /// at which they would conform, with `after(quota, tat)` on the key's
-    /// `tat` right after, under the same lock.
+    /// `tat` right after, under the same lock. The admission is counted in
+    /// `stats`, and a refusal if `count_refusal`, in the shard's tally.
+    #[inline]
     fn check_then<R>(
         &self,
         key: &K,
         n: u32,
         now: u64,
+        count_refusal: bool,
         after: impl FnOnce(&Ticks, u128) -> R,
     ) -> (Option<u64>, R) {
-        let k = self.ticks;
-        let checked = self.keys.with_entry(
-            key,
-            None,
-            self.idle(now),
-            || 0,
-            |tat| {
-                let step = Step::new(*tat, now, n, &k);
-                let denied = if step.conforms(now, &k) {
-                    *tat = step.tat;
-                    None
-                } else {
-                    Some(step.earliest_ns(&k))
-                };
-                (denied, after(&k, *tat))
-            },
-        );
-        let checked = checked.expect("no key limit");
-        if checked.0.is_none() {
-            self.counters.admit();
-        }
-        checked
+        let k = &self.ticks;
+        let checked =
+            self.keys
+                .with_entry(key, None, self.idle(now), Tat::default, |tat, tally| {
+                    let step = Step::new(tat.get(), now, n, k);
+                    let denied = if step.conforms(now, k) {
+                        *tat = Tat::new(step.tat);
+                        tally.admit();
+                        None
+                    } else {
+                        if count_refusal {
+                            tally.deny();
+                        }
+                        Some(step.earliest_ns(k))
+                    };
+                    (denied, after(k, tat.get()))
+                });
+        checked.expect("no key limit")
     }
 
     /// [`check`](Self::check) and the key's state right after it, under one
@@ -251,12 +251,9 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     #[cfg(feature = "tower")]
     pub(crate) fn check_report(&self, key: &K) -> KeyReport {
         let now = self.now_ns();
-        let (denied, (remaining, until_full_ns)) = self.check_then(key, 1, now, |k, tat| {
+        let (denied, (remaining, until_full_ns)) = self.check_then(key, 1, now, true, |k, tat| {
             (k.remaining(tat, now), k.until_full_ns(tat, now))
         });
-        if denied.is_some() {
-            self.counters.deny();
-        }
         KeyReport {
             wait: denied.map(|at| Duration::from_nanos(at.saturating_sub(now))),
             remaining,
@@ -282,13 +279,13 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// ```
     pub fn remaining(&self, key: &K) -> u32 {
         let now = self.now_ns();
-        let tat = self.keys.with_existing(key, |tat| *tat).unwrap_or(0);
+        let tat = self.keys.with_existing(key, |tat| tat.get()).unwrap_or(0);
         self.ticks.remaining(tat, now)
     }
 
     /// A snapshot for dashboards: keys stored and the totals admitted,
-    /// refused and waited since creation, over all keys. Cheap: a few
-    /// loads, no lock.
+    /// refused and waited since creation, over all keys. Cheap: two loads
+    /// per shard (each counts its own checks) and a few more, no lock.
     ///
     /// # Examples
     ///
@@ -302,10 +299,14 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// assert_eq!((stats.keys, stats.totals.admitted, stats.totals.denied), (1, 1, 1));
     /// ```
     pub fn stats(&self) -> KeyedStats {
+        let mut totals = self.counters.snapshot();
+        let (admitted, denied) = self.keys.tally();
+        totals.admitted += admitted;
+        totals.denied += denied;
         KeyedStats {
             keys: self.keys.len(),
             waiters: 0,
-            totals: self.counters.snapshot(),
+            totals,
         }
     }
 
@@ -326,7 +327,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// ```
     pub fn until_full(&self, key: &K) -> Duration {
         let now = self.now_ns();
-        let tat = self.keys.with_existing(key, |tat| *tat).unwrap_or(0);
+        let tat = self.keys.with_existing(key, |tat| tat.get()).unwrap_or(0);
         Duration::from_nanos(self.ticks.until_full_ns(tat, now))
     }
 
@@ -570,19 +571,14 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let k = self.ticks;
         let now = self.now_ns();
         self.keys
-            .with_entry(
-                key,
-                None,
-                self.idle(now),
-                || 0,
-                |tat| {
-                    // As `RateLimiter` reserves: the slot starts no earlier
-                    // than the whole ns at which it is admitted.
-                    let step = Step::reserve(*tat, now, n, &k);
-                    *tat = step.tat.min(k.max_tat());
-                    (*tat, step.earliest_ns(&k))
-                },
-            )
+            .with_entry(key, None, self.idle(now), Tat::default, |tat, _| {
+                // As `RateLimiter` reserves: the slot starts no earlier
+                // than the whole ns at which it is admitted.
+                let step = Step::reserve(tat.get(), now, n, &k);
+                let after = step.tat.min(k.max_tat());
+                *tat = Tat::new(after);
+                (after, step.earliest_ns(&k))
+            })
             .expect("no key limit")
     }
 
@@ -594,8 +590,8 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         }
         let cells = self.ticks.cells_ticks(n);
         self.keys.with_existing(key, |current| {
-            if *current == tat {
-                *current -= cells;
+            if current.get() == tat {
+                *current = Tat::new(tat - cells);
             }
         });
     }
@@ -607,6 +603,24 @@ impl<K, C: Clock> fmt::Debug for KeyedRateLimiter<K, C> {
             .field("quota", &self.quota)
             .field("keys", &self.keys.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A key's `tat` (in ticks, see [`Ticks`]) as two 64-bit halves: aligned
+/// to 8 bytes, so an entry with a `u64` key takes 24 bytes where a `u128`
+/// (aligned to 16) would take 32.
+#[derive(Clone, Copy, Default)]
+struct Tat([u64; 2]);
+
+impl Tat {
+    #[inline]
+    fn new(ticks: u128) -> Tat {
+        Tat([ticks as u64, (ticks >> 64) as u64])
+    }
+
+    #[inline]
+    fn get(self) -> u128 {
+        u128::from(self.0[1]) << 64 | u128::from(self.0[0])
     }
 }
 
