@@ -979,6 +979,22 @@ fn rate_a_key_with_credit_partly_used_survives_evict_idle() {
     assert!(limiter.is_empty());
 }
 
+/// Idle keys stay while the limiter holds fewer than 16,384 (a client
+/// that comes back finds its entry); beyond that, new keys sweep them (see
+/// the million-key tests for the bound).
+#[test]
+fn rate_idle_keys_stay_below_the_idle_allowance() {
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::with_clock(Quota::per_second(1_000), clock.clone());
+    insert_keys(&limiter, 0, 5_000);
+    clock.advance(ms(1)); // every key has its whole burst again
+    insert_keys(&limiter, 5_000, 5_000);
+    assert_eq!(limiter.len(), 10_000);
+    clock.advance(ms(1));
+    insert_keys(&limiter, 10_000, 40_000); // past the allowance: every shard sweeps
+    assert_eq!(limiter.len(), 40_000, "the 10,000 idle keys are gone");
+}
+
 /// Inserts `n` fresh keys from `from`, each taking one cell (enough for
 /// every shard to reach its sweep mark several times).
 fn insert_keys(limiter: &KeyedRateLimiter<u64, ManualClock>, from: u64, n: u64) {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use limiters::{ManualClock, Quota, RateLimitError, RateLimiter, TokenBucket, TokenBucketBuilder};
+use limiters::{
+    KeyedRateLimiter, ManualClock, Quota, RateLimitError, RateLimiter, TokenBucket,
+    TokenBucketBuilder,
+};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -38,6 +41,18 @@ impl Gcra {
         } else {
             Err(earliest.div_ceil(self.cells))
         }
+    }
+
+    /// Whole cells of credit left at `now`.
+    fn remaining(&self, now: u64) -> u128 {
+        let now = u128::from(now) * self.cells;
+        let used = self.tat.max(now) - now;
+        (self.burst * self.period).saturating_sub(used) / self.period
+    }
+
+    /// Nanoseconds from `now` until the whole burst conforms again.
+    fn until_full(&self, now: u64) -> u128 {
+        self.tat.div_ceil(self.cells).saturating_sub(now.into())
     }
 }
 
@@ -463,6 +478,62 @@ proptest! {
             let take = x % 2 == 0;
             assert_exact(&clock, max, || bucket.remaining(), |n| bucket.check_n(n).is_ok(), || bucket.until_full(), take, op == 3)?;
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2048,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/rate_proptest.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
+
+    /// `KeyedRateLimiter` is the reference GCRA per key: every decision,
+    /// `NotUntil` instant, `remaining` and `until_full` of every key equals
+    /// that of its own model, through clock steps and sweeps (a model is
+    /// never evicted: an evicted key must behave exactly as its model with
+    /// full credit), and `stats` counts every check.
+    #[test]
+    fn keyed_gcra_matches_reference_per_key(
+        (cells, period, burst) in quota_strategy(),
+        ops in prop::collection::vec((0u8..6, 0u16..12, 0u64..=1_000, 1u32..=9), 1..200),
+    ) {
+        let clock = ManualClock::new();
+        let limiter = KeyedRateLimiter::with_clock(quota(cells, period, burst), clock.clone());
+        let mut models = vec![Gcra::new(cells, period, burst); 12];
+        let t = period / u64::from(cells) + 1;
+        let (mut admitted, mut denied) = (0, 0);
+        for (op, key, x, n) in ops {
+            let model = &mut models[usize::from(key)];
+            let now = clock.now().as_nanos() as u64;
+            match op {
+                0..=2 => match (limiter.check_n(&key, n), n > burst) {
+                    (Err(RateLimitError::InsufficientCapacity { requested, burst: b }), true) => {
+                        prop_assert_eq!((requested, b), (n, burst));
+                        denied += 1;
+                    }
+                    (got, false) => match (got, model.check_n(now, n)) {
+                        (Ok(()), Ok(())) => admitted += 1,
+                        (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
+                            prop_assert_eq!(u128::from(d.earliest().as_nanos()), earliest);
+                            denied += 1;
+                        }
+                        (got, want) => prop_assert!(false, "key {}: {:?} vs model {:?}", key, got, want),
+                    },
+                    (got, true) => prop_assert!(false, "{} cells over a burst of {}: {:?}", n, burst, got),
+                },
+                3 => limiter.evict_idle(),
+                _ => clock.advance(Duration::from_nanos(t * x / 300)),
+            }
+            let now = clock.now().as_nanos() as u64;
+            prop_assert_eq!(u128::from(limiter.remaining(&key)), model.remaining(now));
+            prop_assert_eq!(limiter.until_full(&key).as_nanos(), model.until_full(now));
+        }
+        let totals = limiter.stats().totals;
+        prop_assert_eq!((totals.admitted, totals.denied), (admitted, denied));
+        prop_assert!(limiter.len() <= 12);
     }
 }
 

@@ -188,6 +188,29 @@ fn keyed_limiters_count_keys() {
     assert_eq!(per_host.stats().totals.waited, 1);
 }
 
+/// A keyed rate limiter counts its checks per shard (under the shard's
+/// lock, without a locked add): four threads checking keys of every shard
+/// at once lose none of them.
+#[test]
+fn keyed_rate_limiter_counts_every_check_of_every_shard_and_thread() {
+    let keyed = KeyedRateLimiter::with_clock(Quota::per_hour(1), ManualClock::new());
+    std::thread::scope(|s| {
+        for thread in 0..4u64 {
+            let keyed = &keyed;
+            s.spawn(move || {
+                for key in thread * 2_000..(thread + 1) * 2_000 {
+                    keyed.check(&key).unwrap();
+                    assert!(keyed.check(&key).is_err());
+                    assert!(keyed.check_n(&key, 2).is_err()); // beyond the burst
+                }
+            });
+        }
+    });
+    let s = keyed.stats();
+    assert_eq!(s.keys, 8_000);
+    assert_eq!(s.totals, totals(8_000, 16_000, 0, ms(0), ms(0)));
+}
+
 #[test]
 fn sliding_window_counts_checks_waits_and_pauses() {
     let clock = ManualClock::new();
