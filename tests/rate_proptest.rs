@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use limiters::{
-    KeyedRateLimiter, ManualClock, Quota, RateLimitError, RateLimiter, TokenBucket,
+    KeyedRateLimiter, ManualClock, ManualInstant, Quota, RateLimitError, RateLimiter, TokenBucket,
     TokenBucketBuilder,
 };
 use proptest::prelude::*;
@@ -119,27 +119,45 @@ fn matches_reference(
         };
         clock.advance(Duration::from_nanos(step));
         let now = clock.now().as_nanos() - origin;
-        let got = rl.check_n(n);
-        if n > burst {
-            let is_capacity_error = matches!(
-                got,
-                Err(RateLimitError::InsufficientCapacity { requested, burst: b })
-                    if requested == n && b == burst
-            );
-            prop_assert!(is_capacity_error);
-            continue;
-        }
-        match (got, model.check_n(now, n)) {
-            (Ok(()), Ok(())) => admitted.push((now, n)),
-            (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
-                prop_assert_eq!(u128::from(d.earliest().as_nanos() - origin), earliest);
-                prop_assert_eq!(d.wait_time().as_nanos(), earliest - u128::from(now));
-            }
-            (got, want) => prop_assert!(false, "limiter {:?} vs model {:?}", got, want),
+        if agrees_with_model(rl.check_n(n), n, &mut model, origin, now)? {
+            admitted.push((now, n));
         }
     }
     prop_assert!(max_window_excess(&admitted, cells, period, burst) <= 0);
     Ok(())
+}
+
+/// Whether `got`, a `check_n(n)` made `now` ns after `origin`, admitted,
+/// after asserting that `model` decides the same at `now`: the same
+/// admission, or a refusal naming the same instant, or (beyond the burst,
+/// where the model is not asked) `InsufficientCapacity`.
+fn agrees_with_model(
+    got: Result<(), RateLimitError<ManualInstant>>,
+    n: u32,
+    model: &mut Gcra,
+    origin: u64,
+    now: u64,
+) -> Result<bool, TestCaseError> {
+    if u128::from(n) > model.burst {
+        let is_capacity_error = matches!(
+            got,
+            Err(RateLimitError::InsufficientCapacity { requested, burst })
+                if requested == n && u128::from(burst) == model.burst
+        );
+        prop_assert!(is_capacity_error, "{:?}", got);
+        return Ok(false);
+    }
+    match (got, model.check_n(now, n)) {
+        (Ok(()), Ok(())) => Ok(true),
+        (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
+            prop_assert_eq!(u128::from(d.earliest().as_nanos() - origin), earliest);
+            prop_assert_eq!(d.wait_time().as_nanos(), earliest - u128::from(now));
+            Ok(false)
+        }
+        (got, want) => Err(TestCaseError::fail(format!(
+            "limiter {got:?} vs model {want:?}"
+        ))),
+    }
 }
 
 fn ns_since(clock: &ManualClock, rl_start: u64) -> u64 {
@@ -479,16 +497,6 @@ proptest! {
             assert_exact(&clock, max, || bucket.remaining(), |n| bucket.check_n(n).is_ok(), || bucket.until_full(), take, op == 3)?;
         }
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 2048,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/rate_proptest.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
 
     /// `KeyedRateLimiter` is the reference GCRA per key: every decision,
     /// `NotUntil` instant, `remaining` and `until_full` of every key equals
@@ -507,27 +515,19 @@ proptest! {
         let (mut admitted, mut denied) = (0, 0);
         for (op, key, x, n) in ops {
             let model = &mut models[usize::from(key)];
-            let now = clock.now().as_nanos() as u64;
             match op {
-                0..=2 => match (limiter.check_n(&key, n), n > burst) {
-                    (Err(RateLimitError::InsufficientCapacity { requested, burst: b }), true) => {
-                        prop_assert_eq!((requested, b), (n, burst));
+                0..=2 => {
+                    let now = clock.now().as_nanos();
+                    if agrees_with_model(limiter.check_n(&key, n), n, model, 0, now)? {
+                        admitted += 1;
+                    } else {
                         denied += 1;
                     }
-                    (got, false) => match (got, model.check_n(now, n)) {
-                        (Ok(()), Ok(())) => admitted += 1,
-                        (Err(RateLimitError::NotUntil(d)), Err(earliest)) => {
-                            prop_assert_eq!(u128::from(d.earliest().as_nanos()), earliest);
-                            denied += 1;
-                        }
-                        (got, want) => prop_assert!(false, "key {}: {:?} vs model {:?}", key, got, want),
-                    },
-                    (got, true) => prop_assert!(false, "{} cells over a burst of {}: {:?}", n, burst, got),
-                },
+                }
                 3 => limiter.evict_idle(),
                 _ => clock.advance(Duration::from_nanos(t * x / 300)),
             }
-            let now = clock.now().as_nanos() as u64;
+            let now = clock.now().as_nanos();
             prop_assert_eq!(u128::from(limiter.remaining(&key)), model.remaining(now));
             prop_assert_eq!(limiter.until_full(&key).as_nanos(), model.until_full(now));
         }

@@ -48,7 +48,7 @@ pub use self::limiter::{KeyedAcquire, KeyedLimiter, KeyedPermit, KeyedRun, Keyed
 pub use self::rate::{
     KeyedRateAcquire, KeyedRateAcquireMany, KeyedRateAcquireWithin, KeyedRateLimiter,
 };
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// A shard is swept no earlier than at this many keys.
 pub(crate) const MIN_SWEEP: usize = 64;
@@ -197,47 +197,51 @@ impl<K: Hash + Eq + Clone, V> Shards<K, V> {
         if let Some((_, v)) = shard.map.find_mut(hash, |(k, _)| k == key) {
             return Some(f(v, &slot.tally));
         }
-        self.insert(slot, shard, hash, key, max, idle, create, f)
-    }
-
-    /// [`with_entry`](Self::with_entry) for a key found absent under the
-    /// lock of `slot`'s shard.
-    #[cold]
-    #[inline(never)]
-    #[allow(clippy::too_many_arguments)] // with_entry's, and what it found
-    fn insert<R>(
-        &self,
-        slot: &Slot<K, V>,
-        mut shard: MutexGuard<'_, Shard<K, V>>,
-        hash: u64,
-        key: &K,
-        max: Option<usize>,
-        idle: impl Fn(&V) -> bool,
-        create: impl FnOnce() -> V,
-        f: impl FnOnce(&mut V, &Tally) -> R,
-    ) -> Option<R> {
         // Evicted entries are dropped after the lock: dropping a key or a
         // value may run the caller's code.
+        let (evicted, room) = self.make_room(&mut shard, max, &idle);
+        let out = room.then(|| f(self.insert(&mut shard, hash, key, create), &slot.tally));
+        drop(shard);
+        drop(evicted);
+        out
+    }
+
+    /// Before inserting into `shard`: sweeps it if it reached its mark or
+    /// the map holds `max` keys. Returns what the sweep took out, and
+    /// whether there is room for one more key.
+    #[cold]
+    #[inline(never)]
+    fn make_room(
+        &self,
+        shard: &mut Shard<K, V>,
+        max: Option<usize>,
+        idle: &impl Fn(&V) -> bool,
+    ) -> (Vec<(K, V)>, bool) {
         let mut evicted = Vec::new();
         let full = |len: usize| max.is_some_and(|max| len >= max);
         if shard.map.len() >= shard.sweep_at || full(self.len()) {
-            self.sweep_shard(&mut shard, &idle, &mut evicted);
-            if full(self.len()) {
-                drop(shard);
-                drop(evicted);
-                return None;
-            }
+            self.sweep_shard(shard, idle, &mut evicted);
         }
-        // Known absent: inserted with the hash already taken (the table
-        // hashes its keys again only when it grows).
+        (evicted, !full(self.len()))
+    }
+
+    /// Inserts `key` (known absent, with its `hash`) and `create()`.
+    #[cold]
+    #[inline(never)]
+    fn insert<'s>(
+        &self,
+        shard: &'s mut Shard<K, V>,
+        hash: u64,
+        key: &K,
+        create: impl FnOnce() -> V,
+    ) -> &'s mut V {
+        // Inserted with the hash already taken (the table hashes its keys
+        // again only when it grows).
         let entry = (key.clone(), create());
         let rehash = |(k, _): &(K, V)| self.hash(k);
         let (_, v) = shard.map.insert_unique(hash, entry, rehash).into_mut();
         self.len.fetch_add(1, Ordering::Relaxed);
-        let out = f(v, &slot.tally);
-        drop(shard);
-        drop(evicted);
-        Some(out)
+        v
     }
 
     /// Runs `f` on `key`'s entry if there is one.
