@@ -1310,7 +1310,7 @@ impl<C: Clock> LimiterPermit<C> {
     /// # });
     /// ```
     pub fn weight(&self) -> u32 {
-        self.admitted.weight
+        self.admitted.weight()
     }
 
     /// The instant the request was admitted (its minimum hold counts from
@@ -1342,7 +1342,7 @@ impl<C: Clock> Drop for LimiterPermit<C> {
 impl<C: Clock> fmt::Debug for LimiterPermit<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterPermit")
-            .field("weight", &self.admitted.weight)
+            .field("weight", &self.admitted.weight())
             .field("admitted_at", &self.admitted_at())
             .finish_non_exhaustive()
     }

@@ -42,6 +42,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::num::NonZeroU64;
 use core::task::Waker;
 use core::time::Duration;
 
@@ -412,17 +413,32 @@ impl<C: Clock> Inner<C> {
 }
 
 /// What an admitted request holds until it is released.
+///
+/// Two words and no padding: a scalar pair, moved in registers. With its
+/// weight, two `bool`s and two bytes of padding it was moved through the
+/// stack, 13 bytes in two overlapping 8-byte moves read back at once with
+/// wider loads, which stalls store-to-load forwarding on every uncontended
+/// `Limiter::run`. `Copy`, so that it is released by value, in registers
+/// (by reference it was copied to the stack with one 16-byte load right
+/// after its two 8-byte stores, another stall).
+#[derive(Clone, Copy)]
 pub(crate) struct Admitted {
-    pub(crate) weight: u32,
     /// When it was admitted (its minimum hold counts from here).
     pub(crate) admitted_ns: u64,
-    /// Holds `weight` permits of the slots' semaphore.
-    slot: bool,
-    /// Counted in the slots' `running` (only with a minimum hold).
-    running: bool,
+    /// The weight in the low 32 bits, then [`Self::SLOT`] and
+    /// [`Self::RUNNING`], and [`Self::SET`] (never zero: `Option<Admitted>`
+    /// keeps two words).
+    held: NonZeroU64,
 }
 
 impl Admitted {
+    /// Holds `weight` permits of the slots' semaphore.
+    const SLOT: u64 = 1 << 32;
+    /// Counted in the slots' `running` (only with a minimum hold).
+    const RUNNING: u64 = 1 << 33;
+    /// Always set.
+    const SET: u64 = 1 << 63;
+
     /// A request admitted at `admitted_ns` (an adaptive limit counts its
     /// slot as in flight).
     pub(crate) fn new<C: Clock>(
@@ -437,23 +453,34 @@ impl Admitted {
                 adaptive.admitted(weight as usize);
             }
         }
+        let bits = u64::from(weight)
+            | if slot { Self::SLOT } else { 0 }
+            | if running { Self::RUNNING } else { 0 }
+            | Self::SET;
         Self {
-            weight,
             admitted_ns,
-            slot,
-            running,
+            held: NonZeroU64::new(bits).expect("SET is never zero"),
         }
+    }
+
+    /// The weight it was admitted with.
+    pub(crate) fn weight(&self) -> u32 {
+        self.held.get() as u32
+    }
+
+    fn has(&self, bit: u64) -> bool {
+        self.held.get() & bit != 0
     }
 
     /// Gives the slot back: its accounting first (a ghost until the minimum
     /// hold ends, if one is set), so the slot's next holder sees the ghost;
     /// an adaptive limit learns `outcome` and may keep some of the permits.
-    pub(crate) fn release<C: Clock>(&self, inner: &Inner<C>, outcome: Outcome) {
+    pub(crate) fn release<C: Clock>(self, inner: &Inner<C>, outcome: Outcome) {
         let Some(slots) = &inner.slots else {
             return;
         };
-        let w = self.weight as usize;
-        if self.running {
+        let w = self.weight() as usize;
+        if self.has(Self::RUNNING) {
             // Without a minimum hold there is no ghost, and no need to read
             // the clock.
             if slots.has_hold() {
@@ -462,7 +489,7 @@ impl Admitted {
                 slots.release(w, None, 0);
             }
         }
-        if !self.slot {
+        if !self.has(Self::SLOT) {
             return;
         }
         match &slots.adaptive {
