@@ -716,7 +716,8 @@ pin_project! {
 /// and, from admission until the wrapped future completes, its permit.
 struct RunPermit<C: Clock> {
     inner: Arc<Inner<C>>,
-    admitted: Option<Admitted>,
+    /// [`Admitted::NONE`] until admitted and after release.
+    admitted: Admitted,
 }
 
 impl<C: Clock> RunPermit<C> {
@@ -742,7 +743,7 @@ impl<C: Clock, F> LimiterRun<C, F> {
             stages: Stages::new(weight),
             permit: RunPermit {
                 inner,
-                admitted: None,
+                admitted: Admitted::NONE,
             },
         }
     }
@@ -755,7 +756,7 @@ impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
         let this = self.project();
         let permit = this.permit;
         if permit.admitted.is_none() {
-            permit.admitted = Some(ready!(this.stages.poll(&permit.inner, cx))?);
+            permit.admitted = ready!(this.stages.poll(&permit.inner, cx))?;
         }
         let out = ready!(this.future.poll(cx));
         // Release as soon as the work is done, not when `LimiterRun` is
@@ -768,7 +769,7 @@ impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
 impl<C: Clock, F> fmt::Debug for LimiterRun<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterRun")
-            .field("running", &self.permit.admitted.is_some())
+            .field("running", &!self.permit.admitted.is_none())
             .finish_non_exhaustive()
     }
 }

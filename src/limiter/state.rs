@@ -42,7 +42,6 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::num::NonZeroU64;
 use core::task::Waker;
 use core::time::Duration;
 
@@ -426,9 +425,8 @@ pub(crate) struct Admitted {
     /// When it was admitted (its minimum hold counts from here).
     pub(crate) admitted_ns: u64,
     /// The weight in the low 32 bits, then [`Self::SLOT`] and
-    /// [`Self::RUNNING`], and [`Self::SET`] (never zero: `Option<Admitted>`
-    /// keeps two words).
-    held: NonZeroU64,
+    /// [`Self::RUNNING`], and [`Self::SET`]; zero in [`Self::NONE`].
+    held: u64,
 }
 
 impl Admitted {
@@ -436,8 +434,19 @@ impl Admitted {
     const SLOT: u64 = 1 << 32;
     /// Counted in the slots' `running` (only with a minimum hold).
     const RUNNING: u64 = 1 << 33;
-    /// Always set.
+    /// Set in every admitted request, clear in [`Self::NONE`].
     const SET: u64 = 1 << 63;
+
+    /// Nothing held: what a `LimiterRun` keeps before admission and after
+    /// release. Every byte is defined, unlike `Option::<Admitted>::None`
+    /// (whose `admitted_ns` is undefined): with that, LLVM assembled the
+    /// new `LimiterRun`'s `admitted_ns` and the three words after it in a
+    /// stack temporary (the undefined word taken from whatever was there)
+    /// and copied it with 16-byte loads across its narrower stores.
+    pub(crate) const NONE: Admitted = Admitted {
+        admitted_ns: 0,
+        held: 0,
+    };
 
     /// A request admitted at `admitted_ns` (an adaptive limit counts its
     /// slot as in flight).
@@ -459,17 +468,28 @@ impl Admitted {
             | Self::SET;
         Self {
             admitted_ns,
-            held: NonZeroU64::new(bits).expect("SET is never zero"),
+            held: bits,
         }
+    }
+
+    /// Whether this is [`Self::NONE`].
+    pub(crate) fn is_none(&self) -> bool {
+        self.held == 0
+    }
+
+    /// The request held here, leaving [`Self::NONE`].
+    pub(crate) fn take(&mut self) -> Option<Admitted> {
+        let admitted = core::mem::replace(self, Self::NONE);
+        (!admitted.is_none()).then_some(admitted)
     }
 
     /// The weight it was admitted with.
     pub(crate) fn weight(&self) -> u32 {
-        self.held.get() as u32
+        self.held as u32
     }
 
     fn has(&self, bit: u64) -> bool {
-        self.held.get() & bit != 0
+        self.held & bit != 0
     }
 
     /// Gives the slot back: its accounting first (a ghost until the minimum
