@@ -752,6 +752,11 @@ impl<C: Clock, F> LimiterRun<C, F> {
 impl<C: Clock, F: Future> Future for LimiterRun<C, F> {
     type Output = Result<F::Output, AcquireError>;
 
+    // Inline, so the output reaches the caller in registers: returned in
+    // memory, `Ok(output)` wrote 8 of its 16 payload bytes and the caller's
+    // move of the whole `Result` read them back with one 16-byte load, a
+    // store-forwarding stall on every run.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let permit = this.permit;
