@@ -182,4 +182,26 @@ mod models {
             assert!(admitted_at >= 2_000_000_000, "admitted at {admitted_at} ns");
         });
     }
+
+    /// Idle requests on the lock-free word race a `try_acquire`, which
+    /// moves the quota's state under the lock, and each other (one of them
+    /// may then admit under the lock and move it back): the burst of 3 is
+    /// spent exactly, by the three, and a fourth is refused.
+    #[test]
+    fn idle_admissions_racing_the_locked_path_spend_the_burst_exactly() {
+        loom::model(|| {
+            let limiter = LimiterBuilder::with_clock(ManualClock::new())
+                .rate(Quota::per_second(1).allow_burst(3))
+                .build()
+                .unwrap();
+            let l2 = limiter.clone();
+            let idle = thread::spawn(move || drop(block_on(l2.acquire()).unwrap()));
+            let l3 = limiter.clone();
+            let locked = thread::spawn(move || drop(l3.try_acquire().unwrap()));
+            drop(block_on(limiter.acquire()).unwrap());
+            idle.join().unwrap();
+            locked.join().unwrap();
+            assert!(limiter.try_acquire().is_err(), "a fourth cell was admitted");
+        });
+    }
 }

@@ -37,6 +37,24 @@
 //! a quota's, and the cells are recorded at the instant the head returns,
 //! so at most `n` requests *start* in any closed window of length `period`.
 //! A pause spends no window cell.
+//!
+//! **The idle path.** A request that finds a free slot and nobody at the
+//! rate gate is admitted at once if the rates conform: a hand-written
+//! semaphore + rate limiter pair would not queue it either. For a limiter
+//! with one quota, no window and no rate source, whose quota fits the
+//! [`RateLimiter`](crate::RateLimiter)'s 8-byte word ([`Narrow`]), that
+//! admission takes no lock: the quota's `tat` then lives in the [`Fast`]
+//! word, and the idle path is one compare-and-swap on it, made only while
+//! the gate is idle. Everything that takes the rates' lock (a head of the
+//! rate queue, a pause, `try_*`, a key under a global limiter) first moves
+//! the `tat` from the word into the locked state and leaves the word
+//! [`SLOW`], after which idle requests take the lock as well. The word
+//! comes back when an idle request is admitted under the lock (so with the
+//! gate idle and no pause in force at its instant). The word holds the
+//! quota's whole state, so a CAS that finds the value it read is right
+//! whatever happened in between (as the `RateLimiter`'s narrow word): an
+//! idle request that read the word before it was moved out and CASes after
+//! it came back is admitted after the pause, if any, had ended.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -51,11 +69,12 @@ use crate::clock::{nanos, Clock, ClockInstant};
 use crate::error::AcquireError;
 use crate::limiter::source::RateSource;
 use crate::rate::arith::{Step, Ticks};
+use crate::rate::gcra::narrow::Narrow;
 use crate::rate::quota::Quota;
 use crate::rate::window::log::Log;
 use crate::semaphore::Semaphore;
 use crate::stats::Counters;
-use crate::sync::Mutex;
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// State shared by every clone of a `Limiter`.
 pub(crate) struct Inner<C: Clock> {
@@ -66,6 +85,9 @@ pub(crate) struct Inner<C: Clock> {
     /// The rate queue; always present (it also carries pauses and `close`).
     pub(crate) gate: Semaphore,
     rates: Mutex<Rates>,
+    /// The single quota's lock-free word, where the limiter has the shape
+    /// for it (see the module docs).
+    fast: Option<Fast>,
     /// The quotas as configured (for `Debug` and validation).
     pub(crate) quotas: Vec<Quota>,
     /// The windows as configured: `(n, period)`.
@@ -106,6 +128,13 @@ impl<C: Clock> Inner<C> {
             paused_until_ns: 0,
             head: None,
         };
+        let fast = match (quotas.as_slice(), windows.is_empty(), sources.is_empty()) {
+            ([quota], true, true) => Narrow::of(*quota).map(|q| Fast {
+                word: AtomicU64::new(0),
+                q,
+            }),
+            _ => None,
+        };
         Self {
             clock,
             base,
@@ -119,6 +148,7 @@ impl<C: Clock> Inner<C> {
             }),
             gate: Semaphore::new(1),
             rates: Mutex::new(rates),
+            fast,
             quotas,
             windows,
             min_burst,
@@ -142,6 +172,23 @@ impl<C: Clock> Inner<C> {
 
     pub(crate) fn now_ns(&self) -> u64 {
         self.clock.nanos_since(self.base)
+    }
+
+    /// The rates, locked, with the quota's `tat` moved out of the fast word
+    /// (see the module docs). Whatever reads or writes a `tat` locks them
+    /// here; the sleeping head's waker and the pause's end only need
+    /// [`Self::rates_lock`].
+    fn rates(&self) -> MutexGuard<'_, Rates> {
+        let mut rates = self.rates.lock();
+        if let Some(fast) = &self.fast {
+            fast.move_out(&mut rates);
+        }
+        rates
+    }
+
+    /// The rates' lock, leaving the fast word as it is.
+    fn rates_lock(&self) -> MutexGuard<'_, Rates> {
+        self.rates.lock()
     }
 
     pub(crate) fn instant_at(&self, ns: u64) -> C::Instant {
@@ -213,7 +260,7 @@ impl<C: Clock> Inner<C> {
         now: u64,
         waker: &Waker,
     ) -> Result<u64, u64> {
-        let mut rates = self.rates.lock();
+        let mut rates = self.rates();
         let at = rates.earliest(n, head_since);
         if at <= now {
             rates.commit(n, at, now);
@@ -231,7 +278,7 @@ impl<C: Clock> Inner<C> {
         // the last handle to a task drops the task, whose futures may use
         // this limiter). The stored waker only serves `close`.
         let new = waker.clone();
-        let stale = self.rates.lock().head.replace(new);
+        let stale = self.rates_lock().head.replace(new);
         drop(stale);
         if self.gate.is_closed() {
             // `close` may have taken the head before our waker was stored:
@@ -247,16 +294,39 @@ impl<C: Clock> Inner<C> {
     /// is admitted without passing the gate. Checked under the rates' lock,
     /// which every head takes to admit, so this is the same as taking the
     /// free gate, being admitted at once and leaving it.
+    ///
+    /// With the fast word in use, lock-free: its CAS is made only while the
+    /// gate is idle, and a head that joins meanwhile moves the word out
+    /// before it looks at the rates (its CAS then fails, or comes after).
+    #[inline]
     pub(crate) fn try_admit_idle(&self, n: u32, now: u64) -> bool {
-        let mut rates = self.rates.lock();
-        self.gate.raw.is_idle() && rates.try_commit(n, now)
+        if let Some(fast) = &self.fast {
+            if let Some(admitted) = fast.try_admit(&self.gate, n, now) {
+                return admitted;
+            }
+        }
+        self.try_admit_idle_locked(n, now)
+    }
+
+    /// [`try_admit_idle`](Self::try_admit_idle) under the rates' lock; puts
+    /// the quota's `tat` back in the fast word if it can.
+    #[inline(never)]
+    fn try_admit_idle_locked(&self, n: u32, now: u64) -> bool {
+        let mut rates = self.rates();
+        let admitted = self.gate.raw.is_idle() && rates.try_commit(n, now);
+        if admitted {
+            if let Some(fast) = &self.fast {
+                fast.move_in(&rates, now);
+            }
+        }
+        admitted
     }
 
     /// The first instant at or after `now` at which `n` cells would conform
     /// to every rate, for a request at the head of the rate queue now
     /// (nothing is taken).
     pub(crate) fn earliest_ns(&self, n: u32, now: u64) -> u64 {
-        self.rates.lock().earliest(n, now)
+        self.rates().earliest(n, now)
     }
 
     /// The head of this limiter's rate queue (there since `head_since`)
@@ -275,7 +345,7 @@ impl<C: Clock> Inner<C> {
         now: u64,
         waker: &Waker,
     ) -> Result<(), u64> {
-        let at = self.rates.lock().earliest(n, head_since);
+        let at = self.rates().earliest(n, head_since);
         if at <= now {
             return Ok(());
         }
@@ -288,7 +358,7 @@ impl<C: Clock> Inner<C> {
     /// closed meanwhile (so the caller looks again at once).
     fn sleep_as_head(&self, at: u64, now: u64, waker: &Waker) -> u64 {
         let waker = waker.clone();
-        let old = self.rates.lock().set_head(waker);
+        let old = self.rates_lock().set_head(waker);
         drop(old);
         if self.gate.is_closed() {
             now
@@ -316,13 +386,13 @@ impl<C: Clock> Inner<C> {
         let at = {
             // Lock order: the key's (`co`) rates, then the global ones;
             // nothing locks them the other way round.
-            let mut co_rates = co.rates.lock();
+            let mut co_rates = co.rates();
             let co_at = co_rates.earliest(co.weight, co_since);
             let co_at_here = co.ns_in(self, co_at);
             if co_at_here > now {
                 return Err(None);
             }
-            let mut rates = self.rates.lock();
+            let mut rates = self.rates();
             let at = rates.earliest(n, head_since).max(co_at_here);
             if at <= now {
                 rates.commit(n, at, now);
@@ -345,7 +415,7 @@ impl<C: Clock> Inner<C> {
     /// The head left the rate queue without being admitted.
     pub(crate) fn clear_head(&self) {
         // Taken under the lock, dropped after it (see `try_admit`).
-        let stale = self.rates.lock().head.take();
+        let stale = self.rates_lock().head.take();
         drop(stale);
     }
 
@@ -358,7 +428,7 @@ impl<C: Clock> Inner<C> {
             slots.hold_gate.close();
             slots.wake_head();
         }
-        let head = self.rates.lock().head.take();
+        let head = self.rates_lock().head.take();
         if let Some(waker) = head {
             waker.wake();
         }
@@ -366,7 +436,7 @@ impl<C: Clock> Inner<C> {
 
     pub(crate) fn pause_until_ns(&self, until: u64) {
         self.counters.pause();
-        self.rates.lock().pause_until(until);
+        self.rates().pause_until(until);
     }
 
     /// Whether the limits are as if freshly built: no ghost holds a slot, no
@@ -380,14 +450,14 @@ impl<C: Clock> Inner<C> {
                 return false;
             }
         }
-        let rates = self.rates.lock();
+        let rates = self.rates();
         rates.paused_until_ns <= now
             && rates.tats.iter().all(|(k, tat)| *tat <= k.at(now))
             && rates.windows.iter().all(|w| w.full_at(now) <= now)
     }
 
     pub(crate) fn paused_until_ns(&self) -> u64 {
-        self.rates.lock().paused_until_ns
+        self.rates_lock().paused_until_ns
     }
 
     /// Pauses requested since creation.
@@ -618,6 +688,86 @@ impl Rates {
     }
 }
 
+/// The fast word's value while the quota's `tat` is in the locked
+/// [`Rates`] (never a narrow `tat`, which stays below 2^63).
+const SLOW: u64 = u64::MAX;
+
+/// The single quota's `tat` outside the lock (see the module docs).
+struct Fast {
+    /// `tat` in the quota's narrow ticks, or [`SLOW`].
+    word: AtomicU64,
+    q: Narrow,
+}
+
+impl Fast {
+    /// The idle path's admission of `n` cells (at most the burst) at
+    /// `now`: `Some(admitted)` if the word is in use, `None` if the rates'
+    /// lock decides (the `tat` is there, or `now` is beyond the word).
+    #[inline(always)]
+    fn try_admit(&self, gate: &Semaphore, n: u32, now: u64) -> Option<bool> {
+        let now_t = self.q.at(now)?;
+        // Acquire: sees the admissions before it (paired with the CAS).
+        let mut tat = self.word.load(Ordering::Acquire);
+        loop {
+            if tat == SLOW {
+                return None;
+            }
+            if !gate.raw.is_idle() {
+                return Some(false);
+            }
+            let Ok(new) = self.q.step(tat, now_t, n) else {
+                return Some(false);
+            };
+            // AcqRel: Release publishes this admission to the next CAS (and
+            // to `move_out`); Acquire sees the ones before it.
+            match self
+                .word
+                .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(true),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Moves the `tat` into the locked `rates` (a no-op if it is there),
+    /// leaving the word [`SLOW`]. Under the rates' lock.
+    fn move_out(&self, rates: &mut Rates) {
+        let mut tat = self.word.load(Ordering::Acquire);
+        while tat != SLOW {
+            // AcqRel: Acquire sees every idle admission up to `tat`;
+            // Release orders this before the lock's next holder.
+            match self
+                .word
+                .compare_exchange(tat, SLOW, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    rates.tats[0].1 = u128::from(tat) * u128::from(self.q.scale());
+                    return;
+                }
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// After an idle admission under the lock at `now` (so with the gate
+    /// idle and no pause in force then): puts the `tat` back in the word,
+    /// if it can hold `now`. Nothing CASes the word while it is [`SLOW`].
+    fn move_in(&self, rates: &Rates, now: u64) {
+        if self.q.at(now).is_none() {
+            return;
+        }
+        let scale = u128::from(self.q.scale());
+        let tat = rates.tats[0].1;
+        // Every commit adds whole narrow ticks (`now` and `t` are), so
+        // `tat` is a multiple of `scale`; it conformed at `now`, so it is at
+        // most `now_t + tau`, in the word's range.
+        debug_assert_eq!(tat % scale, 0);
+        // Release: the admission just made, for the next CAS.
+        self.word.store((tat / scale) as u64, Ordering::Release);
+    }
+}
+
 /// The concurrency stage.
 pub(crate) struct Slots {
     pub(crate) sem: Semaphore,
@@ -792,7 +942,7 @@ impl<C: Clock> Inner<C> {
     /// cells of every quota and window at `now`, or says which stage
     /// refuses (nothing taken). No waker is stored: it never sleeps.
     pub(crate) fn try_admit_now(&self, n: u32, now: u64) -> Result<(), Refusal> {
-        let mut rates = self.rates.lock();
+        let mut rates = self.rates();
         if let Some(refusal) = rates.refusal(n, now) {
             return Err(refusal);
         }
@@ -804,7 +954,7 @@ impl<C: Clock> Inner<C> {
     /// whether `n` cells conform now (asked before a rate source spends a
     /// shared cell).
     pub(crate) fn refusal_now(&self, n: u32, now: u64) -> Option<Refusal> {
-        self.rates.lock().refusal(n, now)
+        self.rates().refusal(n, now)
     }
 
     /// As [`try_admit_now`](Self::try_admit_now), and `co`'s weight in
@@ -814,12 +964,12 @@ impl<C: Clock> Inner<C> {
     #[cfg(feature = "std")]
     pub(crate) fn try_admit_now_with(&self, n: u32, now: u64, co: &Inner<C>) -> Result<(), Whose> {
         // Lock order as in `try_admit_with`: `co`'s rates, then ours.
-        let mut co_rates = co.rates.lock();
+        let mut co_rates = co.rates();
         let co_now = self.ns_in(co, now);
         if let Some(refusal) = co_rates.refusal(co.weight, co_now) {
             return Err(Whose::Co(refusal));
         }
-        let mut rates = self.rates.lock();
+        let mut rates = self.rates();
         if let Some(refusal) = rates.refusal(n, now) {
             return Err(Whose::Own(refusal));
         }

@@ -45,7 +45,7 @@ use crate::wait_list::Node;
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
 
-mod narrow;
+pub(crate) mod narrow;
 mod retime;
 pub(crate) mod state;
 

@@ -69,9 +69,11 @@ pub(crate) struct Cold {
     pub(crate) counters: Counters,
 }
 
-/// The starting quota in lowest terms: `t / c` ns per cell.
+/// The starting quota in lowest terms: `t / c` ns per cell. (A
+/// [`Limiter`](crate::Limiter)'s single quota uses it too: see
+/// `limiter::state`.)
 #[derive(Clone, Copy, Debug)]
-struct Narrow {
+pub(crate) struct Narrow {
     /// Emission interval, ticks.
     t: u64,
     /// Burst tolerance, ticks (`burst * t`).
@@ -85,7 +87,7 @@ struct Narrow {
 
 impl Narrow {
     /// `quota` in lowest terms, if its burst tolerance fits a narrow word.
-    fn of(quota: Quota) -> Option<Narrow> {
+    pub(crate) fn of(quota: Quota) -> Option<Narrow> {
         let cells = quota.cells();
         let g = gcd(u64::from(cells), quota.period_ns());
         // `g` divides `cells`, a `u32`.
@@ -101,7 +103,7 @@ impl Narrow {
     }
 
     /// The same quota in the wide state's ticks.
-    fn ticks(&self) -> Ticks {
+    pub(crate) fn ticks(&self) -> Ticks {
         let scale = u128::from(self.scale);
         Ticks {
             t: u128::from(self.t) * scale,
@@ -111,11 +113,42 @@ impl Narrow {
         }
     }
 
+    /// Wide ticks per narrow tick.
+    pub(crate) fn scale(&self) -> u32 {
+        self.scale
+    }
+
     /// `now` in narrow ticks, if the word can hold it.
     #[inline(always)]
-    fn at(&self, now: u64) -> Option<u64> {
+    pub(crate) fn at(&self, now: u64) -> Option<u64> {
         now.checked_mul(u64::from(self.c))
             .filter(|&ticks| ticks <= NARROW_MAX)
+    }
+
+    /// `n` cells (at most the burst) at `now_t` (from [`at`](Self::at))
+    /// on a narrow `tat`: the new `tat` if they conform, otherwise the
+    /// ticks by which they would overrun the burst tolerance.
+    #[inline(always)]
+    pub(crate) fn step(&self, tat: u64, now_t: u64, n: u32) -> Result<u64, u64> {
+        // No overflow: `now_t <= 2^62`, a stored `tat` at most `now_t +
+        // tau` of an earlier `now_t`, and `n * t <= tau <= 2^61`.
+        let new = tat.max(now_t) + u64::from(n) * self.t;
+        let ahead = new - now_t;
+        if ahead > self.tau {
+            Err(ahead - self.tau)
+        } else {
+            Ok(new)
+        }
+    }
+
+    /// The ns to wait for an overrun of `over` ticks to be gone.
+    #[inline(always)]
+    fn wait_ns(&self, over: u64) -> u64 {
+        if self.c == 1 {
+            over
+        } else {
+            over.div_ceil(u64::from(self.c))
+        }
     }
 }
 
@@ -168,18 +201,10 @@ impl State {
             if n > q.burst {
                 return Err(Refusal::TooLarge(q.burst));
             }
-            // No overflow: `tat, now_t <= 2^62` and `n * t <= tau <= 2^61`.
-            let new = tat.max(now_t) + u64::from(n) * q.t;
-            let ahead = new - now_t;
-            if ahead > q.tau {
-                let over = ahead - q.tau;
-                let wait = if q.c == 1 {
-                    over
-                } else {
-                    over.div_ceil(u64::from(q.c))
-                };
-                return Err(Refusal::Until(now.saturating_add(wait)));
-            }
+            let new = match q.step(tat, now_t, n) {
+                Ok(new) => new,
+                Err(over) => return Err(Refusal::Until(now.saturating_add(q.wait_ns(over)))),
+            };
             // AcqRel: Release publishes this admission to the next CAS;
             // Acquire sees the ones before it. (`new <= now_t + tau`, in
             // range.)
