@@ -261,6 +261,43 @@ fn composite() {
     });
 }
 
+/// Contended: the one slot is held, so `run` queues for it; dropping the
+/// holder hands the slot over and the second poll passes the rate and
+/// runs. The holder is taken the same way (slot and rate) by both.
+fn composite_queued() {
+    let mut i = 0u64;
+    let limiter = limiters::Limiter::builder()
+        .concurrency(1)
+        .rate(admit_all())
+        .build()
+        .expect("limiter");
+    row("run_queued_handoff", "limiters", || {
+        i += 1;
+        let held = ready(limiter.acquire()).unwrap();
+        black_box(queued_then_granted(limiter.run(async { black_box(i) }), held).unwrap());
+    });
+    let sem = tokio::sync::Semaphore::new(1);
+    let gov = governor::RateLimiter::direct(governor_admit_all());
+    row("run_queued_handoff", "tokio_semaphore_governor", || {
+        i += 1;
+        let held = ready(async {
+            let permit = sem.acquire().await.unwrap();
+            gov.until_ready().await;
+            permit
+        });
+        black_box(queued_then_granted(
+            async {
+                let permit = sem.acquire().await.unwrap();
+                gov.until_ready().await;
+                let out = async { black_box(i) }.await;
+                drop(permit);
+                out
+            },
+            held,
+        ));
+    });
+}
+
 fn main() {
     // The loop alone: what every row's figure includes besides the operation.
     row("empty_loop", "baseline", || black_box(()));
@@ -268,4 +305,5 @@ fn main() {
     rate();
     keyed();
     composite();
+    composite_queued();
 }
