@@ -574,6 +574,7 @@ impl ManualClock {
     /// other.advance(Duration::from_nanos(7));
     /// assert_eq!(clock.now().as_nanos(), 7); // clones share one time
     /// ```
+    #[inline]
     pub fn now(&self) -> ManualInstant {
         // Acquire: pairs with the Release store in `advance`, so a sleeper
         // that sees the new time also sees everything done before advancing.

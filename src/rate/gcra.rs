@@ -237,6 +237,7 @@ impl<C: Clock> RateLimiter<C> {
     ///     .collect();
     /// assert_eq!(answers, [200, 200, 200, 429, 429]);
     /// ```
+    #[inline]
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
         match self.check_n(1) {
             Ok(()) => Ok(()),
@@ -268,6 +269,7 @@ impl<C: Clock> RateLimiter<C> {
     /// limiter.check_n(2)?;
     /// # Ok::<(), RateLimitError<limiters::ManualInstant>>(())
     /// ```
+    #[inline]
     pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
         self.admit_n(n, true)
     }
