@@ -100,6 +100,12 @@ proptest! {
     fn token_bucket_matches_model(data in vec(any::<u8>(), 0..1500)) {
         token_bucket_model::run(&data);
     }
+
+    /// The same from just before the bucket moves to its 16-byte word.
+    #[test]
+    fn token_bucket_matches_model_across_the_move(data in vec(any::<u8>(), 0..1500)) {
+        token_bucket_model::run_across_the_move(&data);
+    }
 }
 
 #[path = "../fuzz/src/limiter.rs"]

@@ -378,19 +378,22 @@ proptest! {
     }
 
     /// The token bucket agrees with its reference model and never admits
-    /// more than `max + refill * (boundaries in the window)`. Intervals of a
-    /// few ns make buckets that refill too fast for the 8-byte word (over
-    /// 2^62 tokens in 2^64 ns), so both words are covered.
+    /// more than `max + refill * (boundaries in the window)`. Half the runs
+    /// start just before the boundary at which the bucket's supply reaches
+    /// 2^62 tokens (where one exists), where it moves from its 8-byte word
+    /// to the 16-byte one, so both words and the move are covered.
     #[test]
     fn token_bucket_matches_reference_and_bound(
-        max in 1u32..=20,
-        refill_frac in 1u32..=20,
+        max in prop_oneof![1u32..=20, Just(u32::MAX)],
+        refill_frac in prop_oneof![1u32..=20, Just(u32::MAX)],
         initial_frac in 0u32..=20,
         interval in prop_oneof![1u64..=64, 1u64..=1_000_000],
-        ops in prop::collection::vec((0u64..=3_000_000, 1u32..=21), 1..120),
+        across_the_move in any::<bool>(),
+        before in 0u64..=60,
+        ops in prop::collection::vec((0u64..=3_000_000, prop_oneof![4 => 1u32..=21, 1 => any::<u32>()]), 1..120),
     ) {
         let refill = 1 + (refill_frac - 1) % max;
-        let initial = initial_frac % (max + 1);
+        let initial = initial_frac % max.saturating_add(1);
         let clock = ManualClock::new();
         let bucket: TokenBucket<ManualClock> = TokenBucketBuilder::new()
             .max(max)
@@ -399,6 +402,15 @@ proptest! {
             .interval(Duration::from_nanos(interval))
             .build_with_clock(clock.clone())
             .unwrap();
+        if across_the_move {
+            // `before` intervals ahead of the first boundary whose supply
+            // reaches 2^62.
+            let k = ((1u128 << 62) - u128::from(initial)).div_ceil(u128::from(refill));
+            // Half the clock's range left for the run to settle in.
+            if let Some(at) = u64::try_from(k * u128::from(interval)).ok().filter(|&at| at <= u64::MAX / 2) {
+                clock.advance(Duration::from_nanos(at.saturating_sub(before * interval)));
+            }
+        }
         // Reference: tokens and the boundary they were counted at.
         let mut tokens = u128::from(initial);
         let mut at_k: u128 = 0;
@@ -424,7 +436,8 @@ proptest! {
                 let ready_k = k + missing.div_ceil(u128::from(refill));
                 match got {
                     Err(RateLimitError::NotUntil(d)) => {
-                        prop_assert_eq!(u128::from(d.earliest().as_nanos()), ready_k * u128::from(interval));
+                        let at = (ready_k * u128::from(interval)).min(u128::from(u64::MAX));
+                        prop_assert_eq!(u128::from(d.earliest().as_nanos()), at);
                     }
                     other => prop_assert!(false, "bucket {:?}, model denies", other),
                 }
@@ -468,23 +481,35 @@ proptest! {
         }
     }
 
-    /// The same for the token bucket.
+    /// The same for the token bucket, half the runs across its move to the
+    /// 16-byte word (as in `token_bucket_matches_reference_and_bound`).
     #[test]
     fn bucket_remaining_and_until_full_are_exact(
         max in 1u32..=20,
         refill_frac in 1u32..=20,
         initial_frac in 0u32..=20,
-        interval in 1u64..=1_000_000,
+        interval in prop_oneof![1u64..=8, 1u64..=1_000_000],
+        across_the_move in any::<bool>(),
+        before in 0u64..=40,
         ops in prop::collection::vec((0u8..4, 0u64..=3_000_000, 1u32..=21), 1..80),
     ) {
         let clock = ManualClock::new();
+        let refill = 1 + (refill_frac - 1) % max;
+        let initial = initial_frac % (max + 1);
         let bucket: TokenBucket<ManualClock> = TokenBucketBuilder::new()
             .max(max)
-            .initial(initial_frac % (max + 1))
-            .refill(1 + (refill_frac - 1) % max)
+            .initial(initial)
+            .refill(refill)
             .interval(Duration::from_nanos(interval))
             .build_with_clock(clock.clone())
             .unwrap();
+        if across_the_move {
+            let k = ((1u128 << 62) - u128::from(initial)).div_ceil(u128::from(refill));
+            // Half the clock's range left for the run to settle in.
+            if let Some(at) = u64::try_from(k * u128::from(interval)).ok().filter(|&at| at <= u64::MAX / 2) {
+                clock.advance(Duration::from_nanos(at.saturating_sub(before * interval)));
+            }
+        }
         let mut held = Vec::new();
         for (op, x, n) in ops {
             match op {

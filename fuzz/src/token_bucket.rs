@@ -23,6 +23,11 @@
 //!   the number of refill boundaries in the window;
 //! * at the end, with every future and reservation dropped, the bucket
 //!   refills to `max` and a full `check_n(max)` succeeds.
+//!
+//! [`run_across_the_move`] runs the same steps from just before the boundary
+//! at which the bucket's supply reaches 2^62 tokens, where it moves from its
+//! 8-byte word to the 16-byte one (for buckets that get there before
+//! `HORIZON / 2`), so every input crosses the move.
 
 use crate::wake_counter::WakeCounter;
 use std::future::Future;
@@ -262,9 +267,48 @@ struct Res<'b> {
 
 /// Runs one input. Panics on any disagreement with the model.
 pub fn run(data: &[u8]) {
+    run_from(data, false);
+}
+
+/// Runs one input from just before the bucket moves to its wide word (see
+/// the module docs); inputs whose bucket does not get there early enough
+/// run nothing.
+pub fn run_across_the_move(data: &[u8]) {
+    run_from(data, true);
+}
+
+/// The supply at which a bucket leaves its 8-byte word.
+const NARROW_SUPPLY: u128 = 1 << 62;
+
+/// When the first boundary whose supply reaches [`NARROW_SUPPLY`] comes, in
+/// ns, if before `HORIZON / 2`.
+fn move_ns(c: &Config) -> Option<u64> {
+    let initial = u128::from(c.initial.unwrap_or(c.max));
+    let k = (NARROW_SUPPLY - initial).div_ceil(u128::from(c.refill));
+    let ns = k * c.interval.as_nanos();
+    u64::try_from(ns).ok().filter(|&ns| ns < HORIZON / 2)
+}
+
+fn run_from(data: &[u8], across_the_move: bool) {
     let mut u = Unstructured::new(data);
     let Ok(config) = config(&mut u) else {
         return;
+    };
+    let start = if across_the_move {
+        // Invalid configurations are tested by `run`.
+        let Some(at) = expected_error(&config)
+            .is_none()
+            .then(|| move_ns(&config))
+            .flatten()
+        else {
+            return;
+        };
+        let Ok(before) = duration_ns(&mut u, config.interval.as_nanos() as u64) else {
+            return;
+        };
+        at.saturating_sub(before)
+    } else {
+        0
     };
     let clock = ManualClock::new();
     let mut builder = TokenBucketBuilder::new()
@@ -294,11 +338,12 @@ pub fn run(data: &[u8]) {
         k: 0,
         takes: Vec::new(),
     };
+    clock.advance(Duration::from_nanos(start));
     let mut h = Harness {
         bucket: &bucket,
         clock: &clock,
         model: &mut model,
-        now: 0,
+        now: start,
         futs: Vec::new(),
         reservations: Vec::new(),
         next_id: 0,

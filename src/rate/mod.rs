@@ -73,6 +73,7 @@ pub(crate) use run_future;
 pub(crate) mod arith;
 pub(crate) mod gcra;
 pub(crate) mod quota;
+pub(crate) mod reciprocal;
 pub(crate) mod reservation;
 pub(crate) mod reserved;
 pub(crate) mod token_bucket;

@@ -14,18 +14,46 @@
 //! tokens are admitted if `taken + n <= supply(k)`. A waiter reserves by
 //! moving `taken` anyway and sleeps until the first boundary whose supply
 //! covers it, so waiters are served in order. This is GCRA with time counted
-//! in whole intervals and credit in tokens; all arithmetic is `u128`.
+//! in whole intervals and credit in tokens.
 //!
-//! `taken` lives in an 8-byte word ([`Taken::Narrow`]) whenever the
-//! bucket's supply over the clock's whole range (2^64 - 1 ns) stays below
-//! 2^62 tokens, which is every bucket refilling less than about 250 million
-//! tokens a second; faster ones keep a 16-byte word. Only a reservation
-//! can push a narrow `taken` past 2^62, and its tokens then lie beyond the
-//! clock's range: it is timed at the end of that range without moving
-//! `taken` (as the 16-byte word would time it), and refunds nothing.
+//! `taken` starts in an 8-byte word and stays there while it is below
+//! 2^62, which a bucket's admissions reach only once its supply has: after
+//! 2^62 tokens (12 days for `u32::MAX` tokens a millisecond, 146 years for
+//! a billion a second). A check on that word is one load, a few 64-bit
+//! operations and one 8-byte CAS. Every value the narrow word holds means
+//! the same thing, so a CAS that finds the value it read is right whatever
+//! happened in between.
+//!
+//! `k` is not divided out of the clock on every check: the bucket keeps
+//! the boundary a check last found (`boundary`, written only when a check
+//! finds that a new one has come, and only for intervals of a microsecond
+//! or more), and a check takes it if `k * interval <= now < (k + 1) *
+//! interval`. Any boundary that passes that test is the right one,
+//! whichever thread wrote it and whenever, so the cache needs no ordering.
+//! While it holds, the supply is computed from a load instead of from the
+//! clock's reading, and a check's result waits on one comparison after the
+//! clock is read. Otherwise `k` comes from a multiplication by the
+//! interval's reciprocal, not a division (see
+//! [`Divisor`](crate::rate::reciprocal::Divisor)). A denial writes nothing;
+//! its boundary is the next one when the next refill covers it, else
+//! `ceil(short / refill)` boundaries on, through the refill's reciprocal.
+//!
+//! The first check at a boundary whose supply reaches 2^62, or the first
+//! reservation that would push `taken` there, moves the bucket to a 16-byte
+//! word for good: under a small mutex that serialises movers, the wide word
+//! is written from the narrow one, then the narrow word is swapped for
+//! [`MOVED`] by a CAS from the value converted (if a check moved it
+//! meanwhile, the move is redone). [`MOVED`] is never a narrow value and
+//! never leaves the word, so an operation that read a narrow value before
+//! the move fails its CAS and retries on the wide word; one that reads
+//! [`MOVED`] (Acquire) sees the wide word written before it (Release). Both
+//! words decide with the same arithmetic (`u64` on the narrow word's hot
+//! path, `u128` elsewhere); the reference-model proptest runs across the
+//! move, and a loom model races the movers.
 
 use core::fmt;
 use core::future::Future;
+use core::num::NonZeroU64;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
@@ -35,9 +63,10 @@ use crate::deadline::{sealed::Sealed, try_check, Attempt, Within};
 use crate::error::{
     DeadlineError, InsufficientCapacity, NotUntil, RateLimitError, TokenBucketError,
 };
+use crate::rate::reciprocal::Divisor;
 use crate::rate::reserved::{Reserve, ReservedWait};
 use crate::stats::{Counters, RateStats};
-use crate::sync::{AtomicU128, AtomicU64, Ordering};
+use crate::sync::{AtomicU128, AtomicU64, Mutex, Ordering};
 
 #[cfg(feature = "async-io")]
 use crate::clock::SystemClock;
@@ -198,15 +227,18 @@ impl TokenBucketBuilder {
         if self.max == 0 {
             return Err(TokenBucketError::ZeroMax);
         }
-        if self.refill == 0 {
+        let Some(refill) = NonZeroU64::new(u64::from(self.refill)) else {
             return Err(TokenBucketError::ZeroRefill);
-        }
+        };
         let interval_ns = self.interval.as_nanos();
         if interval_ns == 0 {
             return Err(TokenBucketError::ZeroInterval);
         }
-        let interval_ns =
-            u64::try_from(interval_ns).map_err(|_| TokenBucketError::IntervalTooLong)?;
+        // Not zero (above).
+        let interval_ns = u64::try_from(interval_ns)
+            .ok()
+            .and_then(NonZeroU64::new)
+            .ok_or(TokenBucketError::IntervalTooLong)?;
         if self.refill > self.max {
             return Err(TokenBucketError::RefillExceedsMax {
                 refill: self.refill,
@@ -225,9 +257,12 @@ impl TokenBucketBuilder {
             base,
             max: self.max,
             initial,
-            refill: self.refill,
-            interval_ns,
-            taken: Taken::new(initial, self.refill, interval_ns),
+            refill: Divisor::new(refill),
+            interval: Divisor::new(interval_ns),
+            narrow_k_max: (NARROW_MAX - 1 - u64::from(initial)) / refill,
+            boundary: AtomicU64::new(0),
+            caches_boundary: interval_ns.get() >= CACHE_MIN_INTERVAL_NS,
+            taken: Taken::new(),
             counters: Counters::new(),
         })
     }
@@ -274,8 +309,17 @@ crate::clock::with_default! {
         base: C::Instant,
         max: u32,
         initial: u32,
-        refill: u32,
-        interval_ns: u64,
+        refill: Divisor,
+        /// The interval in ns.
+        interval: Divisor,
+        /// The last boundary whose supply the narrow word's `u64`
+        /// arithmetic takes (below 2^62).
+        narrow_k_max: u64,
+        /// A boundary a check found current (at most `narrow_k_max`).
+        boundary: AtomicU64,
+        /// Whether checks write `boundary` (intervals of a microsecond or
+        /// more: shorter ones would write it on most checks).
+        caches_boundary: bool,
         /// Tokens handed out, as a position on the supply axis.
         taken: Taken,
         counters: Counters,
@@ -287,68 +331,137 @@ impl<C: Clock> fmt::Debug for TokenBucket<C> {
         f.debug_struct("TokenBucket")
             .field("available", &self.available())
             .field("max", &self.max)
-            .field("refill", &self.refill)
+            .field("refill", &self.refill())
             .field("interval", &self.interval())
             .finish()
     }
 }
 
-/// `taken` below this fits the 8-byte word.
-const NARROW_MAX: u128 = 1 << 62;
+/// Narrow `taken` values stay below this (2^62), so adding a request's
+/// `u32` never overflows and never reaches [`MOVED`].
+const NARROW_MAX: u64 = 1 << 62;
 
-/// The `taken` word: 8 bytes where the bucket's supply allows (see the
-/// module docs).
+/// Checks cache the current boundary for intervals of at least this (ns).
+const CACHE_MIN_INTERVAL_NS: u64 = 1_000;
+
+/// The narrow word's value once the bucket has moved to the wide word.
+const MOVED: u64 = u64::MAX;
+
+/// The `taken` word: 8 bytes until it moves to 16 (see the module docs).
 #[derive(Debug)]
-enum Taken {
-    Narrow(AtomicU64),
-    Wide(AtomicU128),
+struct Taken {
+    /// `taken` while below [`NARROW_MAX`]; [`MOVED`] after the move.
+    narrow: AtomicU64,
+    /// `taken` after the move; unused before.
+    wide: AtomicU128,
+    /// Held by the thread moving the word.
+    movers: Mutex<()>,
+}
+
+/// One reading of `taken`: its value and the word it came from.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    taken: u128,
+    narrow: bool,
 }
 
 impl Taken {
-    fn new(initial: u32, refill: u32, interval_ns: u64) -> Taken {
-        // The supply at the last boundary the clock can name.
-        let last = u128::from(initial) + u128::from(refill) * u128::from(u64::MAX / interval_ns);
-        if last < NARROW_MAX {
-            Taken::Narrow(AtomicU64::new(0))
-        } else {
-            Taken::Wide(AtomicU128::new(0))
+    fn new() -> Taken {
+        Taken {
+            narrow: AtomicU64::new(0),
+            wide: AtomicU128::new(0),
+            movers: Mutex::new(()),
         }
     }
 
-    #[inline(always)]
-    fn load(&self, order: Ordering) -> u128 {
-        match self {
-            Taken::Narrow(word) => u128::from(word.load(order)),
-            Taken::Wide(word) => word.load(order),
+    /// The current `taken` (Acquire: after every take before this read).
+    fn load(&self) -> Seen {
+        match self.narrow.load(Ordering::Acquire) {
+            // Acquire above: the wide word written before `MOVED`.
+            MOVED => Seen {
+                taken: self.wide.load(Ordering::Acquire),
+                narrow: false,
+            },
+            taken => Seen {
+                taken: u128::from(taken),
+                narrow: true,
+            },
         }
     }
 
-    /// Whether `taken` can hold `value`.
-    #[inline(always)]
-    fn holds(&self, value: u128) -> bool {
-        matches!(self, Taken::Wide(_)) || value < NARROW_MAX
-    }
-
-    /// `compare_exchange` (AcqRel / Acquire) to `new`, which the word holds.
-    #[inline(always)]
-    fn compare_exchange(&self, current: u128, new: u128) -> Result<(), u128> {
+    /// Replaces `seen` by `new`, or returns a fresh reading if `taken`
+    /// changed. A narrow word that cannot hold `new` moves first (and the
+    /// fresh reading is the wide word's).
+    fn replace(&self, seen: Seen, new: u128) -> Result<(), Seen> {
         // AcqRel: orders this take after every earlier one (Acquire) and
         // before every later one (Release).
-        match self {
-            // Both below 2^62: `current` was read from this word, `new`
-            // passed `holds`.
-            Taken::Narrow(word) => word
-                .compare_exchange(
-                    current as u64,
-                    new as u64,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
+        if !seen.narrow {
+            return self
+                .wide
+                .compare_exchange(seen.taken, new, Ordering::AcqRel, Ordering::Acquire)
                 .map(drop)
-                .map_err(u128::from),
-            Taken::Wide(word) => word
-                .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
-                .map(drop),
+                .map_err(|taken| Seen {
+                    taken,
+                    narrow: false,
+                });
+        }
+        if new >= u128::from(NARROW_MAX) {
+            self.widen();
+            return Err(self.load());
+        }
+        // `seen.taken` was read from the narrow word: both fit.
+        match self.narrow.compare_exchange(
+            seen.taken as u64,
+            new as u64,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.load()),
+        }
+    }
+
+    /// Moves `taken` to the wide word for good (see the module docs); a
+    /// no-op once moved.
+    #[cold]
+    #[inline(never)]
+    fn widen(&self) {
+        let _movers = self.movers.lock();
+        let mut taken = self.narrow.load(Ordering::Acquire);
+        while taken != MOVED {
+            // Nothing else writes the wide word before `MOVED` is in the
+            // narrow one, and other movers wait for the lock.
+            self.wide.store(u128::from(taken), Ordering::Relaxed);
+            // AcqRel: Release publishes the wide word to every reader of
+            // `MOVED`; Acquire sees every take made before.
+            match self
+                .narrow
+                .compare_exchange(taken, MOVED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => taken = actual,
+            }
+        }
+    }
+}
+
+/// A refused [`TokenBucket::check_n`]: when the tokens are available and
+/// when it was decided (ns since creation). A refusal is never covered
+/// before boundary 1, so `at_ns` is never 0, and `Result<(), Refused>` fits
+/// two registers.
+#[derive(Clone, Copy, Debug)]
+struct Refused {
+    at_ns: NonZeroU64,
+    now: u64,
+}
+
+impl Refused {
+    #[inline(always)]
+    fn new(at_ns: u64, now: u64) -> Refused {
+        Refused {
+            // Never 0 (see above).
+            at_ns: NonZeroU64::new(at_ns).unwrap_or(NonZeroU64::MAX),
+            now,
         }
     }
 }
@@ -383,19 +496,23 @@ impl TokenBucket<SystemClock> {
 
 impl<C: Clock> TokenBucket<C> {
     fn supply(&self, k: u128) -> u128 {
-        self.initial as u128 + self.refill as u128 * k
+        u128::from(self.initial) + u128::from(self.refill.get()) * k
     }
 
     fn now_ns(&self) -> u64 {
         self.clock.nanos_since(self.base)
     }
 
-    fn boundary(&self, now_ns: u64) -> u128 {
-        (now_ns / self.interval_ns) as u128
+    /// The last boundary at or before `now_ns`.
+    #[inline(always)]
+    fn boundary(&self, now_ns: u64) -> u64 {
+        self.interval.div(now_ns)
     }
 
+    /// When boundary `k` comes, in ns since creation (saturating).
+    #[inline(always)]
     fn ns_of_boundary(&self, k: u128) -> u64 {
-        u64::try_from(k.saturating_mul(self.interval_ns as u128)).unwrap_or(u64::MAX)
+        u64::try_from(k.saturating_mul(u128::from(self.interval.get()))).unwrap_or(u64::MAX)
     }
 
     fn instant_at(&self, ns: u64) -> C::Instant {
@@ -418,11 +535,11 @@ impl<C: Clock> TokenBucket<C> {
 
     /// The first boundary, at or after the take's, whose supply covers it.
     fn ready_k(&self, take: Take) -> u128 {
-        let owed = take.taken.saturating_sub(self.initial as u128);
-        // A 64-bit division where it fits (always on the 8-byte word).
+        let owed = take.taken.saturating_sub(u128::from(self.initial));
+        // Without dividing where it fits (always on the 8-byte word).
         let k = match u64::try_from(owed) {
-            Ok(owed) => u128::from(owed.div_ceil(u64::from(self.refill))),
-            Err(_) => owed.div_ceil(self.refill as u128),
+            Ok(owed) => u128::from(self.refill.div_ceil(owed)),
+            Err(_) => owed.div_ceil(u128::from(self.refill.get())),
         };
         k.max(take.k)
     }
@@ -475,10 +592,9 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn remaining(&self) -> u32 {
-        let k = self.boundary(self.now_ns());
-        let floor = self.supply(k).saturating_sub(self.max as u128);
-        // Acquire: see every take before this read.
-        let taken = self.taken.load(Ordering::Acquire).max(floor);
+        let k = u128::from(self.boundary(self.now_ns()));
+        let floor = self.supply(k).saturating_sub(u128::from(self.max));
+        let taken = self.taken.load().taken.max(floor);
         // At most `max`: `taken` is at least `supply - max`.
         self.supply(k).saturating_sub(taken) as u32
     }
@@ -531,12 +647,11 @@ impl<C: Clock> TokenBucket<C> {
     /// ```
     pub fn until_full(&self) -> Duration {
         let now = self.now_ns();
-        // Acquire: see every take before this read.
-        let taken = self.taken.load(Ordering::Acquire);
+        let taken = self.taken.load().taken;
         // Full at the first boundary `k` with `supply(k) >= taken + max`.
-        let full_k = (taken + self.max as u128)
-            .saturating_sub(self.initial as u128)
-            .div_ceil(self.refill as u128);
+        let full_k = (taken + u128::from(self.max))
+            .saturating_sub(u128::from(self.initial))
+            .div_ceil(u128::from(self.refill.get()));
         Duration::from_nanos(self.ns_of_boundary(full_k).saturating_sub(now))
     }
 
@@ -563,7 +678,8 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn refill(&self) -> u32 {
-        self.refill
+        // Made from a `u32`.
+        self.refill.get() as u32
     }
 
     /// Time between refills.
@@ -578,7 +694,7 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn interval(&self) -> Duration {
-        Duration::from_nanos(self.interval_ns)
+        Duration::from_nanos(self.interval.get())
     }
 
     /// Takes one token now, or says when one is available.
@@ -598,11 +714,10 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
-        match self.check_n(1) {
-            Ok(()) => Ok(()),
-            Err(RateLimitError::NotUntil(not_until)) => Err(not_until),
-            Err(_) => unreachable!("max is at least 1"),
-        }
+        // One token is never more than `max` (at least 1): a refusal is
+        // always a `NotUntil`, built here in place.
+        self.take_now(1, true)
+            .map_err(|r| NotUntil::at_ns(self.base, r.at_ns.get(), r.now))
     }
 
     /// Takes `n` tokens now, or none. Lock-free.
@@ -631,29 +746,110 @@ impl<C: Clock> TokenBucket<C> {
     /// `count_refusal` (`acquire_within`'s refused check may go on to wait).
     #[inline]
     fn admit_n(&self, n: u32, count_refusal: bool) -> Result<(), RateLimitError<C::Instant>> {
-        if let Some(e) = self.capacity_error(n) {
-            if count_refusal {
-                self.counters.deny();
-            }
-            return Err(e.into());
-        }
+        self.take_now(n, count_refusal)
+            .map_err(|r| match self.capacity_error(n) {
+                Some(e) => e.into(),
+                None => NotUntil::at_ns(self.base, r.at_ns.get(), r.now).into(),
+            })
+    }
+
+    /// Takes `n` tokens now, or says when the boundary that covers them
+    /// comes (for `n > max`, a boundary that never does); a refusal is
+    /// counted if `count_refusal`.
+    #[inline(always)]
+    fn take_now(&self, n: u32, count_refusal: bool) -> Result<(), Refused> {
         let now = self.now_ns();
-        let k = self.boundary(now);
-        let mut taken = self.taken.load(Ordering::Acquire);
+        // The boundary an earlier check saw (see the module docs): while it
+        // is current, `k` and the supply need nothing from the clock.
+        let interval = self.interval.get();
+        let mut k = self.boundary.load(Ordering::Relaxed);
+        // Boundary `k` came at `start` ns. (Wrapping: a cached boundary
+        // never lies after `now` on a monotonic clock, and one that did
+        // would fail the test below.)
+        let mut start = k.wrapping_mul(interval);
+        if now.wrapping_sub(start) >= interval {
+            let since_k;
+            (k, since_k) = self.interval.div_rem(now);
+            if k > self.narrow_k_max {
+                return self.take_now_wide(now, n, count_refusal);
+            }
+            start = now - since_k;
+            if self.caches_boundary {
+                self.boundary.store(k, Ordering::Relaxed);
+            }
+        }
+        // Below 2^62 (`k <= narrow_k_max`: the cache holds no other).
+        let supply = u64::from(self.initial) + self.refill.get() * k;
+        let floor = supply.saturating_sub(u64::from(self.max));
+        let mut taken = self.taken.narrow.load(Ordering::Acquire);
+        loop {
+            if taken == MOVED {
+                return self.take_now_wide(now, n, count_refusal);
+            }
+            // No overflow: `taken < 2^62`.
+            let new = taken.max(floor) + u64::from(n);
+            // `new <= supply` without waiting for `new`: for `n <= max`,
+            // `floor + n <= supply` whenever `taken + n` is; for `n > max`
+            // never (`new >= floor + n > supply`).
+            if taken + u64::from(n) > supply || n > self.max {
+                if count_refusal {
+                    self.counters.deny();
+                }
+                // The next refill covers the shortfall (a check's usual
+                // case), or the one `ceil(short / refill)` boundaries on.
+                let short = new - supply;
+                let wait_ns = if short <= self.refill.get() {
+                    self.interval.get_nonzero()
+                } else {
+                    let wait_k = self.refill.div_ceil(short);
+                    NonZeroU64::new(wait_k.saturating_mul(self.interval.get()))
+                        .unwrap_or(NonZeroU64::MAX)
+                };
+                return Err(Refused {
+                    at_ns: wait_ns.saturating_add(start),
+                    now,
+                });
+            }
+            // AcqRel: orders this take after every earlier one (Acquire)
+            // and before every later one (Release). `new <= supply < 2^62`.
+            match self.taken.narrow.compare_exchange_weak(
+                taken,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.counters.admit();
+                    return Ok(());
+                }
+                Err(actual) => taken = actual,
+            }
+        }
+    }
+
+    /// [`take_now`](Self::take_now) on the wide word, moving there first.
+    #[cold]
+    #[inline(never)]
+    fn take_now_wide(&self, now: u64, n: u32, count_refusal: bool) -> Result<(), Refused> {
+        self.taken.widen();
+        let k = u128::from(self.boundary(now));
+        let mut taken = self.taken.wide.load(Ordering::Acquire);
         loop {
             let take = self.take(taken, k, n);
             if !self.covered(take) {
                 if count_refusal {
                     self.counters.deny();
                 }
-                let at = self.ns_of_boundary(self.ready_k(take));
-                return Err(RateLimitError::NotUntil(NotUntil::at_ns(
-                    self.base, at, now,
-                )));
+                return Err(Refused::new(self.ns_of_boundary(self.ready_k(take)), now));
             }
-            // Covered: `take.taken <= supply(k)`, which the word holds.
-            match self.taken.compare_exchange(taken, take.taken) {
-                Ok(()) => {
+            // AcqRel: as in `take_now`.
+            match self.taken.wide.compare_exchange(
+                taken,
+                take.taken,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
                     self.counters.admit();
                     return Ok(());
                 }
@@ -668,18 +864,13 @@ impl<C: Clock> TokenBucket<C> {
         if let Some(e) = self.capacity_error(n) {
             return Err(e);
         }
-        let k = self.boundary(self.now_ns());
-        let mut taken = self.taken.load(Ordering::Acquire);
+        let k = u128::from(self.boundary(self.now_ns()));
+        let mut seen = self.taken.load();
         loop {
-            let take = self.take(taken, k, n);
-            if !self.taken.holds(take.taken) {
-                // Beyond the clock's range (see the module docs): timed at
-                // its end; `u128::MAX` is no `taken`, so it refunds nothing.
-                return Ok((u128::MAX, u64::MAX));
-            }
-            match self.taken.compare_exchange(taken, take.taken) {
+            let take = self.take(seen.taken, k, n);
+            match self.taken.replace(seen, take.taken) {
                 Ok(()) => return Ok((take.taken, self.ns_of_boundary(self.ready_k(take)))),
-                Err(actual) => taken = actual,
+                Err(fresh) => seen = fresh,
             }
         }
     }
@@ -690,11 +881,14 @@ impl<C: Clock> TokenBucket<C> {
         if ready_ns <= self.now_ns() {
             return;
         }
-        // Fails (and refunds nothing) if anyone took tokens after us, or if
-        // the reservation was beyond the clock's range (`end` is then no
-        // `taken`).
-        if self.taken.holds(end) {
-            let _ = self.taken.compare_exchange(end, end - n as u128);
+        // Gives up (refunding nothing) once anyone took tokens after us; a
+        // move of the word alone retries on the wide one.
+        let mut seen = self.taken.load();
+        while seen.taken == end {
+            match self.taken.replace(seen, end - u128::from(n)) {
+                Ok(()) => return,
+                Err(fresh) => seen = fresh,
+            }
         }
     }
 
