@@ -204,4 +204,35 @@ mod models {
             assert!(limiter.try_acquire().is_err(), "a fourth cell was admitted");
         });
     }
+
+    /// A limiter without a quota: an idle request races a `pause_for`; one
+    /// that starts after the pause returned is admitted no earlier than its
+    /// end (its lock-free path must see the pause).
+    #[test]
+    fn a_request_after_a_pause_on_a_limiter_without_quota_waits_for_its_end() {
+        loom::model(|| {
+            let clock = ManualClock::new();
+            let limiter = LimiterBuilder::with_clock(clock.clone())
+                .concurrency(2)
+                .build()
+                .unwrap();
+            let paused = Arc::new(AtomicUsize::new(0));
+            let (l2, c2, p2) = (limiter.clone(), clock.clone(), paused.clone());
+            let request = thread::spawn(move || {
+                let after_pause = p2.load(Ordering::SeqCst) == 1;
+                drop(block_on(l2.acquire()).unwrap());
+                (after_pause, c2.now().as_nanos())
+            });
+            limiter.pause_for(Duration::from_secs(2));
+            paused.store(1, Ordering::SeqCst);
+            for _ in 0..3 {
+                clock.advance(Duration::from_secs(1));
+            }
+            let (after_pause, admitted_at) = request.join().unwrap();
+            assert!(
+                !after_pause || admitted_at >= 2_000_000_000,
+                "admitted at {admitted_at} ns, after the pause began"
+            );
+        });
+    }
 }

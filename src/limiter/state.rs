@@ -45,7 +45,9 @@
 //! [`RateLimiter`](crate::RateLimiter)'s 8-byte word ([`Narrow`]), that
 //! admission takes no lock: the quota's `tat` then lives in the [`Fast`]
 //! word, and the idle path is one compare-and-swap on it, made only while
-//! the gate is idle. Everything that takes the rates' lock (a head of the
+//! the gate is idle. Without any quota, window or source the word holds
+//! no `tat` and the idle path only reads it (no pause is in force while it
+//! is in use). Everything that takes the rates' lock (a head of the
 //! rate queue, a pause, `try_*`, a key under a global limiter) first moves
 //! the `tat` from the word into the locked state and leaves the word
 //! [`SLOW`], after which idle requests take the lock as well. The word
@@ -129,9 +131,13 @@ impl<C: Clock> Inner<C> {
             head: None,
         };
         let fast = match (quotas.as_slice(), windows.is_empty(), sources.is_empty()) {
+            ([], true, true) => Some(Fast {
+                word: AtomicU64::new(0),
+                q: None,
+            }),
             ([quota], true, true) => Narrow::of(*quota).map(|q| Fast {
                 word: AtomicU64::new(0),
-                q,
+                q: Some(q),
             }),
             _ => None,
         };
@@ -694,9 +700,11 @@ const SLOW: u64 = u64::MAX;
 
 /// The single quota's `tat` outside the lock (see the module docs).
 struct Fast {
-    /// `tat` in the quota's narrow ticks, or [`SLOW`].
+    /// `tat` in the quota's narrow ticks (0 without a quota), or [`SLOW`].
     word: AtomicU64,
-    q: Narrow,
+    /// The quota; `None` for a limiter without one (the word then only
+    /// says that no pause is in force).
+    q: Option<Narrow>,
 }
 
 impl Fast {
@@ -705,7 +713,13 @@ impl Fast {
     /// lock decides (the `tat` is there, or `now` is beyond the word).
     #[inline(always)]
     fn try_admit(&self, gate: &Semaphore, n: u32, now: u64) -> Option<bool> {
-        let now_t = self.q.at(now)?;
+        let Some(q) = &self.q else {
+            // No quota: admitted if no pause is in force (the word is in
+            // use) and nobody is at the gate.
+            let word = self.word.load(Ordering::Acquire);
+            return (word != SLOW).then(|| gate.raw.is_idle());
+        };
+        let now_t = q.at(now)?;
         // Acquire: sees the admissions before it (paired with the CAS).
         let mut tat = self.word.load(Ordering::Acquire);
         loop {
@@ -715,7 +729,7 @@ impl Fast {
             if !gate.raw.is_idle() {
                 return Some(false);
             }
-            let Ok(new) = self.q.step(tat, now_t, n) else {
+            let Ok(new) = q.step(tat, now_t, n) else {
                 return Some(false);
             };
             // AcqRel: Release publishes this admission to the next CAS (and
@@ -742,7 +756,9 @@ impl Fast {
                 .compare_exchange(tat, SLOW, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    rates.tats[0].1 = u128::from(tat) * u128::from(self.q.scale());
+                    if let Some(q) = &self.q {
+                        rates.tats[0].1 = u128::from(tat) * u128::from(q.scale());
+                    }
                     return;
                 }
                 Err(actual) => tat = actual,
@@ -754,10 +770,15 @@ impl Fast {
     /// idle and no pause in force then): puts the `tat` back in the word,
     /// if it can hold `now`. Nothing CASes the word while it is [`SLOW`].
     fn move_in(&self, rates: &Rates, now: u64) {
-        if self.q.at(now).is_none() {
+        let Some(q) = &self.q else {
+            // Release: as below.
+            self.word.store(0, Ordering::Release);
+            return;
+        };
+        if q.at(now).is_none() {
             return;
         }
-        let scale = u128::from(self.q.scale());
+        let scale = u128::from(q.scale());
         let tat = rates.tats[0].1;
         // Every commit adds whole narrow ticks (`now` and `t` are), so
         // `tat` is a multiple of `scale`; it conformed at `now`, so it is at
