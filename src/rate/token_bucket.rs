@@ -53,7 +53,7 @@
 
 use core::fmt;
 use core::future::Future;
-use core::num::NonZeroU64;
+use core::num::{NonZeroU32, NonZeroU64};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
@@ -224,9 +224,9 @@ impl TokenBucketBuilder {
     /// ```
     pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<TokenBucket<C>, TokenBucketError> {
         let initial = self.initial.unwrap_or(self.max);
-        if self.max == 0 {
+        let Some(max) = NonZeroU32::new(self.max) else {
             return Err(TokenBucketError::ZeroMax);
-        }
+        };
         let Some(refill) = NonZeroU64::new(u64::from(self.refill)) else {
             return Err(TokenBucketError::ZeroRefill);
         };
@@ -255,7 +255,7 @@ impl TokenBucketBuilder {
         Ok(TokenBucket {
             clock,
             base,
-            max: self.max,
+            max,
             initial,
             refill: Divisor::new(refill),
             interval: Divisor::new(interval_ns),
@@ -307,7 +307,8 @@ crate::clock::with_default! {
     pub struct TokenBucket<C: Clock = SystemClock> {
         clock: C,
         base: C::Instant,
-        max: u32,
+        /// Never 0, so `check` never asks whether 1 exceeds it.
+        max: NonZeroU32,
         initial: u32,
         refill: Divisor,
         /// The interval in ns.
@@ -330,7 +331,7 @@ impl<C: Clock> fmt::Debug for TokenBucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
             .field("available", &self.available())
-            .field("max", &self.max)
+            .field("max", &self.max())
             .field("refill", &self.refill())
             .field("interval", &self.interval())
             .finish()
@@ -520,7 +521,7 @@ impl<C: Clock> TokenBucket<C> {
     }
 
     fn take(&self, taken: u128, k: u128, n: u32) -> Take {
-        let floor = self.supply(k).saturating_sub(self.max as u128);
+        let floor = self.supply(k).saturating_sub(u128::from(self.max.get()));
         Take {
             taken: taken.max(floor) + n as u128,
             k,
@@ -545,9 +546,9 @@ impl<C: Clock> TokenBucket<C> {
     }
 
     fn capacity_error(&self, n: u32) -> Option<InsufficientCapacity> {
-        (n > self.max).then_some(InsufficientCapacity {
+        (n > self.max.get()).then_some(InsufficientCapacity {
             requested: n,
-            burst: self.max,
+            burst: self.max.get(),
         })
     }
 
@@ -593,7 +594,7 @@ impl<C: Clock> TokenBucket<C> {
     /// ```
     pub fn remaining(&self) -> u32 {
         let k = u128::from(self.boundary(self.now_ns()));
-        let floor = self.supply(k).saturating_sub(u128::from(self.max));
+        let floor = self.supply(k).saturating_sub(u128::from(self.max.get()));
         let taken = self.taken.load().taken.max(floor);
         // At most `max`: `taken` is at least `supply - max`.
         self.supply(k).saturating_sub(taken) as u32
@@ -649,7 +650,7 @@ impl<C: Clock> TokenBucket<C> {
         let now = self.now_ns();
         let taken = self.taken.load().taken;
         // Full at the first boundary `k` with `supply(k) >= taken + max`.
-        let full_k = (taken + u128::from(self.max))
+        let full_k = (taken + u128::from(self.max.get()))
             .saturating_sub(u128::from(self.initial))
             .div_ceil(u128::from(self.refill.get()));
         Duration::from_nanos(self.ns_of_boundary(full_k).saturating_sub(now))
@@ -665,7 +666,7 @@ impl<C: Clock> TokenBucket<C> {
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
     pub fn max(&self) -> u32 {
-        self.max
+        self.max.get()
     }
 
     /// Tokens added per interval.
@@ -713,6 +714,7 @@ impl<C: Clock> TokenBucket<C> {
     /// assert!(bucket.check().is_err());
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
+    #[inline]
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
         // One token is never more than `max` (at least 1): a refusal is
         // always a `NotUntil`, built here in place.
@@ -738,6 +740,7 @@ impl<C: Clock> TokenBucket<C> {
     /// assert!(matches!(bucket.check_n(6), Err(RateLimitError::InsufficientCapacity { .. })));
     /// # Ok::<(), limiters::TokenBucketError>(())
     /// ```
+    #[inline]
     pub fn check_n(&self, n: u32) -> Result<(), RateLimitError<C::Instant>> {
         self.admit_n(n, true)
     }
@@ -780,7 +783,7 @@ impl<C: Clock> TokenBucket<C> {
         }
         // Below 2^62 (`k <= narrow_k_max`: the cache holds no other).
         let supply = u64::from(self.initial) + self.refill.get() * k;
-        let floor = supply.saturating_sub(u64::from(self.max));
+        let floor = supply.saturating_sub(u64::from(self.max.get()));
         let mut taken = self.taken.narrow.load(Ordering::Acquire);
         loop {
             if taken == MOVED {
@@ -791,7 +794,7 @@ impl<C: Clock> TokenBucket<C> {
             // `new <= supply` without waiting for `new`: for `n <= max`,
             // `floor + n <= supply` whenever `taken + n` is; for `n > max`
             // never (`new >= floor + n > supply`).
-            if taken + u64::from(n) > supply || n > self.max {
+            if taken + u64::from(n) > supply || n > self.max.get() {
                 if count_refusal {
                     self.counters.deny();
                 }
