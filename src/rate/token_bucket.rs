@@ -836,27 +836,21 @@ impl<C: Clock> TokenBucket<C> {
     fn take_now_wide(&self, now: u64, n: u32, count_refusal: bool) -> Result<(), Refused> {
         self.taken.widen();
         let k = u128::from(self.boundary(now));
-        let mut taken = self.taken.wide.load(Ordering::Acquire);
+        let mut seen = self.taken.load();
         loop {
-            let take = self.take(taken, k, n);
+            let take = self.take(seen.taken, k, n);
             if !self.covered(take) {
                 if count_refusal {
                     self.counters.deny();
                 }
                 return Err(Refused::new(self.ns_of_boundary(self.ready_k(take)), now));
             }
-            // AcqRel: as in `take_now`.
-            match self.taken.wide.compare_exchange(
-                taken,
-                take.taken,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
+            match self.taken.replace(seen, take.taken) {
+                Ok(()) => {
                     self.counters.admit();
                     return Ok(());
                 }
-                Err(actual) => taken = actual,
+                Err(fresh) => seen = fresh,
             }
         }
     }
