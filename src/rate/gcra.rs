@@ -29,6 +29,7 @@
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
+use core::num::NonZeroU64;
 use core::time::Duration;
 
 use crate::clock::{nanos, Clock, ClockInstant};
@@ -239,11 +240,31 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     #[inline]
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
-        match self.check_n(1) {
-            Ok(()) => Ok(()),
-            Err(RateLimitError::NotUntil(not_until)) => Err(not_until),
-            Err(RateLimitError::InsufficientCapacity { .. }) => {
-                unreachable!("a burst is at least 1 cell")
+        // One cell is never more than the burst (at least 1): a refusal is
+        // always a `NotUntil`, built here from two registers.
+        self.check_one()
+            .map_err(|(earliest_ns, now)| self.not_until(earliest_ns.get(), now))
+    }
+
+    /// [`check`](Self::check) up to its error: on a refusal, the instant
+    /// (ns, never 0: it is after `now`) and `now`. Two words, so the result
+    /// comes back in registers, not through memory.
+    #[inline(always)]
+    fn check_one(&self) -> Result<(), (NonZeroU64, u64)> {
+        let now = self.now_ns();
+        match self.state.check_n(now, 1) {
+            Ok(()) => {
+                self.counters().admit();
+                Ok(())
+            }
+            Err(refusal) => {
+                self.counters().deny();
+                let earliest_ns = match refusal {
+                    Refusal::Until(earliest_ns) => earliest_ns,
+                    Refusal::TooLarge(_) => unreachable!("a burst is at least 1 cell"),
+                };
+                // A refusal's instant is after `now`, so never 0.
+                Err((NonZeroU64::new(earliest_ns).unwrap_or(NonZeroU64::MAX), now))
             }
         }
     }
