@@ -79,6 +79,7 @@ impl Divisor {
 #[cfg(test)]
 mod tests {
     use super::Divisor;
+    use alloc::vec;
     use core::num::NonZeroU64;
 
     fn check(d: u64, n: u64) {
