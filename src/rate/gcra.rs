@@ -29,7 +29,6 @@
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
-use core::num::NonZeroU64;
 use core::time::Duration;
 
 use crate::clock::{nanos, Clock, ClockInstant};
@@ -240,33 +239,13 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     #[inline]
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
-        // One cell is never more than the burst (at least 1): a refusal is
-        // always a `NotUntil`, built here from two registers.
-        self.check_one()
-            .map_err(|(earliest_ns, now)| self.not_until(earliest_ns.get(), now))
-    }
-
-    /// [`check`](Self::check) up to its error: on a refusal, the instant
-    /// (ns, never 0: it is after `now`) and `now`. Two words, so the result
-    /// comes back in registers, not through memory.
-    #[inline(always)]
-    fn check_one(&self) -> Result<(), (NonZeroU64, u64)> {
-        let now = self.now_ns();
-        match self.state.check_n(now, 1) {
-            Ok(()) => {
-                self.counters().admit();
-                Ok(())
-            }
-            Err(refusal) => {
-                self.counters().deny();
-                let earliest_ns = match refusal {
-                    Refusal::Until(earliest_ns) => earliest_ns,
-                    Refusal::TooLarge(_) => unreachable!("a burst is at least 1 cell"),
-                };
-                // A refusal's instant is after `now`, so never 0.
-                Err((NonZeroU64::new(earliest_ns).unwrap_or(NonZeroU64::MAX), now))
-            }
-        }
+        // Built here rather than through `check_n`'s `RateLimitError`, which
+        // cost the error's match and a copy on every denial.
+        self.decide(1, true)
+            .map_err(|(refusal, now)| match refusal {
+                Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now),
+                Refusal::TooLarge(_) => unreachable!("a burst is at least 1 cell"),
+            })
     }
 
     /// Admits `n` cells at once, or none.
@@ -303,24 +282,34 @@ impl<C: Clock> RateLimiter<C> {
         n: u32,
         count_refusal: bool,
     ) -> Result<(), RateLimitError<C::Instant>> {
+        self.decide(n, count_refusal)
+            .map_err(|(refusal, now)| match refusal {
+                Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
+                Refusal::TooLarge(burst) => RateLimitError::InsufficientCapacity {
+                    requested: n,
+                    burst,
+                },
+            })
+    }
+
+    /// Admits `n` cells now, counting the outcome in `stats` (a refusal
+    /// only if `count_refusal`); a refusal comes with the `now` it was
+    /// decided at. Always inlined, so each front builds its own error.
+    #[inline(always)]
+    fn decide(&self, n: u32, count_refusal: bool) -> Result<(), (Refusal, u64)> {
         let now = self.now_ns();
-        let refusal = match self.state.check_n(now, n) {
+        match self.state.check_n(now, n) {
             Ok(()) => {
                 self.counters().admit();
-                return Ok(());
+                Ok(())
             }
-            Err(refusal) => refusal,
-        };
-        if count_refusal {
-            self.counters().deny();
+            Err(refusal) => {
+                if count_refusal {
+                    self.counters().deny();
+                }
+                Err((refusal, now))
+            }
         }
-        Err(match refusal {
-            Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
-            Refusal::TooLarge(burst) => RateLimitError::InsufficientCapacity {
-                requested: n,
-                burst,
-            },
-        })
     }
 
     /// Waits for one cell, but not past `timeout` from now (on the

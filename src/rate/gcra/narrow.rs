@@ -103,7 +103,7 @@ impl Narrow {
     }
 
     /// The same quota in the wide state's ticks.
-    pub(crate) fn ticks(&self) -> Ticks {
+    fn ticks(&self) -> Ticks {
         let scale = u128::from(self.scale);
         Ticks {
             t: u128::from(self.t) * scale,
