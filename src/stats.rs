@@ -11,7 +11,10 @@
 //! thread to count on a primitive becomes its owner and adds with a plain
 //! load and store to a slot only it writes (exact: one writer); every other
 //! thread adds with a relaxed `fetch_add` to a shared slot. Thread ids are
-//! never reused, so no second thread ever writes the owner's slot. Without
+//! never reused, so no second thread ever writes the owner's slot. A
+//! `RateLimiter` check counts its admission just before the CAS that makes
+//! it, so the count's store leaves with that locked write, and takes it
+//! back ([`Counters::unadmit`]) if a retry ends in a refusal. Without
 //! `std` (no thread-local ids) and under loom every count is shared. A
 //! snapshot reads each figure once, so figures read while other threads
 //! admit may be from slightly different instants.
@@ -79,6 +82,22 @@ impl Counters {
     #[inline(always)]
     pub(crate) fn admit(&self) {
         self.add(&self.admitted_owned, &self.admitted);
+    }
+
+    /// Takes back an [`admit`](Self::admit) of this thread's whose
+    /// admission did not happen after all (a lock-free check counts just
+    /// before its CAS; see `rate::gcra::narrow`).
+    #[cold]
+    pub(crate) fn unadmit(&self) {
+        // The same slot `admit` chose: the owner never changes once set,
+        // and this thread either was it or could not become it.
+        let me = thread_id();
+        if me != 0 && self.owner.load(Ordering::Relaxed) == me {
+            let owned = &self.admitted_owned;
+            owned.store(owned.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        } else {
+            self.admitted.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// One request refused (a failed `try_*` / `check`, or a deadline).

@@ -241,11 +241,10 @@ impl<C: Clock> RateLimiter<C> {
     pub fn check(&self) -> Result<(), NotUntil<C::Instant>> {
         // Built here rather than through `check_n`'s `RateLimitError`, which
         // cost the error's match and a copy on every denial.
-        self.decide(1, true)
-            .map_err(|(refusal, now)| match refusal {
-                Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now),
-                Refusal::TooLarge(_) => unreachable!("a burst is at least 1 cell"),
-            })
+        self.decide(1, true, |refusal, now| match refusal {
+            Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now),
+            Refusal::TooLarge(_) => unreachable!("a burst is at least 1 cell"),
+        })
     }
 
     /// Admits `n` cells at once, or none.
@@ -282,34 +281,51 @@ impl<C: Clock> RateLimiter<C> {
         n: u32,
         count_refusal: bool,
     ) -> Result<(), RateLimitError<C::Instant>> {
-        self.decide(n, count_refusal)
-            .map_err(|(refusal, now)| match refusal {
-                Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
-                Refusal::TooLarge(burst) => RateLimitError::InsufficientCapacity {
-                    requested: n,
-                    burst,
-                },
-            })
+        self.decide(n, count_refusal, |refusal, now| match refusal {
+            Refusal::Until(earliest_ns) => self.not_until(earliest_ns, now).into(),
+            Refusal::TooLarge(burst) => RateLimitError::InsufficientCapacity {
+                requested: n,
+                // A burst is a `u32` (see `Refusal`).
+                burst: burst as u32,
+            },
+        })
     }
 
     /// Admits `n` cells now, counting the outcome in `stats` (a refusal
-    /// only if `count_refusal`); a refusal comes with the `now` it was
-    /// decided at. Always inlined, so each front builds its own error.
+    /// only if `count_refusal`); a refusal becomes the caller's error
+    /// through `error(refusal, now)`. Always inlined, so each front builds
+    /// its own error from a decision kept in registers (the wide state's,
+    /// made out of line by [`decide_wide`](Self::decide_wide), comes back
+    /// in two of them).
     #[inline(always)]
-    fn decide(&self, n: u32, count_refusal: bool) -> Result<(), (Refusal, u64)> {
+    fn decide<E>(
+        &self,
+        n: u32,
+        count_refusal: bool,
+        error: impl FnOnce(Refusal, u64) -> E,
+    ) -> Result<(), E> {
         let now = self.now_ns();
-        match self.state.check_n(now, n) {
-            Ok(()) => {
-                self.counters().admit();
-                Ok(())
+        // The narrow path counts its admission itself (before its CAS).
+        let decision = match self.state.check_narrow(now, n) {
+            Some(decision) => decision,
+            None => self.decide_wide(now, n),
+        };
+        decision.map_err(|refusal| {
+            if count_refusal {
+                self.counters().deny();
             }
-            Err(refusal) => {
-                if count_refusal {
-                    self.counters().deny();
-                }
-                Err((refusal, now))
-            }
+            error(refusal, now)
+        })
+    }
+
+    /// [`decide`](Self::decide) on the wide state, counting an admission.
+    #[inline(never)]
+    fn decide_wide(&self, now: u64, n: u32) -> Result<(), Refusal> {
+        let decision = self.state.check_wide(now, n);
+        if decision.is_ok() {
+            self.counters().admit();
         }
+        decision
     }
 
     /// Waits for one cell, but not past `timeout` from now (on the

@@ -78,11 +78,12 @@ pub(crate) struct Narrow {
     t: u64,
     /// Burst tolerance, ticks (`burst * t`).
     tau: u64,
+    /// The latest `now` (ns) the word can hold: `NARROW_MAX / c`.
+    now_max: u64,
     /// Ticks per ns.
     c: u32,
     /// Wide ticks per narrow tick (`cells / c`).
     scale: u32,
-    burst: u32,
 }
 
 impl Narrow {
@@ -96,9 +97,9 @@ impl Narrow {
         (tau <= NARROW_TAU_MAX).then_some(Narrow {
             t,
             tau,
+            now_max: NARROW_MAX / u64::from(c),
             c,
             scale: (g as u32),
-            burst: quota.burst(),
         })
     }
 
@@ -109,8 +110,24 @@ impl Narrow {
             t: u128::from(self.t) * scale,
             cells: u128::from(self.c) * scale,
             tau: u128::from(self.tau) * scale,
-            burst: self.burst,
+            burst: self.burst(),
         }
+    }
+
+    /// The burst (cells): `tau / t` exactly. Not stored, which keeps
+    /// [`RateLimiter`](super::RateLimiter) at 64 bytes.
+    fn burst(&self) -> u32 {
+        // `tau = burst * t` with a `u32` burst.
+        (self.tau / self.t) as u32
+    }
+
+    /// Whether `n` cells exceed the burst: `n * t > tau` (`tau = burst *
+    /// t`), so no division. For one cell it is `t > tau`.
+    #[inline(always)]
+    fn exceeds_burst(&self, n: u32) -> bool {
+        u64::from(n)
+            .checked_mul(self.t)
+            .is_none_or(|ticks| ticks > self.tau)
     }
 
     /// Wide ticks per narrow tick.
@@ -121,8 +138,9 @@ impl Narrow {
     /// `now` in narrow ticks, if the word can hold it.
     #[inline(always)]
     pub(crate) fn at(&self, now: u64) -> Option<u64> {
-        now.checked_mul(u64::from(self.c))
-            .filter(|&ticks| ticks <= NARROW_MAX)
+        // `now <= NARROW_MAX / c` exactly when `now * c <= NARROW_MAX`: one
+        // comparison instead of an overflow test and a range test.
+        (now <= self.now_max).then(|| now * u64::from(self.c))
     }
 
     /// `n` cells (at most the burst) at `now_t` (from [`at`](Self::at))
@@ -139,6 +157,13 @@ impl Narrow {
         } else {
             Ok(new)
         }
+    }
+
+    /// The refusal at `now` of cells that overrun the tolerance by `over`
+    /// ticks.
+    #[inline(always)]
+    fn refusal(&self, now: u64, over: u64) -> Refusal {
+        Refusal::Until(now.saturating_add(self.wait_ns(over)))
     }
 
     /// The ns to wait for an overrun of `over` ticks to be gone.
@@ -178,9 +203,9 @@ impl State {
             narrow: narrow.unwrap_or(Narrow {
                 t: 1,
                 tau: 1,
+                now_max: 0,
                 c: 1,
                 scale: 1,
-                burst: 1,
             }),
             cold: Box::new(Cold {
                 wide: Wide::new(quota),
@@ -189,39 +214,83 @@ impl State {
         }
     }
 
-    /// Admits `n` cells at `now`, lock-free, or says why not.
+    /// Admits `n` cells at `now`, lock-free, or says why not; `None` when
+    /// the narrow word cannot decide (it is wide, or cannot hold `now`):
+    /// then [`check_wide`](Self::check_wide) decides. Apart so that a
+    /// caller keeps the narrow decision in registers and calls the wide
+    /// path out of line with its own result.
+    ///
+    /// Counts an admission in `stats` itself, just before the CAS that
+    /// makes it: the counter's store then leaves with the CAS's locked
+    /// write instead of after it (the next check's CAS would wait for it).
+    /// A lost CAS retries out of line ([`retry_narrow`](Self::retry_narrow)),
+    /// which takes the count back if the retry ends in anything but an
+    /// admission. Refusals are the caller's to count.
     #[inline(always)]
-    pub(crate) fn check_n(&self, now: u64, n: u32) -> Result<(), Refusal> {
+    pub(crate) fn check_narrow(&self, now: u64, n: u32) -> Option<Result<(), Refusal>> {
         let q = self.narrow;
-        let mut tat = self.word.load(Ordering::Acquire);
-        loop {
-            let Some(now_t) = q.at(now).filter(|_| tat != WIDE) else {
-                return self.check_wide(now, n);
-            };
-            if n > q.burst {
-                return Err(Refusal::TooLarge(q.burst));
-            }
-            let new = match q.step(tat, now_t, n) {
-                Ok(new) => new,
-                Err(over) => return Err(Refusal::Until(now.saturating_add(q.wait_ns(over)))),
-            };
-            // AcqRel: Release publishes this admission to the next CAS;
-            // Acquire sees the ones before it. (`new <= now_t + tau`, in
-            // range.)
-            match self
-                .word
-                .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => tat = actual,
+        let now_t = q.at(now)?;
+        let tat = self.word.load(Ordering::Acquire);
+        if tat == WIDE {
+            return None;
+        }
+        if q.exceeds_burst(n) {
+            return Some(Err(Refusal::TooLarge(q.burst().into())));
+        }
+        match q.step(tat, now_t, n) {
+            Err(over) => Some(Err(q.refusal(now, over))),
+            Ok(new) => {
+                self.cold.counters.admit();
+                // AcqRel: Release publishes this admission to the next CAS;
+                // Acquire sees the ones before it. (`new <= now_t + tau`,
+                // in range.)
+                match self
+                    .word
+                    .compare_exchange(tat, new, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => Some(Ok(())),
+                    Err(actual) => self.retry_narrow(actual, now, now_t, n),
+                }
             }
         }
     }
 
-    /// [`check_n`](Self::check_n) on the wide state, moving there first if
-    /// the narrow word cannot hold `now`.
+    /// [`check_narrow`](Self::check_narrow) after its CAS lost to `tat`,
+    /// with its admission already counted.
+    #[cold]
     #[inline(never)]
-    fn check_wide(&self, now: u64, n: u32) -> Result<(), Refusal> {
+    fn retry_narrow(
+        &self,
+        mut tat: u64,
+        now: u64,
+        now_t: u64,
+        n: u32,
+    ) -> Option<Result<(), Refusal>> {
+        let q = self.narrow;
+        let decision = loop {
+            if tat == WIDE {
+                break None;
+            }
+            let new = match q.step(tat, now_t, n) {
+                Ok(new) => new,
+                Err(over) => break Some(Err(q.refusal(now, over))),
+            };
+            // AcqRel: as in `check_narrow`.
+            match self
+                .word
+                .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Ok(())),
+                Err(actual) => tat = actual,
+            }
+        };
+        self.cold.counters.unadmit();
+        decision
+    }
+
+    /// [`check_narrow`](Self::check_narrow)'s `None`: the check on the
+    /// wide state, moving there first if the narrow word cannot hold `now`.
+    pub(crate) fn check_wide(&self, now: u64, n: u32) -> Result<(), Refusal> {
         if self.word.load(Ordering::Acquire) != WIDE {
             self.widen(&self.lock());
         }
@@ -301,10 +370,10 @@ impl State {
         let scale = u128::from(q.scale);
         let mut tat = self.word.load(Ordering::Acquire);
         while tat != WIDE {
-            if n > q.burst {
+            if q.exceeds_burst(n) {
                 return Err(InsufficientCapacity {
                     requested: n,
-                    burst: q.burst,
+                    burst: q.burst(),
                 });
             }
             // Narrow: never paused. A step in wide ticks is a whole number

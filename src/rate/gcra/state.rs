@@ -36,10 +36,14 @@ use crate::sync::{AtomicU128, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::wait_list::List;
 
 /// Why a check admitted nothing.
+///
+/// Both payloads are `u64`, so `Result<(), Refusal>` is a pair of scalars
+/// that a function returns in two registers: the out-of-line wide check's
+/// answer then joins the inlined narrow one without a trip through memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// More cells than the burst (the burst in force).
-    TooLarge(u32),
+    /// More cells than the burst (the burst in force; a `u32`).
+    TooLarge(u64),
     /// Not before this instant (ns).
     Until(u64),
 }
@@ -151,7 +155,7 @@ impl Wide {
         loop {
             let quota = self.quota_of(word);
             if n > quota.burst() {
-                return Err(Refusal::TooLarge(quota.burst()));
+                return Err(Refusal::TooLarge(quota.burst().into()));
             }
             // During a pause, decide as at its end: admitted then means
             // "not before the end". Relaxed: the Acquire load of `word`
