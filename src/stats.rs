@@ -12,9 +12,10 @@
 //! load and store to a slot only it writes (exact: one writer); every other
 //! thread adds with a relaxed `fetch_add` to a shared slot. Thread ids are
 //! never reused, so no second thread ever writes the owner's slot. A
-//! `RateLimiter` check counts its admission just before the CAS that makes
-//! it, so the count's store leaves with that locked write, and takes it
-//! back ([`Counters::unadmit`]) if a retry ends in a refusal. Without
+//! lock-free `RateLimiter` or `TokenBucket` check counts its admission
+//! just before the CAS that makes it, so the count's store leaves with
+//! that locked write, and takes it back ([`Counters::unadmit`]) if a retry
+//! ends in a refusal. Without
 //! `std` (no thread-local ids) and under loom every count is shared. A
 //! snapshot reads each figure once, so figures read while other threads
 //! admit may be from slightly different instants.
@@ -86,7 +87,7 @@ impl Counters {
 
     /// Takes back an [`admit`](Self::admit) of this thread's whose
     /// admission did not happen after all (a lock-free check counts just
-    /// before its CAS; see `rate::gcra::narrow`).
+    /// before its CAS; see `rate::gcra::narrow` and `rate::token_bucket`).
     #[cold]
     pub(crate) fn unadmit(&self) {
         // The same slot `admit` chose: the owner never changes once set,

@@ -268,42 +268,39 @@ fn totals_are_exact_across_threads() {
     assert_eq!((totals.admitted, totals.denied), (admitted, denied));
 }
 
-/// Four threads racing for a rate limiter's last cells while one of them
-/// moves the clock: a lock-free check counts its admission just before its
-/// CAS and takes the count back when a retry ends in a refusal, so the
-/// totals still match the answers exactly (and the window bound holds).
-#[test]
-fn rate_totals_are_exact_when_checks_race_for_the_last_cells() {
-    const PER_THREAD: u64 = 500_000;
-    let clock = ManualClock::new();
-    let limiter = std::sync::Arc::new(RateLimiter::with_clock(
-        Quota::per_second(1_000_000).allow_burst(4),
-        clock.clone(),
-    ));
-    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
-    let threads: Vec<_> = (0..4u64)
-        .map(|thread| {
-            let (limiter, start, clock) = (limiter.clone(), start.clone(), clock.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                let (mut admitted, mut denied) = (0u64, 0u64);
-                for i in 0..PER_THREAD {
-                    if thread == 0 && i % 8 == 0 {
-                        clock.advance(Duration::from_micros(1));
+/// Four threads racing for the last cells while one of them moves the
+/// clock, each answer tallied by `check`: a lock-free check counts its
+/// admission just before its CAS and takes the count back when a retry
+/// ends in a refusal, so `stats()` must match the tallies exactly.
+fn race_for_the_last_cells(clock: &ManualClock, check: impl Fn() -> bool + Sync) -> (u64, u64) {
+    const PER_THREAD: u64 = 2_000_000;
+    let start = std::sync::Barrier::new(4);
+    let (admitted, denied) = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4u64)
+            .map(|thread| {
+                let (start, check) = (&start, &check);
+                s.spawn(move || {
+                    start.wait();
+                    let (mut admitted, mut denied) = (0u64, 0u64);
+                    for i in 0..PER_THREAD {
+                        if thread == 0 && i % 8 == 0 {
+                            clock.advance(Duration::from_micros(1));
+                        }
+                        if check() {
+                            admitted += 1;
+                        } else {
+                            denied += 1;
+                        }
                     }
-                    match limiter.check() {
-                        Ok(()) => admitted += 1,
-                        Err(_) => denied += 1,
-                    }
-                }
-                (admitted, denied)
+                    (admitted, denied)
+                })
             })
-        })
-        .collect();
-    let (admitted, denied) = threads
-        .into_iter()
-        .map(|t| t.join().unwrap())
-        .fold((0, 0), |(a, d), (ta, td)| (a + ta, d + td));
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), |(a, d), (ta, td)| (a + ta, d + td))
+    });
     assert_eq!(admitted + denied, 4 * PER_THREAD);
     // One cell per microsecond after a burst of 4.
     let elapsed_us = PER_THREAD.div_ceil(8);
@@ -312,6 +309,30 @@ fn rate_totals_are_exact_when_checks_race_for_the_last_cells() {
         "{admitted} cells in {elapsed_us} us"
     );
     assert!(denied > 0, "the threads never ran out of cells");
+    (admitted, denied)
+}
+
+#[test]
+fn rate_totals_are_exact_when_checks_race_for_the_last_cells() {
+    let clock = ManualClock::new();
+    let limiter =
+        RateLimiter::with_clock(Quota::per_second(1_000_000).allow_burst(4), clock.clone());
+    let tallies = race_for_the_last_cells(&clock, || limiter.check().is_ok());
     let totals = limiter.stats().totals;
-    assert_eq!((totals.admitted, totals.denied), (admitted, denied));
+    assert_eq!((totals.admitted, totals.denied), tallies);
+}
+
+#[test]
+fn token_bucket_totals_are_exact_when_checks_race_for_the_last_tokens() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::builder()
+        .max(4)
+        .initial(4)
+        .refill(1)
+        .interval(Duration::from_micros(1))
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let tallies = race_for_the_last_cells(&clock, || bucket.check().is_ok());
+    let totals = bucket.stats().totals;
+    assert_eq!((totals.admitted, totals.denied), tallies);
 }

@@ -785,8 +785,16 @@ impl<C: Clock> TokenBucket<C> {
         let supply = u64::from(self.initial) + self.refill.get() * k;
         let floor = supply.saturating_sub(u64::from(self.max.get()));
         let mut taken = self.taken.narrow.load(Ordering::Acquire);
+        // The admission is counted just before the CAS that makes it, so
+        // the count's store leaves with the CAS's locked write (the next
+        // check's CAS would wait for it); a retry that ends otherwise takes
+        // it back.
+        let mut counted = false;
         loop {
             if taken == MOVED {
+                if counted {
+                    self.counters.unadmit();
+                }
                 return self.take_now_wide(now, n, count_refusal);
             }
             // No overflow: `taken < 2^62`.
@@ -795,6 +803,9 @@ impl<C: Clock> TokenBucket<C> {
             // `floor + n <= supply` whenever `taken + n` is; for `n > max`
             // never (`new >= floor + n > supply`).
             if taken + u64::from(n) > supply || n > self.max.get() {
+                if counted {
+                    self.counters.unadmit();
+                }
                 if count_refusal {
                     self.counters.deny();
                 }
@@ -813,6 +824,10 @@ impl<C: Clock> TokenBucket<C> {
                     now,
                 });
             }
+            if !counted {
+                self.counters.admit();
+                counted = true;
+            }
             // AcqRel: orders this take after every earlier one (Acquire)
             // and before every later one (Release). `new <= supply < 2^62`.
             match self.taken.narrow.compare_exchange_weak(
@@ -821,10 +836,7 @@ impl<C: Clock> TokenBucket<C> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    self.counters.admit();
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(actual) => taken = actual,
             }
         }
