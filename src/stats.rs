@@ -113,7 +113,10 @@ impl Counters {
         self.admit();
         self.waited.fetch_add(1, Ordering::Relaxed);
         self.wait_ns.fetch_add(ns, Ordering::Relaxed);
-        self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        // A locked write only for a new maximum (`fetch_max` always writes).
+        if ns > self.max_wait_ns.load(Ordering::Relaxed) {
+            self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        }
     }
 
     /// One request admitted after queueing, on a primitive without a clock.

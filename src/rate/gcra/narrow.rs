@@ -384,7 +384,7 @@ impl State {
                 self.widen(shared);
                 break;
             }
-            // AcqRel: as in `check_n`. (`new <= NARROW_MAX`.)
+            // AcqRel: as in `check_narrow`. (`new <= NARROW_MAX`.)
             match self
                 .word
                 .compare_exchange(tat, new as u64, Ordering::AcqRel, Ordering::Acquire)
@@ -438,7 +438,7 @@ impl State {
             // `waiter.tat` counts its `n` cells: no underflow; whole narrow
             // ticks, as in `reserve_locked`.
             let refunded = (waiter.tat - u128::from(waiter.n) * u128::from(q.t) * scale) / scale;
-            // AcqRel: as in `check_n`; a check that loses this race retries
+            // AcqRel: as in `check_narrow`; a check that loses this race retries
             // and sees the refunded credit.
             match self.word.compare_exchange(
                 tat,
