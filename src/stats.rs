@@ -14,8 +14,8 @@
 //! never reused, so no second thread ever writes the owner's slot. A
 //! lock-free `RateLimiter` or `TokenBucket` check counts its admission
 //! just before the CAS that makes it, so the count's store leaves with
-//! that locked write, and takes it back ([`Counters::unadmit`]) if a retry
-//! ends in a refusal. Without
+//! that locked write, and takes it back if a retry ends in a refusal
+//! ([`Counters::admit_ahead`]). Without
 //! `std` (no thread-local ids) and under loom every count is shared. A
 //! snapshot reads each figure once, so figures read while other threads
 //! admit may be from slightly different instants.
@@ -85,11 +85,18 @@ impl Counters {
         self.add(&self.admitted_owned, &self.admitted);
     }
 
-    /// Takes back an [`admit`](Self::admit) of this thread's whose
-    /// admission did not happen after all (a lock-free check counts just
-    /// before its CAS; see `rate::gcra::narrow` and `rate::token_bucket`).
+    /// Counts one admission ahead of the CAS that makes it (see the module
+    /// docs): the count stands if [`Ahead::keep`] is called, and is taken
+    /// back when the guard is dropped otherwise.
+    #[inline(always)]
+    pub(crate) fn admit_ahead(&self) -> Ahead<'_> {
+        self.admit();
+        Ahead(self)
+    }
+
+    /// Takes back an [`admit`](Self::admit) of this thread's.
     #[cold]
-    pub(crate) fn unadmit(&self) {
+    fn unadmit(&self) {
         // The same slot `admit` chose: the owner never changes once set,
         // and this thread either was it or could not become it.
         let me = thread_id();
@@ -146,6 +153,26 @@ impl Counters {
             wait_total: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
             wait_max: Duration::from_nanos(self.max_wait_ns.load(Ordering::Relaxed)),
         }
+    }
+}
+
+/// An admission counted by [`Counters::admit_ahead`] before the CAS that
+/// makes it: dropped without [`keep`](Ahead::keep), it takes the count
+/// back.
+#[must_use]
+pub(crate) struct Ahead<'a>(&'a Counters);
+
+impl Ahead<'_> {
+    /// The CAS made the admission: the count stands.
+    #[inline(always)]
+    pub(crate) fn keep(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Ahead<'_> {
+    fn drop(&mut self) {
+        self.0.unadmit();
     }
 }
 

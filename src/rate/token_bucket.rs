@@ -65,7 +65,7 @@ use crate::error::{
 };
 use crate::rate::reciprocal::Divisor;
 use crate::rate::reserved::{Reserve, ReservedWait};
-use crate::stats::{Counters, RateStats};
+use crate::stats::{Ahead, Counters, RateStats};
 use crate::sync::{AtomicU128, AtomicU64, Mutex, Ordering};
 
 #[cfg(feature = "async-io")]
@@ -450,6 +450,27 @@ impl Taken {
 /// when it was decided (ns since creation). A refusal is never covered
 /// before boundary 1, so `at_ns` is never 0, and `Result<(), Refused>` fits
 /// two registers.
+/// A take's moment on the narrow word: `n` tokens at `now`, the current
+/// refill boundary having come at `start` with `supply` tokens supplied,
+/// `floor` of them beyond the bucket's reach.
+#[derive(Clone, Copy)]
+struct Narrow {
+    now: u64,
+    start: u64,
+    supply: u64,
+    floor: u64,
+    n: u32,
+}
+
+/// What the narrow word says of a take.
+enum Step {
+    /// The word moved to the wide state: decide there.
+    Moved,
+    Refused(Refused),
+    /// Take by a CAS to this `taken`.
+    Take(u64),
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Refused {
     at_ns: NonZeroU64,
@@ -784,62 +805,118 @@ impl<C: Clock> TokenBucket<C> {
         // Below 2^62 (`k <= narrow_k_max`: the cache holds no other).
         let supply = u64::from(self.initial) + self.refill.get() * k;
         let floor = supply.saturating_sub(u64::from(self.max.get()));
-        let mut taken = self.taken.narrow.load(Ordering::Acquire);
-        // The admission is counted just before the CAS that makes it, so
-        // the count's store leaves with the CAS's locked write (the next
-        // check's CAS would wait for it); a retry that ends otherwise takes
-        // it back.
-        let mut counted = false;
+        let at = Narrow {
+            now,
+            start,
+            supply,
+            floor,
+            n,
+        };
+        let taken = self.taken.narrow.load(Ordering::Acquire);
+        match self.narrow_step(taken, at) {
+            Step::Moved => self.take_now_wide(now, n, count_refusal),
+            Step::Refused(refused) => Err(self.refused(refused, count_refusal)),
+            Step::Take(new) => {
+                // Counted just before the CAS that makes it, so the count's
+                // store leaves with the CAS's locked write (the next check's
+                // CAS would wait for it).
+                let counted = self.counters.admit_ahead();
+                // AcqRel: orders this take after every earlier one
+                // (Acquire) and before every later one (Release). `new <=
+                // supply < 2^62`.
+                match self.taken.narrow.compare_exchange(
+                    taken,
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        counted.keep();
+                        Ok(())
+                    }
+                    Err(actual) => self.retry_narrow(counted, actual, at, count_refusal),
+                }
+            }
+        }
+    }
+
+    /// [`take_now`](Self::take_now) after its CAS lost to `taken`, with its
+    /// admission `counted` ahead (leaving without `keep` takes it back).
+    #[cold]
+    #[inline(never)]
+    fn retry_narrow(
+        &self,
+        counted: Ahead<'_>,
+        mut taken: u64,
+        at: Narrow,
+        count_refusal: bool,
+    ) -> Result<(), Refused> {
         loop {
-            if taken == MOVED {
-                if counted {
-                    self.counters.unadmit();
+            let new = match self.narrow_step(taken, at) {
+                Step::Moved => {
+                    drop(counted);
+                    return self.take_now_wide(at.now, at.n, count_refusal);
                 }
-                return self.take_now_wide(now, n, count_refusal);
-            }
-            // No overflow: `taken < 2^62`.
-            let new = taken.max(floor) + u64::from(n);
-            // `new <= supply` without waiting for `new`: for `n <= max`,
-            // `floor + n <= supply` whenever `taken + n` is; for `n > max`
-            // never (`new >= floor + n > supply`).
-            if taken + u64::from(n) > supply || n > self.max.get() {
-                if counted {
-                    self.counters.unadmit();
+                Step::Refused(refused) => {
+                    drop(counted);
+                    return Err(self.refused(refused, count_refusal));
                 }
-                if count_refusal {
-                    self.counters.deny();
-                }
-                // The next refill covers the shortfall (a check's usual
-                // case), or the one `ceil(short / refill)` boundaries on.
-                let short = new - supply;
-                let wait_ns = if short <= self.refill.get() {
-                    self.interval.get_nonzero()
-                } else {
-                    let wait_k = self.refill.div_ceil(short);
-                    NonZeroU64::new(wait_k.saturating_mul(self.interval.get()))
-                        .unwrap_or(NonZeroU64::MAX)
-                };
-                return Err(Refused {
-                    at_ns: wait_ns.saturating_add(start),
-                    now,
-                });
-            }
-            if !counted {
-                self.counters.admit();
-                counted = true;
-            }
-            // AcqRel: orders this take after every earlier one (Acquire)
-            // and before every later one (Release). `new <= supply < 2^62`.
+                Step::Take(new) => new,
+            };
+            // AcqRel: as in `take_now`.
             match self.taken.narrow.compare_exchange_weak(
                 taken,
                 new,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    counted.keep();
+                    return Ok(());
+                }
                 Err(actual) => taken = actual,
             }
         }
+    }
+
+    /// What the narrow word `taken` says of `at.n` tokens at `at`.
+    #[inline(always)]
+    fn narrow_step(&self, taken: u64, at: Narrow) -> Step {
+        if taken == MOVED {
+            return Step::Moved;
+        }
+        let n = u64::from(at.n);
+        // No overflow: `taken < 2^62`.
+        let new = taken.max(at.floor) + n;
+        // `new <= supply` without waiting for `new`: for `n <= max`,
+        // `floor + n <= supply` whenever `taken + n` is; for `n > max`
+        // never (`new >= floor + n > supply`).
+        if taken + n > at.supply || at.n > self.max.get() {
+            // The next refill covers the shortfall (a check's usual case),
+            // or the one `ceil(short / refill)` boundaries on.
+            let short = new - at.supply;
+            let wait_ns = if short <= self.refill.get() {
+                self.interval.get_nonzero()
+            } else {
+                let wait_k = self.refill.div_ceil(short);
+                NonZeroU64::new(wait_k.saturating_mul(self.interval.get()))
+                    .unwrap_or(NonZeroU64::MAX)
+            };
+            return Step::Refused(Refused {
+                at_ns: wait_ns.saturating_add(at.start),
+                now: at.now,
+            });
+        }
+        Step::Take(new)
+    }
+
+    /// `refused`, counted in `stats` if `count_refusal`.
+    #[inline(always)]
+    fn refused(&self, refused: Refused, count_refusal: bool) -> Refused {
+        if count_refusal {
+            self.counters.deny();
+        }
+        refused
     }
 
     /// [`take_now`](Self::take_now) on the wide word, moving there first.

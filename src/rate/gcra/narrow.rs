@@ -39,7 +39,7 @@ use crate::error::InsufficientCapacity;
 use crate::rate::arith::{Step, Ticks};
 use crate::rate::gcra::state::{pack_state, Refusal, Reserved, Shared, Status, Waiter, Wide};
 use crate::rate::quota::Quota;
-use crate::stats::Counters;
+use crate::stats::{Ahead, Counters};
 use crate::sync::{AtomicU64, MutexGuard, Ordering};
 
 /// The narrow word's value once the limiter has moved to the wide state.
@@ -240,7 +240,7 @@ impl State {
         match q.step(tat, now_t, n) {
             Err(over) => Some(Err(q.refusal(now, over))),
             Ok(new) => {
-                self.cold.counters.admit();
+                let counted = self.cold.counters.admit_ahead();
                 // AcqRel: Release publishes this admission to the next CAS;
                 // Acquire sees the ones before it. (`new <= now_t + tau`,
                 // in range.)
@@ -248,44 +248,50 @@ impl State {
                     .word
                     .compare_exchange(tat, new, Ordering::AcqRel, Ordering::Acquire)
                 {
-                    Ok(_) => Some(Ok(())),
-                    Err(actual) => self.retry_narrow(actual, now, now_t, n),
+                    Ok(_) => {
+                        counted.keep();
+                        Some(Ok(()))
+                    }
+                    Err(actual) => self.retry_narrow(counted, actual, now, now_t, n),
                 }
             }
         }
     }
 
     /// [`check_narrow`](Self::check_narrow) after its CAS lost to `tat`,
-    /// with its admission already counted.
+    /// with its admission `counted` ahead.
     #[cold]
     #[inline(never)]
     fn retry_narrow(
         &self,
+        counted: Ahead<'_>,
         mut tat: u64,
         now: u64,
         now_t: u64,
         n: u32,
     ) -> Option<Result<(), Refusal>> {
         let q = self.narrow;
-        let decision = loop {
+        // Leaving without `keep` takes the count back.
+        loop {
             if tat == WIDE {
-                break None;
+                return None;
             }
             let new = match q.step(tat, now_t, n) {
                 Ok(new) => new,
-                Err(over) => break Some(Err(q.refusal(now, over))),
+                Err(over) => return Some(Err(q.refusal(now, over))),
             };
             // AcqRel: as in `check_narrow`.
             match self
                 .word
                 .compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(Ok(())),
+                Ok(_) => {
+                    counted.keep();
+                    return Some(Ok(()));
+                }
                 Err(actual) => tat = actual,
             }
-        };
-        self.cold.counters.unadmit();
-        decision
+        }
     }
 
     /// [`check_narrow`](Self::check_narrow)'s `None`: the check on the
