@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::deadline::{sealed::Sealed, would_exceed, Attempt, Within};
 use crate::error::{AcquireError, DeadlineError, NotUntil};
 use crate::limiter::source::{RateAdmit, RateDecision};
-use crate::semaphore::raw::Waiter;
+use crate::semaphore::raw::{Waiter, UNCOUNTED};
 use crate::semaphore::Semaphore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +151,8 @@ impl<S: Future<Output = ()>, I> Wait<S, I> {
         let WaitProj::Queued { node } = self.as_mut().project() else {
             unreachable!("just queued")
         };
-        let granted = ready!(node.poll_acquire(&sem.raw, cx));
+        // Uncounted: nobody reads an inner semaphore's statistics.
+        let granted = ready!(node.poll_acquire::<UNCOUNTED>(&sem.raw, cx));
         self.set(Wait::Idle);
         Poll::Ready(granted)
     }
@@ -388,7 +389,7 @@ impl<C: Clock> Stages<C> {
             return None;
         }
         if let Some(slots) = &inner.slots {
-            if slots.has_hold() || !slots.sem.raw.try_acquire_fast(w as usize) {
+            if slots.has_hold() || !slots.sem.raw.try_acquire_fast::<UNCOUNTED>(w as usize) {
                 return None;
             }
             this.flags.set(Flags::SLOT, true);
@@ -440,7 +441,7 @@ impl<C: Clock> Stages<C> {
                     // Free slots and nobody queued: one compare-and-swap, no
                     // queue node.
                     let free = matches!(*this.wait, Wait::Idle)
-                        && slots.sem.raw.try_acquire_fast(w as usize);
+                        && slots.sem.raw.try_acquire_fast::<UNCOUNTED>(w as usize);
                     if !free {
                         let queued = this.wait.as_mut().queue(&slots.sem, w as usize, cx);
                         if let Err(e) = ready!(queued) {

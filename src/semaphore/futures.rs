@@ -8,7 +8,7 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::raw::Waiter;
+use super::raw::{Waiter, COUNTED};
 use super::{OwnedPermit, Permit, Semaphore};
 use crate::error::AcquireError;
 
@@ -72,7 +72,7 @@ impl<'a> Future for Acquire<'a> {
         let sem: &'a Semaphore = this.sem;
         let n = this.node.num();
         this.node
-            .poll_acquire(&sem.raw, cx)
+            .poll_acquire::<COUNTED>(&sem.raw, cx)
             .map_ok(|()| Permit::new(sem, n))
     }
 }
@@ -139,7 +139,7 @@ impl Future for AcquireOwned {
         let this = self.project();
         let n = this.node.num();
         this.node
-            .poll_acquire(&this.sem.raw, cx)
+            .poll_acquire::<COUNTED>(&this.sem.raw, cx)
             .map_ok(|()| OwnedPermit::new(Arc::clone(this.sem), n))
     }
 }

@@ -51,6 +51,16 @@ const SHIFT: usize = 2;
 /// The largest number of permits a semaphore can hold.
 pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
 
+/// For the `COUNT` parameter of the acquiring methods: whether a grant is
+/// counted in the semaphore's statistics. A `Semaphore`'s own futures
+/// count; the composite limiter's stages, which take its inner semaphores
+/// on every `run` (statistics nobody reads: the limiter counts its own
+/// admissions), do not. A parameter fixed at compile time, so neither pays
+/// a test for the other.
+pub(crate) const COUNTED: bool = true;
+/// See [`COUNTED`].
+pub(crate) const UNCOUNTED: bool = false;
+
 /// `remaining` of a node that was unlinked by `close`.
 const CLOSED_NODE: usize = usize::MAX;
 
@@ -192,10 +202,10 @@ impl RawSemaphore {
     /// which decides it from scratch.
     #[inline]
     pub(crate) fn try_acquire(&self, n: usize) -> Result<(), TryAcquireError> {
-        if self.try_acquire_fast(n) {
+        if self.try_acquire_fast::<COUNTED>(n) {
             Ok(())
         } else {
-            self.try_acquire_slow(n)
+            self.try_acquire_slow::<COUNTED>(n)
                 .inspect_err(|_| self.counters.deny())
         }
     }
@@ -203,7 +213,7 @@ impl RawSemaphore {
     /// One attempt at the common case: `1 <= n <= capacity`, not closed,
     /// nobody queued, enough available. `false` decides nothing.
     #[inline]
-    pub(crate) fn try_acquire_fast(&self, n: usize) -> bool {
+    pub(crate) fn try_acquire_fast<const COUNT: bool>(&self, n: usize) -> bool {
         if n == 0 || n > self.capacity {
             return false;
         }
@@ -223,20 +233,24 @@ impl RawSemaphore {
                 )
                 .is_ok()
             && {
-                self.counters.admit();
+                if COUNT {
+                    self.counters.admit();
+                }
                 true
             }
     }
 
     #[inline(never)]
-    fn try_acquire_slow(&self, n: usize) -> Result<(), TryAcquireError> {
+    fn try_acquire_slow<const COUNT: bool>(&self, n: usize) -> Result<(), TryAcquireError> {
         self.check_capacity(n)?;
         if n == 0 {
             // Nothing to take from anyone, so no queue to respect.
             return if self.is_closed() {
                 Err(TryAcquireError::Closed)
             } else {
-                self.counters.admit();
+                if COUNT {
+                    self.counters.admit();
+                }
                 Ok(())
             };
         }
@@ -256,7 +270,9 @@ impl RawSemaphore {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.counters.admit();
+                    if COUNT {
+                        self.counters.admit();
+                    }
                     return Ok(());
                 }
                 Err(actual) => state = actual,
@@ -550,7 +566,7 @@ impl Waiter {
     /// wake-up, the grant already handed over, is one load. Anything else
     /// goes to [`poll_slow`](Self::poll_slow), which decides from scratch.
     #[inline]
-    pub(crate) fn poll_acquire(
+    pub(crate) fn poll_acquire<const COUNT: bool>(
         self: Pin<&mut Self>,
         sem: &RawSemaphore,
         cx: &mut Context<'_>,
@@ -558,12 +574,12 @@ impl Waiter {
         // Only this future touches `stage`, and the node does not move.
         let node: &Waiter = &self;
         let ready = match node.stage.get() {
-            Stage::Idle => sem.try_acquire_fast(node.num.get()),
+            Stage::Idle => sem.try_acquire_fast::<COUNT>(node.num.get()),
             // Woken by the grant that unlinked us: no lock needed. Acquire:
             // as in `poll_queued`.
             Stage::Queued => {
                 let granted = node.remaining.load(Ordering::Acquire) == 0;
-                if granted {
+                if COUNT && granted {
                     sem.counters.admit_queued();
                 }
                 granted
@@ -574,24 +590,24 @@ impl Waiter {
             node.stage.set(Stage::Done);
             return Poll::Ready(Ok(()));
         }
-        node.poll_slow(sem, cx)
+        node.poll_slow::<COUNT>(sem, cx)
     }
 
     #[inline(never)]
-    fn poll_slow(
+    fn poll_slow<const COUNT: bool>(
         &self,
         sem: &RawSemaphore,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
         let node = self;
         match node.stage.get() {
-            Stage::Idle => node.poll_first(sem, cx),
-            Stage::Queued => node.poll_queued(sem, cx),
+            Stage::Idle => node.poll_first::<COUNT>(sem, cx),
+            Stage::Queued => node.poll_queued::<COUNT>(sem, cx),
             Stage::Done => panic!("acquire future polled after completion"),
         }
     }
 
-    fn poll_first(
+    fn poll_first<const COUNT: bool>(
         &self,
         sem: &RawSemaphore,
         cx: &mut Context<'_>,
@@ -603,7 +619,7 @@ impl Waiter {
         }
         // One more try without the lock (the inline attempt may have lost a
         // race, or not applied). Also serves `num == 0` at once.
-        match sem.try_acquire_slow(num) {
+        match sem.try_acquire_slow::<COUNT>(num) {
             Ok(()) => {
                 self.stage.set(Stage::Done);
                 return Poll::Ready(Ok(()));
@@ -636,7 +652,9 @@ impl Waiter {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        sem.counters.admit();
+                        if COUNT {
+                            sem.counters.admit();
+                        }
                         self.stage.set(Stage::Done);
                         return Poll::Ready(Ok(()));
                     }
@@ -691,7 +709,7 @@ impl Waiter {
         unsafe { list.push_back(NonNull::from(self)) };
     }
 
-    fn poll_queued(
+    fn poll_queued<const COUNT: bool>(
         &self,
         sem: &RawSemaphore,
         cx: &mut Context<'_>,
@@ -700,7 +718,9 @@ impl Waiter {
         // the node, so after this we own it again.
         match self.remaining.load(Ordering::Acquire) {
             0 => {
-                sem.counters.admit_queued();
+                if COUNT {
+                    sem.counters.admit_queued();
+                }
                 self.stage.set(Stage::Done);
                 return Poll::Ready(Ok(()));
             }
@@ -719,7 +739,9 @@ impl Waiter {
         // Relaxed: the lock orders us after every write made under it.
         match self.remaining.load(Ordering::Relaxed) {
             0 => {
-                sem.counters.admit_queued();
+                if COUNT {
+                    sem.counters.admit_queued();
+                }
                 self.stage.set(Stage::Done);
                 Poll::Ready(Ok(()))
             }
