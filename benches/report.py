@@ -192,7 +192,7 @@ def ratio_table(results):
     return out
 
 
-def target_table(results):
+def target_table(results, paired):
     out = ["", "### Targets\n"]
     out.append("| target | limiters / peer (median of the rounds) | limit | met | per round |")
     out.append("| --- | ---: | ---: | --- | --- |")
@@ -213,6 +213,49 @@ def target_table(results):
             ratios = [a / b for a, b in zip(ours, theirs)]
             r = median(ratios)
             per_round = ", ".join(f"{x:.2f}" for x in ratios)
+        out.append(
+            f"| {wording} | {r:.2f} | {limit:.2f} | {'yes' if r <= limit else '**no**'} | {per_round} |"
+        )
+    out += paired_rows(paired)
+    if paired:
+        out.append("")
+        out.append(
+            "Paired rows: `benches/paired.rs` alternates the two implementations run by run "
+            "in one process (60 pairs after 5 unmeasured) and takes the median of the pairs' "
+            "time ratios (interquartile range in brackets); one process per round."
+        )
+    return out
+
+
+# Targets measured by benches/paired.rs (one line per round and scenario):
+# group, wording, limit.
+PAIRED_TARGETS = [
+    ("7_composite_contended",
+     "`Limiter::run` contended <= 0.9x tokio + governor, paired (alternating every run)", 0.9),
+]
+
+
+def load_paired(path):
+    """{group: [(median ratio, p25, p75, ours ms, peer ms, pairs), ...]}, one per round."""
+    rounds = {}
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 8 and parts[0] == "paired":
+            rounds.setdefault(parts[1], []).append(tuple(float(x) for x in parts[2:]))
+    return rounds
+
+
+def paired_rows(paired):
+    """Target rows from benches/paired.rs: the median of the rounds'
+    median ratios, each round a process of its own."""
+    out = []
+    for group, wording, limit in PAIRED_TARGETS:
+        rounds = paired.get(group)
+        if not rounds:
+            print(f"report.py: {group} has no paired rounds: target row left out", file=sys.stderr)
+            continue
+        r = median([x[0] for x in rounds])
+        per_round = ", ".join(f"{x[0]:.2f} ({x[1]:.2f}-{x[2]:.2f})" for x in rounds)
         out.append(
             f"| {wording} | {r:.2f} | {limit:.2f} | {'yes' if r <= limit else '**no**'} | {per_round} |"
         )
@@ -252,6 +295,7 @@ def main():
     ap.add_argument("--write", help="BENCHMARKS.md to update")
     ap.add_argument("--settings", default="", help="criterion settings used, for the record")
     ap.add_argument("--instructions", help="file with the table written by benches/instructions.sh")
+    ap.add_argument("--paired", help="file with the lines printed by benches/paired.rs, one run per round")
     args = ap.parse_args()
 
     results = load_results()
@@ -263,7 +307,8 @@ def main():
         lines.append(f"Criterion settings: {args.settings}.")
     lines.append("")
     lines += ratio_table(results)
-    lines += target_table(results)
+    paired = load_paired(args.paired) if args.paired and os.path.exists(args.paired) else {}
+    lines += target_table(results, paired)
     if args.precision and os.path.exists(args.precision):
         lines += ["", "### 6. Precision (real clock; admission = when `acquire` returns)", ""]
         lines += open(args.precision).read().rstrip().splitlines()

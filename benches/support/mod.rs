@@ -1,5 +1,6 @@
-//! What the contended benchmarks of `semaphore.rs` and `rate.rs` share:
-//! one 2-worker tokio runtime, tasks spawned and joined, long groups.
+//! What the contended benchmarks of `semaphore.rs`, `rate.rs` and
+//! `paired.rs` share: one 2-worker tokio runtime, tasks spawned and
+//! joined, long groups.
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,110 @@
+//! Scenario 7, contended, measured in pairs: `Limiter::run` and the
+//! hand-written tokio `Semaphore` + governor pair alternate run by run in
+//! one process, and each pair of runs gives one time ratio.
+//!
+//! Criterion times each implementation for seconds before the other, and
+//! this 2-core VM switches between a fast and a slow mode on about that
+//! scale, so one round's ratio of the contended composite swung from 0.28
+//! to 1.25. Runs of 17-30 ms back to back see the same mode: within a
+//! process the ratios' interquartile range is about +-0.02. `./bench.sh`
+//! runs this once per round (each round a new process) and the report
+//! takes the median of the rounds' median ratios.
+//!
+//! Prints one line per scenario:
+//! `paired <group> <median ratio> <p25> <p75> <limiters ms> <peer ms> <pairs>`
+//! (the times are the medians of each side's runs).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+// Only the runtime and the task runner: the criterion helpers go unused.
+#[allow(dead_code)]
+mod support;
+use support::{run_tasks, runtime};
+
+const TASKS: usize = 64;
+const ROUNDS: usize = 1_000;
+/// Pairs measured, after `WARM_UP` pairs that are not.
+const PAIRS: usize = 60;
+const WARM_UP: usize = 5;
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("non-zero")
+}
+
+/// The same limiter and work as `7_composite_contended` in
+/// benches/rate.rs: concurrency 8, a rate that admits everything, each
+/// task's work one `yield_now`.
+fn limiters_run(rt: &tokio::runtime::Runtime) -> Duration {
+    let limiter = limiters::Limiter::builder()
+        .concurrency(8)
+        .rate(limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX))
+        .build()
+        .expect("limiter");
+    run_tasks(rt, TASKS, |_| {
+        let limiter = limiter.clone();
+        async move {
+            for _ in 0..ROUNDS {
+                limiter.run(tokio::task::yield_now()).await.unwrap();
+            }
+        }
+    })
+}
+
+fn tokio_semaphore_governor(rt: &tokio::runtime::Runtime) -> Duration {
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let gov = Arc::new(governor::RateLimiter::direct(
+        governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX)),
+    ));
+    run_tasks(rt, TASKS, |_| {
+        let (sem, gov) = (Arc::clone(&sem), Arc::clone(&gov));
+        async move {
+            for _ in 0..ROUNDS {
+                let permit = sem.acquire().await.unwrap();
+                gov.until_ready().await;
+                tokio::task::yield_now().await;
+                drop(permit);
+            }
+        }
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing here takes arguments.
+    let rt = runtime();
+    for _ in 0..WARM_UP {
+        limiters_run(&rt);
+        tokio_semaphore_governor(&rt);
+    }
+    let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..PAIRS {
+        // Alternate which side goes first, so neither always follows the
+        // other's cache and scheduler state.
+        let (a, b) = if i % 2 == 0 {
+            let a = limiters_run(&rt);
+            (a, tokio_semaphore_governor(&rt))
+        } else {
+            let b = tokio_semaphore_governor(&rt);
+            (limiters_run(&rt), b)
+        };
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        ours.push(a.as_secs_f64() * 1e3);
+        theirs.push(b.as_secs_f64() * 1e3);
+    }
+    for v in [&mut ratios, &mut ours, &mut theirs] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "paired 7_composite_contended {:.4} {:.4} {:.4} {:.2} {:.2} {PAIRS}",
+        quantile(&ratios, 0.5),
+        quantile(&ratios, 0.25),
+        quantile(&ratios, 0.75),
+        quantile(&ours, 0.5),
+        quantile(&theirs, 0.5),
+    );
+}
