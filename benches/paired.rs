@@ -14,61 +14,14 @@
 //! `paired <group> <median ratio> <p25> <p75> <limiters ms> <peer ms> <pairs>`
 //! (the times are the medians of each side's runs).
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
-
-// Only the runtime and the task runner: the criterion helpers go unused.
+// Only the runtime and scenario 7: the criterion helpers go unused.
 #[allow(dead_code)]
 mod support;
-use support::{run_tasks, runtime};
+use support::{composite, runtime};
 
-const TASKS: usize = 64;
-const ROUNDS: usize = 1_000;
 /// Pairs measured, after `WARM_UP` pairs that are not.
 const PAIRS: usize = 60;
 const WARM_UP: usize = 5;
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero")
-}
-
-/// The same limiter and work as `7_composite_contended` in
-/// benches/rate.rs: concurrency 8, a rate that admits everything, each
-/// task's work one `yield_now`.
-fn limiters_run(rt: &tokio::runtime::Runtime) -> Duration {
-    let limiter = limiters::Limiter::builder()
-        .concurrency(8)
-        .rate(limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX))
-        .build()
-        .expect("limiter");
-    run_tasks(rt, TASKS, |_| {
-        let limiter = limiter.clone();
-        async move {
-            for _ in 0..ROUNDS {
-                limiter.run(tokio::task::yield_now()).await.unwrap();
-            }
-        }
-    })
-}
-
-fn tokio_semaphore_governor(rt: &tokio::runtime::Runtime) -> Duration {
-    let sem = Arc::new(tokio::sync::Semaphore::new(8));
-    let gov = Arc::new(governor::RateLimiter::direct(
-        governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX)),
-    ));
-    run_tasks(rt, TASKS, |_| {
-        let (sem, gov) = (Arc::clone(&sem), Arc::clone(&gov));
-        async move {
-            for _ in 0..ROUNDS {
-                let permit = sem.acquire().await.unwrap();
-                gov.until_ready().await;
-                tokio::task::yield_now().await;
-                drop(permit);
-            }
-        }
-    })
-}
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
@@ -78,19 +31,19 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing here takes arguments.
     let rt = runtime();
     for _ in 0..WARM_UP {
-        limiters_run(&rt);
-        tokio_semaphore_governor(&rt);
+        composite::limiters(&rt);
+        composite::tokio_semaphore_governor(&rt);
     }
     let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..PAIRS {
         // Alternate which side goes first, so neither always follows the
         // other's cache and scheduler state.
         let (a, b) = if i % 2 == 0 {
-            let a = limiters_run(&rt);
-            (a, tokio_semaphore_governor(&rt))
+            let a = composite::limiters(&rt);
+            (a, composite::tokio_semaphore_governor(&rt))
         } else {
-            let b = tokio_semaphore_governor(&rt);
-            (limiters_run(&rt), b)
+            let b = composite::tokio_semaphore_governor(&rt);
+            (composite::limiters(&rt), b)
         };
         ratios.push(a.as_secs_f64() / b.as_secs_f64());
         ours.push(a.as_secs_f64() * 1e3);

@@ -18,14 +18,13 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
 
 mod support;
-use support::{long_group, run_tasks, runtime, time_runs};
+use support::{long_group, runtime, time_runs};
 
 /// Number of distinct keys in the "many keys" keyed scenario.
 const KEYS: u64 = 10_000;
@@ -271,57 +270,21 @@ fn composite(c: &mut Criterion) {
     g.finish();
 }
 
-/// Composite runs per contended timed run (64 tasks x 1,000 each).
-const COMPOSITE_TASKS: usize = 64;
-const COMPOSITE_ROUNDS: usize = 1_000;
-
-/// 64 tasks on the 2-worker runtime through concurrency 8 and a rate that
-/// admits everything, each task's work one `yield_now` (so slots are held
-/// across a scheduling point and tasks queue for them).
+/// 64 tasks through concurrency 8 and a rate that admits everything
+/// (`support::composite` has the scenario; `paired.rs` times it too).
 fn composite_contended(c: &mut Criterion) {
     let rt = runtime();
     let mut g = long_group(
         c,
         "7_composite_contended",
-        COMPOSITE_TASKS * COMPOSITE_ROUNDS,
+        support::composite::TASKS * support::composite::ROUNDS,
     );
     g.bench_function("limiters", |b| {
-        b.iter_custom(|iters| {
-            time_runs(iters, || {
-                let limiter = limiters::Limiter::builder()
-                    .concurrency(8)
-                    .rate(admit_all())
-                    .build()
-                    .expect("limiter");
-                run_tasks(&rt, COMPOSITE_TASKS, |_| {
-                    let limiter = limiter.clone();
-                    async move {
-                        for _ in 0..COMPOSITE_ROUNDS {
-                            let out = limiter.run(tokio::task::yield_now()).await;
-                            out.unwrap();
-                        }
-                    }
-                })
-            })
-        })
+        b.iter_custom(|iters| time_runs(iters, || support::composite::limiters(&rt)))
     });
     g.bench_function("tokio_semaphore_governor", |b| {
         b.iter_custom(|iters| {
-            time_runs(iters, || {
-                let sem = Arc::new(tokio::sync::Semaphore::new(8));
-                let gov = Arc::new(governor::RateLimiter::direct(governor_admit_all()));
-                run_tasks(&rt, COMPOSITE_TASKS, |_| {
-                    let (sem, gov) = (Arc::clone(&sem), Arc::clone(&gov));
-                    async move {
-                        for _ in 0..COMPOSITE_ROUNDS {
-                            let permit = sem.acquire().await.unwrap();
-                            gov.until_ready().await;
-                            tokio::task::yield_now().await;
-                            drop(permit);
-                        }
-                    }
-                })
-            })
+            time_runs(iters, || support::composite::tokio_semaphore_governor(&rt))
         })
     });
     g.finish();

@@ -1,12 +1,16 @@
 //! What the contended benchmarks of `semaphore.rs`, `rate.rs` and
 //! `paired.rs` share: one 2-worker tokio runtime, tasks spawned and
-//! joined, long groups.
+//! joined, long groups, and scenario 7's contended runs (`composite`).
 
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use tokio::runtime::Runtime;
+
+// Unused by semaphore.rs, which does not time scenario 7.
+#[allow(dead_code)]
+pub mod composite;
 
 /// The shared runtime: 2 workers, as the machine has 2 cores.
 pub fn runtime() -> Runtime {
