@@ -17,35 +17,17 @@
 //! Run with `./bench.sh` or `cargo bench --bench rate -- <filter>`.
 
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
 
 mod support;
+use support::quota::{admit_all, governor_admit_all, nz};
 use support::{long_group, runtime, time_runs};
 
 /// Number of distinct keys in the "many keys" keyed scenario.
 const KEYS: u64 = 10_000;
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero")
-}
-
-/// A quota that never denies at benchmark speed: one cell per nanosecond
-/// (a check takes longer than that) with a burst of u32::MAX (4.3 s of
-/// credit, more than a run takes even on a clock that stands still). The
-/// interval is a whole nanosecond, so both crates represent it exactly
-/// (governor truncates `1 s / cells` to whole ns: u32::MAX per second would
-/// be an interval of 0 for it).
-fn admit_all() -> limiters::Quota {
-    limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX)
-}
-
-fn governor_admit_all() -> governor::Quota {
-    governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX))
-}
 
 /// A leaky bucket that never runs dry at benchmark speed.
 fn leaky_admit_all() -> leaky_bucket::RateLimiter {

@@ -4,26 +4,22 @@
 //! everything, 1,000 runs each, each task's work one `yield_now` (so slots
 //! are held across a scheduling point and tasks queue for them).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
+use super::quota::{admit_all, governor_admit_all};
 use super::run_tasks;
 
 pub const TASKS: usize = 64;
 pub const ROUNDS: usize = 1_000;
 
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero")
-}
-
 /// `Limiter::run` around each task's work; the wall time of one run.
 pub fn limiters(rt: &Runtime) -> Duration {
     let limiter = limiters::Limiter::builder()
         .concurrency(8)
-        .rate(limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX))
+        .rate(admit_all())
         .build()
         .expect("limiter");
     run_tasks(rt, TASKS, |_| {
@@ -41,9 +37,7 @@ pub fn limiters(rt: &Runtime) -> Duration {
 /// `until_ready`, around each task's work; the wall time of one run.
 pub fn tokio_semaphore_governor(rt: &Runtime) -> Duration {
     let sem = Arc::new(tokio::sync::Semaphore::new(8));
-    let gov = Arc::new(governor::RateLimiter::direct(
-        governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX)),
-    ));
+    let gov = Arc::new(governor::RateLimiter::direct(governor_admit_all()));
     run_tasks(rt, TASKS, |_| {
         let (sem, gov) = (Arc::clone(&sem), Arc::clone(&gov));
         async move {

@@ -1,6 +1,7 @@
 //! What the contended benchmarks of `semaphore.rs`, `rate.rs` and
 //! `paired.rs` share: one 2-worker tokio runtime, tasks spawned and
-//! joined, long groups, and scenario 7's contended runs (`composite`).
+//! joined, long groups, the admit-all quotas (`quota`) and scenario 7's
+//! contended runs (`composite`).
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +9,11 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use tokio::runtime::Runtime;
 
-// Unused by semaphore.rs, which does not time scenario 7.
+// Unused by semaphore.rs, which times neither rates nor scenario 7.
 #[allow(dead_code)]
 pub mod composite;
+#[allow(dead_code)]
+pub mod quota;
 
 /// The shared runtime: 2 workers, as the machine has 2 cores.
 pub fn runtime() -> Runtime {
