@@ -4,21 +4,24 @@
 //!
 //! What a primitive already keeps (available permits, waiters, remaining
 //! cells, pauses, keys) is read from its state. The totals live in one
-//! [`Counters`] per primitive, relaxed atomics that order nothing. Waits
-//! and pauses are counted on their own slow paths. Admissions and denials
-//! sit on hot paths, where a locked increment would cost as much as the
-//! state word's own CAS, so they are *biased* to one thread: the first
-//! thread to count on a primitive becomes its owner and adds with a plain
-//! load and store to a slot only it writes (exact: one writer); every other
-//! thread adds with a relaxed `fetch_add` to a shared slot. Thread ids are
-//! never reused, so no second thread ever writes the owner's slot. A
-//! lock-free `RateLimiter` or `TokenBucket` check counts its admission
-//! just before the CAS that makes it, so the count's store leaves with
-//! that locked write, and takes it back if a retry ends in a refusal
-//! ([`Counters::admit_ahead`]). Without
-//! `std` (no thread-local ids) and under loom every count is shared. A
-//! snapshot reads each figure once, so figures read while other threads
-//! admit may be from slightly different instants.
+//! [`Counts`] per semaphore, or one [`Counters`] (the counts, wait times
+//! and pauses) per primitive with a clock: relaxed atomics that order
+//! nothing. Admissions and denials sit on hot paths, where a locked
+//! increment would cost as much as the state word's own CAS, and so do
+//! waits under contention (the two locked adds of a queued admission were
+//! 3 % of a contended `Limiter::run`), so all of them are *biased* to one
+//! thread: the first thread to count on a primitive becomes its owner and
+//! adds with a plain load and store to slots only it writes (exact: one
+//! writer); every other thread adds with a relaxed `fetch_add` to shared
+//! slots. Thread ids are never reused, so no second thread ever writes the
+//! owner's slots. Pauses are rare and always shared; the longest wait is
+//! written only when it grows. A lock-free `RateLimiter` or `TokenBucket`
+//! check counts its admission just before the CAS that makes it, so the
+//! count's store leaves with that locked write, and takes it back if a
+//! retry ends in a refusal ([`Counts::admit_ahead`]). Without `std` (no
+//! thread-local ids) and under loom every count is shared. A snapshot
+//! reads each figure once, so figures read while other threads admit may
+//! be from slightly different instants.
 
 use core::time::Duration;
 
@@ -26,63 +29,67 @@ use core::time::Duration;
 // invisible to loom's scheduler.
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Totals kept by every primitive (see the module docs).
+/// The counts kept by every primitive: admissions, refusals and waits (see
+/// the module docs). A semaphore keeps only these; a primitive with a clock
+/// keeps them inside [`Counters`], which adds wait times and pauses.
+///
+/// The owner's slots come first (`repr(C)`), the ones an admission after
+/// a wait touches first of all: a `Limiter` keeps its counters right after
+/// its fast word, so that they share the line the admitting CAS brings
+/// (see `limiter::state`).
 #[derive(Debug)]
-pub(crate) struct Counters {
+#[repr(C)]
+pub(crate) struct Counts {
     /// The thread that counts in `*_owned` (0: none yet).
     owner: AtomicU64,
     admitted_owned: AtomicU64,
+    waited_owned: AtomicU64,
     denied_owned: AtomicU64,
     admitted: AtomicU64,
-    denied: AtomicU64,
     waited: AtomicU64,
-    wait_ns: AtomicU64,
-    max_wait_ns: AtomicU64,
-    pauses: AtomicU64,
+    denied: AtomicU64,
 }
 
-impl Counters {
+impl Counts {
     pub(crate) const fn new() -> Self {
         Self {
             owner: AtomicU64::new(0),
             admitted_owned: AtomicU64::new(0),
+            waited_owned: AtomicU64::new(0),
             denied_owned: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
-            denied: AtomicU64::new(0),
             waited: AtomicU64::new(0),
-            wait_ns: AtomicU64::new(0),
-            max_wait_ns: AtomicU64::new(0),
-            pauses: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
         }
     }
 
-    /// Adds one to `owned` if this thread owns the counters (or becomes
-    /// their owner now), else to `shared` (see the module docs).
+    /// Whether this thread owns the counts (or becomes their owner now):
+    /// then it adds to the `*_owned` slots, else to the shared ones (see the
+    /// module docs).
     #[inline(always)]
-    fn add(&self, owned: &AtomicU64, shared: &AtomicU64) {
-        // Relaxed throughout: statistics order nothing, and `owned` has a
-        // single writer, the owner thread.
+    fn owned(&self) -> bool {
+        // Relaxed: statistics order nothing.
         let me = thread_id();
-        if me != 0 {
-            let owner = self.owner.load(Ordering::Relaxed);
-            if owner == me
-                || (owner == 0
-                    && self
-                        .owner
-                        .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok())
-            {
-                owned.store(owned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                return;
-            }
+        if me == 0 {
+            return false;
         }
-        shared.fetch_add(1, Ordering::Relaxed);
+        let owner = self.owner.load(Ordering::Relaxed);
+        owner == me
+            || (owner == 0
+                && self
+                    .owner
+                    .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
     }
 
     /// One request admitted.
     #[inline(always)]
     pub(crate) fn admit(&self) {
-        self.add(&self.admitted_owned, &self.admitted);
+        if self.owned() {
+            bump(&self.admitted_owned, 1);
+        } else {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one admission ahead of the CAS that makes it (see the module
@@ -111,26 +118,92 @@ impl Counters {
     /// One request refused (a failed `try_*` / `check`, or a deadline).
     #[inline]
     pub(crate) fn deny(&self) {
-        self.add(&self.denied_owned, &self.denied);
-    }
-
-    /// One request admitted after waiting `ns` (on the primitive's clock).
-    #[cold]
-    pub(crate) fn admit_after(&self, ns: u64) {
-        self.admit();
-        self.waited.fetch_add(1, Ordering::Relaxed);
-        self.wait_ns.fetch_add(ns, Ordering::Relaxed);
-        // A locked write only for a new maximum (`fetch_max` always writes).
-        if ns > self.max_wait_ns.load(Ordering::Relaxed) {
-            self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        if self.owned() {
+            bump(&self.denied_owned, 1);
+        } else {
+            self.denied.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// One request admitted after queueing, on a primitive without a clock.
     #[cold]
     pub(crate) fn admit_queued(&self) {
-        self.admit();
-        self.waited.fetch_add(1, Ordering::Relaxed);
+        self.admit_waited();
+    }
+
+    /// Counts an admission after a wait; returns whether it went to the
+    /// owner's slots (so that [`Counters`] adds the wait's time beside it).
+    #[inline(always)]
+    fn admit_waited(&self) -> bool {
+        if self.owned() {
+            bump(&self.admitted_owned, 1);
+            bump(&self.waited_owned, 1);
+            true
+        } else {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+            self.waited.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// The counts; no wait times (a semaphore has no clock).
+    pub(crate) fn snapshot(&self) -> Totals {
+        Totals {
+            admitted: sum(&self.admitted_owned, &self.admitted),
+            denied: sum(&self.denied_owned, &self.denied),
+            waited: sum(&self.waited_owned, &self.waited),
+            wait_total: Duration::ZERO,
+            wait_max: Duration::ZERO,
+        }
+    }
+}
+
+/// The [`Counts`] of a primitive with a clock, with the time its requests
+/// waited (biased to the same owner thread) and the pauses requested.
+/// Derefs to its counts, for `admit`, `deny` and `admit_ahead`. Laid out
+/// in the order an admission after a wait touches its fields, pauses last
+/// (`repr(C)`, as [`Counts`]).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Counters {
+    counts: Counts,
+    wait_ns_owned: AtomicU64,
+    wait_ns: AtomicU64,
+    max_wait_ns: AtomicU64,
+    pauses: AtomicU64,
+}
+
+impl core::ops::Deref for Counters {
+    type Target = Counts;
+
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Self {
+            counts: Counts::new(),
+            wait_ns_owned: AtomicU64::new(0),
+            wait_ns: AtomicU64::new(0),
+            max_wait_ns: AtomicU64::new(0),
+            pauses: AtomicU64::new(0),
+        }
+    }
+
+    /// One request admitted after waiting `ns` (on the primitive's clock).
+    #[cold]
+    pub(crate) fn admit_after(&self, ns: u64) {
+        if self.counts.admit_waited() {
+            bump(&self.wait_ns_owned, ns);
+        } else {
+            self.wait_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+        // A locked write only for a new maximum (`fetch_max` always writes).
+        if ns > self.max_wait_ns.load(Ordering::Relaxed) {
+            self.max_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        }
     }
 
     /// One pause requested (`pause_for` / `pause_until`).
@@ -146,21 +219,37 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Totals {
         Totals {
-            admitted: self.admitted_owned.load(Ordering::Relaxed)
-                + self.admitted.load(Ordering::Relaxed),
-            denied: self.denied_owned.load(Ordering::Relaxed) + self.denied.load(Ordering::Relaxed),
-            waited: self.waited.load(Ordering::Relaxed),
-            wait_total: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
+            wait_total: Duration::from_nanos(sum(&self.wait_ns_owned, &self.wait_ns)),
             wait_max: Duration::from_nanos(self.max_wait_ns.load(Ordering::Relaxed)),
+            ..self.counts.snapshot()
         }
     }
 }
 
-/// An admission counted by [`Counters::admit_ahead`] before the CAS that
+/// Adds `n` to a slot only this thread writes: a plain load and store, no
+/// locked read-modify-write. Wrapping, as `fetch_add` on the shared slots
+/// (a figure is the sum of its two slots modulo 2^64; only a wait total
+/// on a hand-advanced clock can get there).
+#[inline(always)]
+fn bump(owned: &AtomicU64, n: u64) {
+    owned.store(
+        owned.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// A figure: its owner's slot and its shared slot (see [`bump`]).
+fn sum(owned: &AtomicU64, shared: &AtomicU64) -> u64 {
+    owned
+        .load(Ordering::Relaxed)
+        .wrapping_add(shared.load(Ordering::Relaxed))
+}
+
+/// An admission counted by [`Counts::admit_ahead`] before the CAS that
 /// makes it: dropped without [`keep`](Ahead::keep), it takes the count
 /// back.
 #[must_use]
-pub(crate) struct Ahead<'a>(&'a Counters);
+pub(crate) struct Ahead<'a>(&'a Counts);
 
 impl Ahead<'_> {
     /// The CAS made the admission: the count stands.
@@ -176,7 +265,7 @@ impl Drop for Ahead<'_> {
     }
 }
 
-/// This thread's id for [`Counters`]: unique for the life of the process,
+/// This thread's id for [`Counts`]: unique for the life of the process,
 /// never 0 (ids from a 64-bit counter do not run out).
 #[cfg(all(feature = "std", not(loom)))]
 #[inline(always)]
@@ -205,6 +294,12 @@ fn thread_id() -> u64 {
 }
 
 impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for Counts {
     fn default() -> Self {
         Self::new()
     }
@@ -381,5 +476,83 @@ impl Totals {
             wait_total: self.wait_total.saturating_add(other.wait_total),
             wait_max: self.wait_max.max(other.wait_max),
         }
+    }
+}
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Three threads count waits at once, the first of them the owner:
+    /// every figure is the exact sum, whichever slots each thread used.
+    #[test]
+    fn waits_are_exact_across_the_owner_and_the_other_threads() {
+        const PER_THREAD: u64 = 100_000;
+        let counters = Counters::new();
+        // This thread counts first: it owns the slots from here on.
+        counters.admit();
+        std::thread::scope(|s| {
+            for thread in 1..=3u64 {
+                let counters = &counters;
+                s.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        counters.admit_after(thread * 1_000 + i % 7);
+                        if i % 2 == 0 {
+                            counters.deny();
+                        }
+                    }
+                });
+            }
+            for i in 0..PER_THREAD {
+                counters.admit_after(i % 5);
+            }
+        });
+        let totals = counters.snapshot();
+        let mut wait_ns = (0..PER_THREAD).map(|i| i % 5).sum::<u64>();
+        for thread in 1..=3u64 {
+            wait_ns += (0..PER_THREAD).map(|i| thread * 1_000 + i % 7).sum::<u64>();
+        }
+        assert_eq!(totals.admitted, 1 + 4 * PER_THREAD);
+        assert_eq!(totals.waited, 4 * PER_THREAD);
+        assert_eq!(totals.denied, 3 * PER_THREAD / 2);
+        assert_eq!(totals.wait_total, Duration::from_nanos(wait_ns));
+        assert_eq!(totals.wait_max, Duration::from_nanos(3_006));
+    }
+
+    /// A semaphore's queued admissions: counted in `admitted` and `waited`,
+    /// no times.
+    #[test]
+    fn queued_admissions_count_on_every_thread() {
+        let counts = Counts::new();
+        counts.admit_queued();
+        std::thread::scope(|s| {
+            s.spawn(|| counts.admit_queued());
+        });
+        let totals = counts.snapshot();
+        assert_eq!((totals.admitted, totals.waited), (2, 2));
+        assert_eq!(
+            (totals.wait_total, totals.wait_max),
+            (Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    /// Wait totals wrap as `fetch_add` does (a hand-advanced clock can
+    /// report waits that add up past `u64::MAX` ns); nothing panics.
+    #[test]
+    fn a_wait_total_past_u64_max_wraps_in_both_slots() {
+        let counters = Counters::new();
+        counters.admit_after(u64::MAX);
+        counters.admit_after(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                counters.admit_after(u64::MAX);
+                counters.admit_after(3);
+            });
+        });
+        let totals = counters.snapshot();
+        assert_eq!(totals.waited, 4);
+        // 2 * (2^64 - 1) + 5 = 3 (mod 2^64).
+        assert_eq!(totals.wait_total, Duration::from_nanos(3));
+        assert_eq!(totals.wait_max, Duration::from_nanos(u64::MAX));
     }
 }

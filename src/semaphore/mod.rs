@@ -84,7 +84,7 @@ pub struct Semaphore {
 }
 
 // The state word, the locked wait list, `total`, `capacity` and the stats
-// counters (72 B of them, 24 for the owner thread's lock-free slots);
+// counts (56 B of them, 24 for the owner thread's lock-free slots);
 // nothing only a `BoundedSemaphore` needs (it was 120 B with a detached
 // count and a `bounded` flag). 64-bit std build.
 #[cfg(all(not(loom), feature = "std", target_pointer_width = "64"))]

@@ -40,7 +40,7 @@ use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 
 use crate::error::{AcquireError, TryAcquireError};
-use crate::stats::Counters;
+use crate::stats::Counts;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
 use crate::wait_list::{Link, LinkedList, Pointers, WakeBatch, WakerSlot};
 
@@ -78,7 +78,7 @@ pub(crate) struct RawSemaphore {
     /// Largest request that can ever be served: `MAX_PERMITS` for a plain
     /// semaphore, the capacity of a bounded one.
     capacity: usize,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Counts,
 }
 
 /// The FIFO of queued acquirers: the crate's one intrusive list.
@@ -140,7 +140,7 @@ impl RawSemaphore {
                 waiters: Mutex::new(LinkedList::new()),
                 total: AtomicUsize::new(permits),
                 capacity,
-                counters: Counters::new(),
+                counters: Counts::new(),
             }
         }
     }
