@@ -444,7 +444,9 @@ impl Adaptive {
         self.state.lock().limit
     }
 
-    /// A request of weight `w` was admitted.
+    /// A request of weight `w` was admitted. Out of line: a lock that
+    /// every admission of a fixed limit would otherwise carry inlined.
+    #[inline(never)]
     pub(crate) fn admitted(&self, w: usize) {
         self.state.lock().in_flight += w;
     }
