@@ -355,7 +355,10 @@ impl<C: Clock> Stages<C> {
             inner.counters.admit();
             return Poll::Ready(Ok(admitted));
         }
-        let output = self.as_mut().poll_stages(inner, cx);
+        let output = match self.as_mut().admit_handed_over(inner, cx) {
+            Some(admitted) => Poll::Ready(Ok(admitted)),
+            None => self.as_mut().poll_stages(inner, cx),
+        };
         // For `stats`: the clock is read only when it starts to wait.
         let since = self.project().since;
         match &output {
@@ -374,8 +377,10 @@ impl<C: Clock> Stages<C> {
     /// minimum hold, nobody at the rate gate, rates that conform now):
     /// admitted at once, as a hand-written semaphore + rate limiter pair
     /// would admit it, without the stage machine. Any other case returns
-    /// `None`, having taken the slot if it was free (the stage is then
-    /// `Gate`, where [`poll_stages`](Self::poll_stages) goes on).
+    /// `None`: having changed nothing; or, the request validated and the
+    /// slot not free, at the `Slot` stage; or having taken the slot (the
+    /// stage is then `Gate`), and [`poll_stages`](Self::poll_stages) goes on
+    /// from there.
     #[inline(always)]
     fn admit_idle(self: Pin<&mut Self>, inner: &Inner<C>) -> Option<Admitted> {
         let this = self.project();
@@ -390,11 +395,61 @@ impl<C: Clock> Stages<C> {
         }
         if let Some(slots) = &inner.slots {
             if slots.has_hold() || !slots.sem.raw.try_acquire_fast::<UNCOUNTED>(w as usize) {
+                // Validated: the stage machine goes on from the slot stage,
+                // as its `Start` would.
+                *this.stage = Stage::Slot;
                 return None;
             }
             this.flags.set(Flags::SLOT, true);
         }
         *this.stage = Stage::Gate;
+        let now = inner.now_ns();
+        inner
+            .try_admit_idle(w, now)
+            .then(|| admit(inner, this.flags, this.stage, w, now))
+    }
+
+    /// The poll after a queued request's slot was handed over (the
+    /// contended shape), on a limiter without a minimum hold, rate sources
+    /// or a key above it: takes the slot and is admitted at once if the
+    /// rates conform and nobody is at the rate gate, as in
+    /// [`admit_idle`](Self::admit_idle), without the stage machine's
+    /// set-up. Any other case returns `None` having changed nothing, or
+    /// having taken the slot (the stage is then `Gate`, where
+    /// [`poll_stages`](Self::poll_stages) goes on): the same steps the
+    /// stage machine takes, in the same order.
+    #[inline(always)]
+    fn admit_handed_over(
+        self: Pin<&mut Self>,
+        inner: &Inner<C>,
+        cx: &mut Context<'_>,
+    ) -> Option<Admitted> {
+        let mut this = self.project();
+        if *this.stage != Stage::Slot
+            || this.co.is_some()
+            || this.flags.has(Flags::SLOTS_ONLY)
+            || !inner.sources.is_empty()
+        {
+            return None;
+        }
+        let slots = inner.slots.as_ref().expect("a slot stage implies slots");
+        if slots.has_hold() {
+            return None;
+        }
+        let WaitProj::Queued { node } = this.wait.as_mut().project() else {
+            return None;
+        };
+        if !node.granted() {
+            return None;
+        }
+        // Completes with the one load `granted` made (uncounted, as every
+        // stage's semaphore).
+        let taken = node.poll_acquire::<UNCOUNTED>(&slots.sem.raw, cx);
+        debug_assert!(matches!(taken, Poll::Ready(Ok(()))));
+        this.wait.set(Wait::Idle);
+        this.flags.set(Flags::SLOT, true);
+        *this.stage = Stage::Gate;
+        let w = *this.weight;
         let now = inner.now_ns();
         inner
             .try_admit_idle(w, now)

@@ -550,6 +550,15 @@ impl Waiter {
         self.num.get()
     }
 
+    /// Whether the node is queued and its permits were all handed over:
+    /// [`poll_acquire`](Self::poll_acquire) then completes with one load
+    /// (a caller that would take a shorter path on a grant asks first).
+    #[inline]
+    pub(crate) fn granted(&self) -> bool {
+        // Acquire: as in `poll_acquire`.
+        self.stage.get() == Stage::Queued && self.remaining.load(Ordering::Acquire) == 0
+    }
+
     /// Takes the stored waker. Caller holds the lock.
     fn take_waker(&self) -> Option<Waker> {
         // SAFETY: the waker is only touched with the lock held.
