@@ -21,10 +21,15 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+// The admit-all quotas of the timed benches, alone (the rest of `support`
+// is criterion's and tokio's).
+#[path = "support/quota.rs"]
+mod quota;
+use quota::{admit_all, governor_admit_all, nz};
 
 /// Operations per measured call: enough that the loop and the call around
 /// it vanish in the division (they cost a few instructions in all).
@@ -62,20 +67,6 @@ fn ready<F: Future>(fut: F) -> F::Output {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("an uncontended operation must complete on its first poll"),
     }
-}
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).expect("non-zero")
-}
-
-/// A quota that never denies here (as in benches/rate.rs): one cell per
-/// nanosecond, burst u32::MAX.
-fn admit_all() -> limiters::Quota {
-    limiters::Quota::per_second(1_000_000_000).allow_burst(u32::MAX)
-}
-
-fn governor_admit_all() -> governor::Quota {
-    governor::Quota::per_second(nz(1_000_000_000)).allow_burst(nz(u32::MAX))
 }
 
 fn token_bucket(max: u32, initial: u32, refill: u32, interval: Duration) -> limiters::TokenBucket {

@@ -21,6 +21,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+// `nz` of the timed benches' quotas (the rest of `support` is criterion's
+// and tokio's).
+#[allow(dead_code)]
+#[path = "support/quota.rs"]
+mod quota;
+use quota::nz;
+
 /// Waiters per measurement.
 const N: usize = 1000;
 
@@ -84,10 +91,6 @@ fn allocs_per_wait<H, F: Future>(held: H, mut make: impl FnMut() -> F) -> f64 {
 /// Rate-limited waiters per measurement, and their rate.
 const RATE_WAITERS: usize = 50;
 const RATE_WAIT_HZ: u32 = 1000;
-
-fn nz(n: u32) -> std::num::NonZeroU32 {
-    std::num::NonZeroU32::new(n).unwrap()
-}
 
 fn token_bucket(per_second: u32) -> limiters::TokenBucket {
     limiters::TokenBucket::builder()

@@ -1,4 +1,5 @@
-//! The admit-all quotas the rate and composite scenarios share.
+//! The admit-all quotas every bench shares (`rate.rs`, scenario 7 in
+//! `support::composite`, `instructions.rs`; `memory.rs` uses `nz`).
 
 use std::num::NonZeroU32;
 
