@@ -82,14 +82,21 @@ impl Counts {
                     .is_ok())
     }
 
+    /// Adds one to `owned` if this thread owns the counts, else to
+    /// `shared`.
+    #[inline(always)]
+    fn add(&self, owned: &AtomicU64, shared: &AtomicU64) {
+        if self.owned() {
+            bump(owned, 1);
+        } else {
+            shared.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// One request admitted.
     #[inline(always)]
     pub(crate) fn admit(&self) {
-        if self.owned() {
-            bump(&self.admitted_owned, 1);
-        } else {
-            self.admitted.fetch_add(1, Ordering::Relaxed);
-        }
+        self.add(&self.admitted_owned, &self.admitted);
     }
 
     /// Counts one admission ahead of the CAS that makes it (see the module
@@ -104,10 +111,10 @@ impl Counts {
     /// Takes back an [`admit`](Self::admit) of this thread's.
     #[cold]
     fn unadmit(&self) {
-        // The same slot `admit` chose: the owner never changes once set,
-        // and this thread either was it or could not become it.
-        let me = thread_id();
-        if me != 0 && self.owner.load(Ordering::Relaxed) == me {
+        // The same slot `admit` chose: the owner never changes once set
+        // (so `owned` claims nothing now), and this thread either was it or
+        // could not become it.
+        if self.owned() {
             let owned = &self.admitted_owned;
             owned.store(owned.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         } else {
@@ -118,11 +125,7 @@ impl Counts {
     /// One request refused (a failed `try_*` / `check`, or a deadline).
     #[inline]
     pub(crate) fn deny(&self) {
-        if self.owned() {
-            bump(&self.denied_owned, 1);
-        } else {
-            self.denied.fetch_add(1, Ordering::Relaxed);
-        }
+        self.add(&self.denied_owned, &self.denied);
     }
 
     /// One request admitted after queueing, on a primitive without a clock.
