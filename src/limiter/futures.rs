@@ -355,7 +355,7 @@ impl<C: Clock> Stages<C> {
             inner.counters.admit();
             return Poll::Ready(Ok(admitted));
         }
-        let output = match self.as_mut().admit_handed_over(inner, cx) {
+        let output = match self.as_mut().admit_handed_over(inner) {
             Some(admitted) => Poll::Ready(Ok(admitted)),
             None => self.as_mut().poll_stages(inner, cx),
         };
@@ -386,9 +386,7 @@ impl<C: Clock> Stages<C> {
         let this = self.project();
         let w = *this.weight;
         if *this.stage != Stage::Start
-            || this.co.is_some()
-            || this.flags.has(Flags::SLOTS_ONLY)
-            || !inner.sources.is_empty()
+            || !idle_shape(inner, this.co, *this.flags)
             || inner.validate(w).is_err()
         {
             return None;
@@ -402,11 +400,7 @@ impl<C: Clock> Stages<C> {
             }
             this.flags.set(Flags::SLOT, true);
         }
-        *this.stage = Stage::Gate;
-        let now = inner.now_ns();
-        inner
-            .try_admit_idle(w, now)
-            .then(|| admit(inner, this.flags, this.stage, w, now))
+        admit_at_idle_gate(inner, this.flags, this.stage, w)
     }
 
     /// The poll after a queued request's slot was handed over (the
@@ -419,17 +413,9 @@ impl<C: Clock> Stages<C> {
     /// [`poll_stages`](Self::poll_stages) goes on): the same steps the
     /// stage machine takes, in the same order.
     #[inline(always)]
-    fn admit_handed_over(
-        self: Pin<&mut Self>,
-        inner: &Inner<C>,
-        cx: &mut Context<'_>,
-    ) -> Option<Admitted> {
+    fn admit_handed_over(self: Pin<&mut Self>, inner: &Inner<C>) -> Option<Admitted> {
         let mut this = self.project();
-        if *this.stage != Stage::Slot
-            || this.co.is_some()
-            || this.flags.has(Flags::SLOTS_ONLY)
-            || !inner.sources.is_empty()
-        {
+        if *this.stage != Stage::Slot || !idle_shape(inner, this.co, *this.flags) {
             return None;
         }
         let slots = inner.slots.as_ref().expect("a slot stage implies slots");
@@ -439,21 +425,12 @@ impl<C: Clock> Stages<C> {
         let WaitProj::Queued { node } = this.wait.as_mut().project() else {
             return None;
         };
-        if !node.granted() {
+        if !node.take_grant() {
             return None;
         }
-        // Completes with the one load `granted` made (uncounted, as every
-        // stage's semaphore).
-        let taken = node.poll_acquire::<UNCOUNTED>(&slots.sem.raw, cx);
-        debug_assert!(matches!(taken, Poll::Ready(Ok(()))));
         this.wait.set(Wait::Idle);
         this.flags.set(Flags::SLOT, true);
-        *this.stage = Stage::Gate;
-        let w = *this.weight;
-        let now = inner.now_ns();
-        inner
-            .try_admit_idle(w, now)
-            .then(|| admit(inner, this.flags, this.stage, w, now))
+        admit_at_idle_gate(inner, this.flags, this.stage, *this.weight)
     }
 
     // Out of line: its set-up (every stage's state) would otherwise be paid
@@ -699,6 +676,31 @@ impl<C: Clock> Stages<C> {
             }
         }
     }
+}
+
+/// Whether a request may take the idle paths (`admit_idle`,
+/// `admit_handed_over`): no key's limiter above it, not stopping after the
+/// slot stages, no rate sources to ask.
+#[inline(always)]
+fn idle_shape<C: Clock>(inner: &Inner<C>, co: &Option<Arc<Inner<C>>>, flags: Flags) -> bool {
+    co.is_none() && !flags.has(Flags::SLOTS_ONLY) && inner.sources.is_empty()
+}
+
+/// The rate gate's idle path for a request holding its slot (if any): at
+/// the `Gate` stage, admitted now if nobody is at the gate and the rates
+/// conform; otherwise `None`, and `poll_stages` goes on from `Gate`.
+#[inline(always)]
+fn admit_at_idle_gate<C: Clock>(
+    inner: &Inner<C>,
+    flags: &mut Flags,
+    stage: &mut Stage,
+    w: u32,
+) -> Option<Admitted> {
+    *stage = Stage::Gate;
+    let now = inner.now_ns();
+    inner
+        .try_admit_idle(w, now)
+        .then(|| admit(inner, flags, stage, w, now))
 }
 
 /// Turns what the request holds (its slot, its place in `running`) into its

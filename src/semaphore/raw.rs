@@ -550,13 +550,26 @@ impl Waiter {
         self.num.get()
     }
 
-    /// Whether the node is queued and its permits were all handed over:
-    /// [`poll_acquire`](Self::poll_acquire) then completes with one load
-    /// (a caller that would take a shorter path on a grant asks first).
+    /// Whether a queued node's permits were all handed over (by the grant
+    /// that unlinked it: no lock needed). Acquire: pairs with the granting
+    /// store, as in `poll_queued`.
     #[inline]
-    pub(crate) fn granted(&self) -> bool {
-        // Acquire: as in `poll_acquire`.
-        self.stage.get() == Stage::Queued && self.remaining.load(Ordering::Acquire) == 0
+    fn handed_over(&self) -> bool {
+        self.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Completes a queued node whose permits were all handed over, as the
+    /// poll after a wake-up in [`poll_acquire`](Self::poll_acquire) does
+    /// (uncounted): `true` if they were (the node is `Done` and the caller
+    /// owns them), `false` with nothing changed. For a caller that takes a
+    /// shorter path than `poll_acquire` when the grant is there.
+    #[inline]
+    pub(crate) fn take_grant(&self) -> bool {
+        let granted = self.stage.get() == Stage::Queued && self.handed_over();
+        if granted {
+            self.stage.set(Stage::Done);
+        }
+        granted
     }
 
     /// Takes the stored waker. Caller holds the lock.
@@ -584,10 +597,8 @@ impl Waiter {
         let node: &Waiter = &self;
         let ready = match node.stage.get() {
             Stage::Idle => sem.try_acquire_fast::<COUNT>(node.num.get()),
-            // Woken by the grant that unlinked us: no lock needed. Acquire:
-            // as in `poll_queued`.
             Stage::Queued => {
-                let granted = node.remaining.load(Ordering::Acquire) == 0;
+                let granted = node.handed_over();
                 if COUNT && granted {
                     sem.counters.admit_queued();
                 }
